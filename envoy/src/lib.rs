@@ -1,0 +1,1 @@
+//! breakwater-envoy

@@ -1,0 +1,1 @@
+//! breakwater-host-tests

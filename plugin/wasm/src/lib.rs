@@ -1,0 +1,132 @@
+//! Builds the current `breakwater.wasm`, or another wasm crate of this workspace, for the tests,
+//! the demo and the benchmarks.
+//!
+//! # Why a build step at run time
+//! A test must never run a stale `.wasm`. Rather than trust a file on disk, every process that
+//! needs the module asks cargo to build it once: cargo's own freshness check rebuilds exactly when
+//! the sources changed, and cargo's file lock makes concurrent test binaries wait for one build.
+//!
+//! The build goes to its own target directory, `target/wasm/`, because the `cargo test` that
+//! started us may still hold the lock on `target/` itself.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The wasm target every module is built for.
+pub const TARGET: &str = "wasm32-wasip1";
+
+/// Why a module could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildError {
+    #[error("could not run `{cargo}` to build {package}.wasm: {reason}")]
+    Spawn {
+        cargo: String,
+        package: String,
+        reason: String,
+    },
+    #[error(
+        "`cargo build --release --target {TARGET} -p {package}` failed \
+         (is the target installed? `rustup target add {TARGET}`):\n{stderr}"
+    )]
+    Failed { package: String, stderr: String },
+    #[error("cargo reported success but {0} is missing")]
+    Missing(PathBuf),
+}
+
+/// The workspace root (the directory holding the root `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("plugin/wasm sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// The target directory the modules are built in.
+pub fn target_dir() -> PathBuf {
+    workspace_root().join("target").join("wasm")
+}
+
+/// The current `breakwater.wasm`, built (or rebuilt) first if needed.
+pub fn breakwater() -> Result<PathBuf, BuildError> {
+    build("breakwater")
+}
+
+/// The current module of workspace crate `package`, built (or rebuilt) first if needed; once per
+/// process and package.
+pub fn build(package: &str) -> Result<PathBuf, BuildError> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, BuildError>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Holding the lock across the build serializes this process's builds, which cargo would do
+    // anyway, and makes a second caller wait for the first one's result instead of racing it.
+    let mut built = built
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    built
+        .entry(package.to_string())
+        .or_insert_with(|| run_cargo(package))
+        .clone()
+}
+
+fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let target_dir = target_dir();
+    let output = Command::new(&cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "--target", TARGET, "-p", package])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // A build script or test runner may have set these for the outer build; they must not
+        // redirect or reconfigure this one.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .map_err(|e| BuildError::Spawn {
+            cargo: cargo.clone(),
+            package: package.to_string(),
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(BuildError::Failed {
+            package: package.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    let artifact = target_dir
+        .join(TARGET)
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    if artifact.is_file() {
+        Ok(artifact)
+    } else {
+        Err(BuildError::Missing(artifact))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_root_holds_the_workspace_manifest() {
+        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+            .expect("the root Cargo.toml is readable");
+        assert!(
+            manifest.contains("[workspace]"),
+            "root manifest is the workspace"
+        );
+    }
+
+    #[test]
+    fn an_unknown_package_fails_with_cargos_message() {
+        let err = build("no-such-package-here").expect_err("cargo cannot build a missing package");
+        assert!(
+            err.to_string().contains("no-such-package-here"),
+            "the error names the package: {err}"
+        );
+    }
+}
