@@ -1,0 +1,1 @@
+//! The proxy-wasm glue (wasm32 only).
