@@ -1,0 +1,47 @@
+//! Breaker events become log lines and metrics, as the seed does: a warning when a breaker opens,
+//! info when it half-opens and closes, and counters for each so operators can alert on them.
+
+use crate::core::breaker::Events;
+
+use super::metrics::Counter;
+use super::worker::Worker;
+
+/// The state gauge's values.
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+
+/// Logs and counts what a breaker transition reported.
+pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
+    if let Some(opened) = events.opened() {
+        log::warn!(
+            "breakwater: circuit breaker '{cluster}' OPEN after {}; open for {} ms",
+            opened.reason,
+            opened.open_for.as_millis()
+        );
+        w.metrics.add(cluster, Counter::BreakerOpened, 1);
+        w.metrics.state(cluster, OPEN);
+    }
+    if let Some(reason) = events.would_open() {
+        log::warn!("breakwater: circuit breaker '{cluster}' would OPEN after {reason} (shadow mode)");
+        w.metrics.add(cluster, Counter::BreakerWouldOpen, 1);
+    }
+    if events.half_opened() {
+        log::info!("breakwater: circuit breaker '{cluster}' entering HALF_OPEN");
+        w.metrics.add(cluster, Counter::BreakerHalfOpened, 1);
+        w.metrics.state(cluster, HALF_OPEN);
+    }
+    if events.closed() {
+        log::info!("breakwater: circuit breaker '{cluster}' closed");
+        w.metrics.add(cluster, Counter::BreakerClosed, 1);
+        w.metrics.state(cluster, CLOSED);
+    }
+    let reclaimed = events.probes_reclaimed();
+    if reclaimed > 0 {
+        log::info!(
+            "breakwater: circuit breaker '{cluster}' reclaimed {reclaimed} probe slot(s) after probe_timeout"
+        );
+        w.metrics
+            .add(cluster, Counter::ProbesReclaimed, u64::from(reclaimed));
+    }
+}

@@ -1,0 +1,107 @@
+//! Small, panic-free wrappers over the host calls the filter reads with: the clock, randomness,
+//! properties and header values.
+//!
+//! The SDK's convenience methods unwrap host results and decode header values as UTF-8 with
+//! `unwrap`; a header value with obs-text bytes would then trap the VM. Everything here goes
+//! through the `_bytes` host calls and decodes leniently.
+
+use std::convert::Infallible;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+
+use crate::core::Millis;
+
+/// The host clock in milliseconds since the Unix epoch; read once per callback.
+pub fn now() -> Millis {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| crate::core::millis(d))
+        .unwrap_or(0)
+}
+
+/// A property as UTF-8 text; `None` when absent, unreadable or not UTF-8.
+pub fn property_str(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// A property that Envoy encodes as an 8-byte little-endian integer (`response.flags`).
+pub fn property_u64(path: &[&str]) -> Option<u64> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(array))
+}
+
+/// One header value of `map` as text; `None` when absent or not UTF-8.
+pub fn header(map: MapType, name: &str) -> Option<String> {
+    let bytes = hostcalls::get_map_value_bytes(map, name).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// All headers of `map`. Values that are not UTF-8 are returned as `None` so that callers can
+/// decide (the SDK cannot send them on).
+pub fn headers(map: MapType) -> Vec<(String, Option<String>)> {
+    hostcalls::get_map_bytes(map)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, String::from_utf8(value).ok()))
+        .collect()
+}
+
+/// The `:status` of a header map as a number.
+pub fn status(map: MapType) -> Option<u16> {
+    header(map, ":status")?.trim().parse().ok()
+}
+
+/// Randomness from the host's `random_get` (WASI), for jitter. Falls back to a splitmix sequence
+/// seeded from the clock if the host ever refuses, rather than trapping.
+#[derive(Debug, Default)]
+pub struct HostRng {
+    fallback: u64,
+}
+
+impl rand_core::TryRng for HostRng {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok((self.next() >> 32) as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.next())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl HostRng {
+    fn next(&mut self) -> u64 {
+        if let Ok(value) = getrandom::u64() {
+            return value;
+        }
+        // splitmix64 over the clock: only used if random_get fails, which Envoy never does.
+        self.fallback = self
+            .fallback
+            .wrapping_add(now())
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.fallback;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Whole seconds for a `retry-after` header, rounded up and at least 1.
+pub fn retry_after_seconds(d: Duration) -> u64 {
+    let ms = crate::core::millis(d);
+    ms.div_ceil(1000).max(1)
+}

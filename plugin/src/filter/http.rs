@@ -1,0 +1,313 @@
+//! The HTTP context: one per client request.
+//!
+//! # Request
+//! Client `x-breakwater-*` headers are removed (a client cannot steer the filter). The route's
+//! cluster (`xds.cluster_name`) and name (`xds.route_name`) select the effective policy. The
+//! cluster's breaker admits the request, admits it as a half-open probe, or rejects it with the
+//! fallback, and the upstream is not contacted. A request that may be retried is copied as it
+//! passes (headers, then the body up to `max_request_body`): the filter never holds the request
+//! back to copy it.
+//!
+//! # Response
+//! The first attempt's response is classified. A failure that will be retried is paused here and
+//! the request moves to the worker's retry queue ([`super::retries`]); otherwise the outcome goes to
+//! the breaker and the response flows on untouched. The filter's own replies (fallback, the
+//! retried response) come back through this context's response callbacks and pass through.
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use crate::core::breaker::{Admission, Breaker};
+use crate::core::outcome::{Cause, Outcome};
+use crate::core::retry::eligible;
+use crate::policy::{BreakerMode, Effective};
+
+use super::exchange::{Exchange, Next, RequestCopy};
+use super::host;
+use super::metrics::Counter;
+use super::reply::{is_copied, send_fallback};
+use super::retries::{self, Job, Last, Stage as JobStage};
+use super::root::Config;
+use super::shared;
+use super::worker::{self, Worker};
+
+/// Where the stream is, as the filter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Not judged (no configuration, no cluster): everything passes.
+    PassThrough,
+    /// Sent upstream; the first response will be judged.
+    Forwarded,
+    /// The filter replied itself (fallback); its reply passes through.
+    Replied,
+    /// Retries own the response now; whatever comes back here passes through.
+    Retrying,
+    /// Judged; the rest passes through.
+    Done,
+}
+
+/// One client request.
+pub struct Stream {
+    id: u32,
+    config: Option<Rc<Config>>,
+    stage: Stage,
+    exchange: Option<Exchange>,
+}
+
+impl Stream {
+    pub fn new(id: u32, config: Option<Rc<Config>>) -> Stream {
+        Stream {
+            id,
+            config,
+            stage: Stage::PassThrough,
+            exchange: None,
+        }
+    }
+
+    /// Gates a new request; returns the action for `on_http_request_headers`.
+    fn admit(&mut self, w: &mut Worker, config: Rc<Config>) -> Action {
+        let now = host::now();
+        let headers = host::headers(MapType::HttpRequestHeaders);
+        for (name, _) in headers.iter().filter(|(n, _)| n.starts_with("x-breakwater-")) {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        }
+        let Some(cluster) = host::property_str(&["xds", "cluster_name"]).filter(|c| !c.is_empty())
+        else {
+            return Action::Continue;
+        };
+        let route = host::property_str(&["xds", "route_name"]).unwrap_or_default();
+        let effective = config.policy.lookup(&cluster, &route);
+        w.metrics.add(&cluster, Counter::Requests, 1);
+
+        let mut permit = None;
+        if let Some(policy) = effective.breaker.as_ref() {
+            let key = config.keys.breaker(&cluster);
+            let rng = &mut w.rng;
+            let updated = shared::update::<Breaker, _>(&key, |b| {
+                let step = b.admit(policy, now, rng);
+                ((step.value, step.events), step.changed)
+            });
+            let admission = updated.value.as_ref().map(|(a, _)| a.clone());
+            w.observe(
+                &cluster,
+                &key,
+                shared::Updated {
+                    value: updated.value.map(|(_, events)| events),
+                    error: updated.error,
+                },
+            );
+            match admission {
+                Some(Admission::Rejected(rejection)) => {
+                    send_fallback(policy, rejection.phase, rejection.retry_after);
+                    w.metrics.add(&cluster, Counter::Rejected, 1);
+                    self.stage = Stage::Replied;
+                    return Action::Pause;
+                }
+                Some(Admission::Admitted(p)) => {
+                    if policy.mode == BreakerMode::Shadow && p.would_reject() {
+                        w.metrics.add(&cluster, Counter::ShadowRejected, 1);
+                    }
+                    permit = Some(p);
+                }
+                // Shared data too contended to decide: fail open, unrecorded.
+                None => {}
+            }
+        }
+
+        if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
+            w.count_request(&config.keys, &cluster, budget, now);
+        }
+        let copy = request_copy(effective, &headers);
+        self.exchange = Some(Exchange {
+            config: Rc::clone(&config),
+            cluster,
+            route,
+            permit,
+            started: now,
+            attempt_started: now,
+            attempts: 1,
+            previous_delay: None,
+            copy,
+            withdrawal: None,
+            reported: false,
+        });
+        self.stage = Stage::Forwarded;
+        Action::Continue
+    }
+
+    /// Judges the first attempt's response.
+    fn judge(&mut self, w: &mut Worker) -> Action {
+        let Some(mut exchange) = self.exchange.take() else {
+            self.stage = Stage::Done;
+            return Action::Continue;
+        };
+        let now = host::now();
+        let outcome = response_outcome();
+        let retry_after = if outcome.is_success() {
+            None
+        } else {
+            host::header(MapType::HttpResponseHeaders, "retry-after")
+        };
+        match exchange.after_attempt(w, &outcome, retry_after.as_deref(), now) {
+            Next::Retry { due } => {
+                let job = Job {
+                    exchange,
+                    stage: JobStage::Waiting { due },
+                    last: Last::Held,
+                    outcome,
+                };
+                retries::schedule(w, self.id, job, now);
+                self.stage = Stage::Retrying;
+                Action::Pause
+            }
+            Next::Final(stop) => {
+                exchange.finish(w, &outcome, stop, now);
+                self.stage = Stage::Done;
+                Action::Continue
+            }
+        }
+    }
+
+    /// The stream ends (completed or abandoned): release whatever it still holds.
+    fn end(&mut self) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Done);
+        let exchange = self.exchange.take();
+        if stage != Stage::Retrying && exchange.as_ref().is_none_or(|e| e.reported) {
+            return;
+        }
+        let now = host::now();
+        let id = self.id;
+        worker::with(|w| {
+            if stage == Stage::Retrying {
+                retries::cancel(w, id, now);
+            }
+            if let Some(mut exchange) = exchange {
+                exchange.abandon(w, now);
+            }
+        });
+    }
+}
+
+/// The outcome of the stream's response: `:status`, and for 5xx or a missing status Envoy's
+/// response flags and code details (a 2xx–4xx needs no more host calls).
+fn response_outcome() -> Outcome {
+    let status = host::status(MapType::HttpResponseHeaders);
+    match status {
+        Some(code) if code < 500 => Outcome {
+            status,
+            cause: Cause::Upstream,
+        },
+        _ => {
+            let flags = host::property_u64(&["response", "flags"]).unwrap_or(0);
+            let details = host::property_str(&["response", "code_details"]).unwrap_or_default();
+            Outcome::from_response(status, flags, &details)
+        }
+    }
+}
+
+/// A copy of the request if it may be retried; the body follows in `on_http_request_body`.
+fn request_copy(effective: &Effective, headers: &[(String, Option<String>)]) -> Option<RequestCopy> {
+    let policy = effective.retry.as_ref().filter(|r| r.max_attempts > 1)?;
+    let method = headers
+        .iter()
+        .find(|(n, _)| n == ":method")
+        .and_then(|(_, v)| v.as_deref())?;
+    let has_key = policy
+        .idempotency_header
+        .as_deref()
+        .is_some_and(|key| headers.iter().any(|(n, _)| n == key));
+    eligible(policy, method, has_key).ok()?;
+    let mut copied = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !is_copied(name) {
+            continue;
+        }
+        // The SDK can only send UTF-8 header values: a request it cannot replay is not retried.
+        copied.push((name.clone(), value.clone()?));
+    }
+    Some(RequestCopy {
+        headers: copied,
+        body: Vec::new(),
+        trailers: Vec::new(),
+    })
+}
+
+impl Context for Stream {
+    fn on_done(&mut self) -> bool {
+        self.end();
+        true
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(config) = self.config.clone() else {
+            return Action::Continue;
+        };
+        worker::with(|w| self.admit(w, config)).unwrap_or(Action::Continue)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Action::Continue;
+        };
+        let Some(copy) = exchange.copy.as_mut() else {
+            return Action::Continue;
+        };
+        let limit = exchange
+            .config
+            .policy
+            .lookup(&exchange.cluster, &exchange.route)
+            .retry
+            .as_ref()
+            .map_or(0, |r| r.max_request_body);
+        if (copy.body.len() + body_size) as u64 > limit {
+            // Forwarded, but too large to keep for a retry.
+            exchange.copy = None;
+            return Action::Continue;
+        }
+        if let Ok(Some(chunk)) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            copy.body.extend_from_slice(&chunk);
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Action::Continue;
+        };
+        if exchange.copy.is_none() {
+            return Action::Continue;
+        }
+        let trailers: Option<Vec<(String, String)>> = host::headers(MapType::HttpRequestTrailers)
+            .into_iter()
+            .map(|(name, value)| Some((name, value?)))
+            .collect();
+        match trailers {
+            Some(trailers) => {
+                if let Some(copy) = exchange.copy.as_mut() {
+                    copy.trailers = trailers;
+                }
+            }
+            // The SDK can only send UTF-8 values: a request it cannot replay is not retried.
+            None => exchange.copy = None,
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.stage != Stage::Forwarded {
+            return Action::Continue;
+        }
+        worker::with(|w| self.judge(w)).unwrap_or(Action::Continue)
+    }
+}

@@ -1,0 +1,208 @@
+//! Envoy stats, per upstream cluster.
+//!
+//! # Names
+//! Every stat is named `breakwater.breakwater_cluster=.=<cluster>;.;<metric>` (and
+//! `…;.;reason=.=<reason>;.;retries_skipped_total` for skipped retries). That is Istio's tag
+//! encoding: a `stats_tags` entry with regex `(breakwater_cluster=\.=(.*?);\.;)` (which Istio's
+//! `extraStatTags: [breakwater_cluster]` generates) strips the tag from the name and turns it into a
+//! label, so Prometheus sees `breakwater_requests_total{breakwater_cluster="payments"}`. Cluster
+//! names may contain dots and `|` (Istio's `outbound|8080||svc.ns.svc.cluster.local`); a `;` would
+//! break the encoding and is replaced by `_`.
+//!
+//! Metric ids are defined lazily, once per cluster and metric in each worker VM, and cached.
+//! Counters from all workers add up in the same Envoy stat.
+
+use hashbrown::HashMap;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+/// The counters the filter keeps per cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Client requests routed to the cluster.
+    Requests,
+    /// Outcomes the breaker counted as failures (`failure_on`).
+    Failures,
+    /// Fallback replies served because the breaker was open (or `forced_open`).
+    Rejected,
+    /// Requests that `shadow` mode would have rejected.
+    ShadowRejected,
+    BreakerOpened,
+    BreakerHalfOpened,
+    BreakerClosed,
+    /// Times `shadow` mode would have opened the breaker.
+    BreakerWouldOpen,
+    /// Half-open probe slots given back after `probe_timeout`.
+    ProbesReclaimed,
+    /// Retry attempts dispatched.
+    Retries,
+    /// Client requests that succeeded after at least one retry.
+    RetrySuccesses,
+    /// Client requests that failed after `max_attempts` attempts.
+    RetriesExhausted,
+    /// Shared-data entries that did not decode and were replaced by a fresh state.
+    StateErrors,
+    /// Shared-data updates given up after too many compare-and-swap conflicts.
+    StateContention,
+}
+
+/// Why a retry that the outcome asked for did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    NotEligible,
+    Budget,
+    Deadline,
+    Breaker,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::NotEligible,
+        SkipReason::Budget,
+        SkipReason::Deadline,
+        SkipReason::Breaker,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SkipReason::NotEligible => "not_eligible",
+            SkipReason::Budget => "budget",
+            SkipReason::Deadline => "deadline",
+            SkipReason::Breaker => "breaker",
+        }
+    }
+}
+
+impl Counter {
+    const ALL: [Counter; 14] = [
+        Counter::Requests,
+        Counter::Failures,
+        Counter::Rejected,
+        Counter::ShadowRejected,
+        Counter::BreakerOpened,
+        Counter::BreakerHalfOpened,
+        Counter::BreakerClosed,
+        Counter::BreakerWouldOpen,
+        Counter::ProbesReclaimed,
+        Counter::Retries,
+        Counter::RetrySuccesses,
+        Counter::RetriesExhausted,
+        Counter::StateErrors,
+        Counter::StateContention,
+    ];
+
+    /// The metric part of the stat name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Requests => "requests_total",
+            Counter::Failures => "failures_total",
+            Counter::Rejected => "rejected_total",
+            Counter::ShadowRejected => "shadow_rejected_total",
+            Counter::BreakerOpened => "breaker_opened_total",
+            Counter::BreakerHalfOpened => "breaker_half_opened_total",
+            Counter::BreakerClosed => "breaker_closed_total",
+            Counter::BreakerWouldOpen => "breaker_would_open_total",
+            Counter::ProbesReclaimed => "probes_reclaimed_total",
+            Counter::Retries => "retries_total",
+            Counter::RetrySuccesses => "retry_successes_total",
+            Counter::RetriesExhausted => "retries_exhausted_total",
+            Counter::StateErrors => "state_errors_total",
+            Counter::StateContention => "state_contention_total",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The gauge of the breaker's state: 0 closed, 1 open, 2 half-open.
+pub const STATE_GAUGE: &str = "breaker_state";
+
+/// The stat name of `metric` for `cluster`.
+pub fn stat_name(cluster: &str, metric: &str) -> String {
+    format!(
+        "breakwater.breakwater_cluster=.={};.;{metric}",
+        cluster.replace(';', "_")
+    )
+}
+
+/// The stat name of the skipped-retries counter for `reason`.
+pub fn skipped_name(cluster: &str, reason: SkipReason) -> String {
+    stat_name(
+        cluster,
+        &format!("reason=.={};.;retries_skipped_total", reason.label()),
+    )
+}
+
+/// Lazily defined metric ids of one cluster.
+#[derive(Debug, Default)]
+struct ClusterIds {
+    counters: [Option<u32>; Counter::ALL.len()],
+    skipped: [Option<u32>; SkipReason::ALL.len()],
+    state: Option<u32>,
+}
+
+/// This worker's metric ids, per cluster.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    clusters: HashMap<String, ClusterIds>,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter of `cluster`. A host refusal is ignored: stats must never fail a
+    /// request.
+    pub fn add(&mut self, cluster: &str, counter: Counter, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let ids = self.ids(cluster);
+        let slot = &mut ids.counters[counter.index()];
+        if let Some(id) = define(slot, MetricType::Counter, || {
+            stat_name(cluster, counter.name())
+        }) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts one skipped retry.
+    pub fn skipped(&mut self, cluster: &str, reason: SkipReason) {
+        let ids = self.ids(cluster);
+        let index = SkipReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        if let Some(id) = define(&mut ids.skipped[index], MetricType::Counter, || {
+            skipped_name(cluster, reason)
+        }) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    /// Sets the breaker-state gauge of `cluster`.
+    pub fn state(&mut self, cluster: &str, value: u64) {
+        let ids = self.ids(cluster);
+        if let Some(id) = define(&mut ids.state, MetricType::Gauge, || {
+            stat_name(cluster, STATE_GAUGE)
+        }) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
+        // entry_ref allocates the key only on first use.
+        self.clusters.entry_ref(cluster).or_default()
+    }
+}
+
+fn define(
+    slot: &mut Option<u32>,
+    kind: MetricType,
+    name: impl FnOnce() -> String,
+) -> Option<u32> {
+    if slot.is_none() {
+        *slot = hostcalls::define_metric(kind, &name()).ok();
+    }
+    *slot
+}

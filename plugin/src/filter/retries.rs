@@ -1,0 +1,270 @@
+//! The worker's retries: a due-time queue driven by the root context's tick, dispatched HTTP
+//! calls, and the hand-back of the final response to the waiting client stream.
+//!
+//! # Flow
+//! The stream pauses its failed response and hands its [`Exchange`] here ([`schedule`]). When the
+//! retry is due, the tick checks the breaker again and dispatches the request copy to the same
+//! cluster with `x-breakwater-attempt: N` and `per_try_timeout` as the call's timeout. The call's
+//! response (or its failure: an error from `dispatch_http_call`, a synthesized 503/504, or a
+//! callback with no headers) is judged like the first attempt: another retry, or the end, where
+//! the stream gets that attempt's response through `set_effective_context` and
+//! `send_http_response`.
+//!
+//! # Timer
+//! The tick period always points at the earliest due retry and is 0 while nothing waits. A call
+//! to set it from a stream's callback sets its root's timer (proxy-wasm-cpp-host sets the timer of
+//! the calling context's root), and any root's tick serves the whole worker's queue, so a queue
+//! filled under an older configuration is still served after a reconfiguration.
+//!
+//! # Clients that leave
+//! A stream that ends while its retry waits removes it ([`cancel`]): nothing is dispatched, the
+//! budget goes back. A response that arrives for a stream that is gone is dropped without touching
+//! the stream (`set_effective_context` on a finished context would fail).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use hashbrown::HashMap;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
+use crate::core::outcome::Outcome;
+use crate::core::Millis;
+
+use super::exchange::{Exchange, Next};
+use super::host;
+use super::metrics::Counter;
+use super::reply::{self, Reply};
+use super::worker::Worker;
+
+/// What the client gets if its retries stop now.
+#[derive(Debug)]
+pub enum Last {
+    /// The first attempt's response, still paused in Envoy.
+    Held,
+    /// A retry's response.
+    Reply(Reply),
+    /// A retry that ended without a response (reset, refused, timed out).
+    Failed,
+}
+
+/// Where a retry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Waiting { due: Millis },
+    InFlight { token: u32 },
+}
+
+/// A client request with retries pending.
+#[derive(Debug)]
+pub struct Job {
+    pub exchange: Exchange,
+    pub stage: Stage,
+    pub last: Last,
+    /// The outcome of the latest attempt.
+    pub outcome: Outcome,
+}
+
+/// The worker's pending retries.
+#[derive(Debug, Default)]
+pub struct Retries {
+    /// By HTTP context id.
+    jobs: HashMap<u32, Job>,
+    /// Due times; entries of jobs since cancelled or moved on are skipped when popped.
+    queue: BinaryHeap<Reverse<(Millis, u32)>>,
+    /// Dispatched calls: token → HTTP context id.
+    calls: HashMap<u32, u32>,
+}
+
+impl Retries {
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    fn insert_waiting(&mut self, context_id: u32, job: Job) {
+        if let Stage::Waiting { due } = job.stage {
+            self.queue.push(Reverse((due, context_id)));
+        }
+        self.jobs.insert(context_id, job);
+    }
+
+    /// The earliest due time of a waiting retry, after dropping stale queue entries.
+    fn next_due(&mut self) -> Option<Millis> {
+        while let Some(Reverse((due, id))) = self.queue.peek().copied() {
+            if self.is_waiting(id, due) {
+                return Some(due);
+            }
+            self.queue.pop();
+        }
+        None
+    }
+
+    fn is_waiting(&self, id: u32, due: Millis) -> bool {
+        self.jobs
+            .get(&id)
+            .is_some_and(|job| job.stage == Stage::Waiting { due })
+    }
+
+    /// Removes and returns the jobs due at `now`.
+    fn take_due(&mut self, now: Millis) -> Vec<(u32, Job)> {
+        let mut due_jobs = Vec::new();
+        while let Some(Reverse((due, id))) = self.queue.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.queue.pop();
+            if self.is_waiting(id, due) {
+                if let Some(job) = self.jobs.remove(&id) {
+                    due_jobs.push((id, job));
+                }
+            }
+        }
+        due_jobs
+    }
+}
+
+/// Queues a retry of the stream `context_id` and arms the timer of the calling context's root.
+pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
+    w.retries.insert_waiting(context_id, job);
+    arm(w, now);
+}
+
+/// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
+pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
+    if let Some(mut job) = w.retries.jobs.remove(&context_id) {
+        job.exchange.abandon(w, now);
+    }
+}
+
+/// The root's tick: dispatches the due retries and re-arms the timer.
+pub fn tick(w: &mut Worker, root_id: u32, now: Millis) {
+    for (id, job) in w.retries.take_due(now) {
+        dispatch(w, root_id, id, job, now);
+    }
+    arm(w, now);
+}
+
+/// Points the calling context's root timer at the earliest due retry, or turns it off.
+pub fn arm(w: &mut Worker, now: Millis) {
+    let period = match w.retries.next_due() {
+        Some(due) => due.saturating_sub(now).max(1),
+        None => 0,
+    };
+    let _ = hostcalls::set_tick_period(Duration::from_millis(period));
+}
+
+fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
+    let exchange = &mut job.exchange;
+    if exchange.effective().breaker.is_some() && !exchange.breaker_closed(w) {
+        let outcome = job.outcome;
+        job.exchange
+            .finish(w, &outcome, Some(crate::core::retry::Stop::Breaker), now);
+        reply::deliver(w, root_id, id, &job, true, now);
+        return;
+    }
+    let attempt = exchange.attempts + 1;
+    let Some(call) = reply::call_for(exchange, attempt) else {
+        // A waiting job always has its copy; without one there is nothing to send.
+        let outcome = job.outcome;
+        job.exchange.finish(w, &outcome, None, now);
+        reply::deliver(w, root_id, id, &job, false, now);
+        return;
+    };
+    exchange.attempts = attempt;
+    exchange.attempt_started = now;
+    exchange.spend_budget();
+    w.metrics.add(&exchange.cluster, Counter::Retries, 1);
+    match hostcalls::dispatch_http_call(
+        &exchange.cluster,
+        call.headers(),
+        call.body,
+        call.trailers(),
+        call.timeout,
+    ) {
+        Ok(token) => {
+            job.stage = Stage::InFlight { token };
+            w.retries.calls.insert(token, id);
+            w.retries.jobs.insert(id, job);
+        }
+        Err(status) => {
+            log::debug!(
+                "breakwater: retry {attempt} to cluster '{}' could not be dispatched ({status:?})",
+                exchange.cluster
+            );
+            conclude(w, root_id, id, job, Outcome::dispatch_failed(), None, now);
+        }
+    }
+}
+
+/// The root received the response of a dispatched retry.
+pub fn call_response(
+    w: &mut Worker,
+    root_id: u32,
+    token: u32,
+    num_headers: usize,
+    body_size: usize,
+    now: Millis,
+) {
+    let Some(id) = w.retries.calls.remove(&token) else {
+        return;
+    };
+    let Some(job) = w.retries.jobs.remove(&id) else {
+        // The client went away while the retry was in flight.
+        return;
+    };
+    let status = if num_headers == 0 {
+        None
+    } else {
+        host::status(MapType::HttpCallResponseHeaders)
+    };
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let outcome = Outcome::from_call(status, &body);
+    let reply = status.map(|status| Reply::from_call(status, body));
+    conclude(w, root_id, id, job, outcome, Some(reply), now);
+}
+
+/// Judges a retry's result: schedules the next one or delivers this one. `last` is `None` when
+/// the attempt never left (the previous response stays the one to deliver).
+fn conclude(
+    w: &mut Worker,
+    root_id: u32,
+    id: u32,
+    mut job: Job,
+    outcome: Outcome,
+    last: Option<Option<Reply>>,
+    now: Millis,
+) {
+    if let Some(last) = last {
+        job.last = match last {
+            Some(reply) => Last::Reply(reply),
+            None => Last::Failed,
+        };
+    }
+    job.outcome = outcome;
+    let retry_after = match &job.last {
+        Last::Reply(reply) => reply.header("retry-after").map(str::to_owned),
+        _ => None,
+    };
+    match job
+        .exchange
+        .after_attempt(w, &outcome, retry_after.as_deref(), now)
+    {
+        Next::Retry { due } => {
+            job.stage = Stage::Waiting { due };
+            w.retries.insert_waiting(id, job);
+        }
+        Next::Final(stop) => {
+            let breaker_stop = stop == Some(crate::core::retry::Stop::Breaker);
+            job.exchange.finish(w, &outcome, stop, now);
+            reply::deliver(w, root_id, id, &job, breaker_stop, now);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The root context: one per plugin configuration in each worker VM.
+//!
+//! `on_configure` parses and validates the policy completely; an invalid policy logs one line per
+//! problem and returns false, so Envoy refuses the configuration (an ECDS update is refused and
+//! the previous policy keeps serving). Breaker and budget state live in shared data under the
+//! plugin's name, so a new configuration finds them as the old one left them.
+
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+
+use crate::policy::Policy;
+
+use super::host;
+use super::http::Stream;
+use super::retries;
+use super::shared::Keys;
+use super::worker;
+
+/// A validated configuration, shared by the root and the streams created under it.
+#[derive(Debug)]
+pub struct Config {
+    pub policy: Policy,
+    pub keys: Keys,
+}
+
+/// The root context.
+pub struct Root {
+    id: u32,
+    config: Option<Rc<Config>>,
+}
+
+impl Root {
+    pub fn new(id: u32) -> Root {
+        Root { id, config: None }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let now = host::now();
+        let id = self.id;
+        worker::with(|w| {
+            retries::call_response(w, id, token, num_headers, body_size, now);
+            retries::arm(w, now);
+        });
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let json: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let parsed = match Policy::parse(json) {
+            Ok(parsed) => parsed,
+            Err(errors) => {
+                for problem in &errors.0 {
+                    log::error!("breakwater: invalid policy: {problem}");
+                }
+                log::error!(
+                    "breakwater: policy rejected with {} problem(s); configuration refused",
+                    errors.0.len()
+                );
+                return false;
+            }
+        };
+        for warning in &parsed.warnings {
+            log::warn!("breakwater: policy warning: {warning}");
+        }
+        let plugin_name = host::property_str(&["plugin_name"]).unwrap_or_default();
+        self.config = Some(Rc::new(Config {
+            policy: parsed.policy,
+            keys: Keys::new(&plugin_name),
+        }));
+        // Retries queued under an earlier configuration keep being served by this root's tick.
+        let now = host::now();
+        worker::with(|w| retries::arm(w, now));
+        log::info!("breakwater: policy loaded for plugin '{plugin_name}'");
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let now = host::now();
+        let id = self.id;
+        worker::with(|w| retries::tick(w, id, now));
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Never None: the SDK panics on it. Without a valid configuration a stream passes through.
+        Some(Box::new(Stream::new(context_id, self.config.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

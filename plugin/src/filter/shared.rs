@@ -1,0 +1,163 @@
+//! Shared data: the breaker and the budget of each cluster, as all workers of the proxy see them.
+//!
+//! # Keys
+//! `breakwater/<plugin name>/v1/breaker/<cluster>` and `…/v1/budget/<cluster>`. Istio sets no
+//! `vm_id`, so every WasmPlugin of a proxy shares one namespace: the plugin name keeps two
+//! Breakwater plugins apart, and the format version keeps an old and a new release apart during
+//! an upgrade (the bytes carry their own version too).
+//!
+//! # Updates
+//! A read-modify-write is a compare-and-swap loop with a bound ([`MAX_ATTEMPTS`]): under
+//! contention another worker's write wins and we retry on its result; past the bound the update is
+//! given up and reported, never spun on. Envoy's CAS rules: cas 0 overwrites unconditionally, a
+//! non-zero cas that does not match fails, a non-zero cas on an absent key inserts. So an absent
+//! key is written with [`ABSENT_CAS`], never 0, or two workers creating it at once would silently
+//! overwrite each other.
+//!
+//! # Bad bytes
+//! Bytes that do not decode (garbage, another version) are replaced by a fresh state; the caller
+//! learns it through [`Loaded::error`] to log it and count it once.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+
+use crate::core::breaker::Breaker;
+use crate::core::budget::Budget;
+
+/// Attempts of one read-modify-write before it is given up.
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// The cas used to insert an absent key: any non-zero value inserts, and this one is the last the
+/// host's counter would reach, so it is never mistaken for a live entry's cas.
+const ABSENT_CAS: u32 = u32::MAX;
+
+/// The key layout version.
+const KEY_VERSION: &str = "v1";
+
+/// A state kept in shared data.
+pub trait Stored: Sized {
+    fn fresh() -> Self;
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, String>;
+    fn encode_into(&self, out: &mut Vec<u8>);
+}
+
+impl Stored for Breaker {
+    fn fresh() -> Self {
+        Breaker::new()
+    }
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Breaker::decode(bytes).map_err(|e| e.to_string())
+    }
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+}
+
+impl Stored for Budget {
+    fn fresh() -> Self {
+        Budget::default()
+    }
+    fn decode_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Budget::decode(bytes).map_err(|e| e.to_string())
+    }
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+}
+
+/// The shared-data keys of one plugin.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(plugin_name: &str) -> Keys {
+        Keys {
+            prefix: format!("breakwater/{plugin_name}/{KEY_VERSION}/"),
+        }
+    }
+
+    pub fn breaker(&self, cluster: &str) -> String {
+        format!("{}breaker/{cluster}", self.prefix)
+    }
+
+    pub fn budget(&self, cluster: &str) -> String {
+        format!("{}budget/{cluster}", self.prefix)
+    }
+}
+
+/// A state as read, with what went wrong decoding it.
+pub struct Loaded<T> {
+    pub state: T,
+    cas: Option<u32>,
+    /// Set when the stored bytes did not decode and `state` is fresh.
+    pub error: Option<String>,
+}
+
+/// Reads a state; absent or undecodable bytes give a fresh one.
+pub fn load<T: Stored>(key: &str) -> Loaded<T> {
+    let (bytes, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+    match bytes {
+        None => Loaded {
+            state: T::fresh(),
+            cas,
+            error: None,
+        },
+        Some(bytes) => match T::decode_bytes(&bytes) {
+            Ok(state) => Loaded {
+                state,
+                cas,
+                error: None,
+            },
+            Err(error) => Loaded {
+                state: T::fresh(),
+                cas,
+                error: Some(error),
+            },
+        },
+    }
+}
+
+/// The result of a bounded read-modify-write.
+pub struct Updated<R> {
+    /// What the last run of the closure returned; `None` if every attempt lost its write.
+    pub value: Option<R>,
+    /// Decode errors met on the way (to log and count once).
+    pub error: Option<String>,
+}
+
+/// Runs `change` on the current state and writes the result if it says it changed, retrying on
+/// a CAS conflict up to [`MAX_ATTEMPTS`] times. `change` returns its value and whether the state
+/// changed; it must be a pure function of the state (it may run several times).
+pub fn update<T: Stored, R>(key: &str, mut change: impl FnMut(&mut T) -> (R, bool)) -> Updated<R> {
+    let mut error = None;
+    let mut buffer = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let mut loaded = load::<T>(key);
+        if loaded.error.is_some() {
+            error = loaded.error.take();
+        }
+        let (value, changed) = change(&mut loaded.state);
+        if !changed && error.is_none() {
+            return Updated {
+                value: Some(value),
+                error,
+            };
+        }
+        buffer.clear();
+        loaded.state.encode_into(&mut buffer);
+        let cas = loaded.cas.unwrap_or(ABSENT_CAS);
+        match hostcalls::set_shared_data(key, Some(&buffer), Some(cas)) {
+            Ok(()) => {
+                return Updated {
+                    value: Some(value),
+                    error,
+                }
+            }
+            Err(Status::CasMismatch) => continue,
+            Err(_) => break,
+        }
+    }
+    Updated { value: None, error }
+}
