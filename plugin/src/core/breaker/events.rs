@@ -1,0 +1,209 @@
+//! What a transition did, for the glue to turn into logs and metrics.
+//!
+//! # Why a fixed struct and not a list
+//! Every request passes through `admit` and `record`, so the closed path must not allocate.
+//! [`Events`] is a small `Copy` struct with one slot per kind of event; one step can hold at most
+//! one of each kind (a step moves the breaker at most twice: open → half-open, then a probe is
+//! admitted or refused). [`Events::iter`] yields them as [`Event`]s in the order they happened,
+//! and every [`Event`] and [`OpenReason`] has a `Display` fit for a log line.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Phase;
+
+/// Why the breaker opened.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OpenReason {
+    /// `failure_threshold` consecutive failures; carries the count.
+    ConsecutiveFailures(u32),
+    /// The failed fraction over the window reached `failure_rate.threshold`.
+    FailureRate { rate: f64, requests: u32 },
+    /// The slow fraction over the window reached `slow_call.rate_threshold`.
+    SlowCallRate { rate: f64, requests: u32 },
+    /// A half-open probe failed.
+    ProbeFailed,
+    /// A half-open probe answered, but slower than `slow_call.duration`.
+    ProbeSlow,
+}
+
+impl fmt::Display for OpenReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            OpenReason::ConsecutiveFailures(n) => write!(f, "{n} consecutive failures"),
+            OpenReason::FailureRate { rate, requests } => {
+                write!(
+                    f,
+                    "failure rate {:.1}% over {requests} requests",
+                    rate * 100.0
+                )
+            }
+            OpenReason::SlowCallRate { rate, requests } => {
+                write!(
+                    f,
+                    "slow-call rate {:.1}% over {requests} requests",
+                    rate * 100.0
+                )
+            }
+            OpenReason::ProbeFailed => f.write_str("a half-open probe failed"),
+            OpenReason::ProbeSlow => f.write_str("a half-open probe was slow"),
+        }
+    }
+}
+
+/// An opening: why, and for how long (jitter included).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Opening {
+    pub reason: OpenReason,
+    pub open_for: Duration,
+}
+
+/// One thing that happened in a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Event {
+    /// Leases of probes that never reported were given back after `probe_timeout`.
+    ProbesReclaimed(u32),
+    /// The open time passed and a request arrived: probes are admitted.
+    HalfOpened,
+    /// Enough probes succeeded (or, in shadow mode, would have): counting starts afresh.
+    Closed,
+    /// The breaker opened and rejects requests (`enforce`).
+    Opened(Opening),
+    /// The breaker opened in `shadow` mode: it keeps admitting everything.
+    WouldOpen(Opening),
+    /// A request was answered with the fallback.
+    Rejected(Phase),
+    /// `shadow` mode admitted a request that `enforce` would have rejected.
+    WouldReject(Phase),
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Event::ProbesReclaimed(n) => {
+                write!(
+                    f,
+                    "breaker reclaimed {n} probe slot(s) whose probes never reported"
+                )
+            }
+            Event::HalfOpened => f.write_str("breaker half-open: admitting probes"),
+            Event::Closed => f.write_str("breaker closed: probes succeeded"),
+            Event::Opened(o) => {
+                write!(
+                    f,
+                    "breaker opened for {}ms: {}",
+                    o.open_for.as_millis(),
+                    o.reason
+                )
+            }
+            Event::WouldOpen(o) => write!(
+                f,
+                "breaker would open for {}ms (shadow mode): {}",
+                o.open_for.as_millis(),
+                o.reason
+            ),
+            Event::Rejected(phase) => write!(f, "request rejected: breaker {phase}"),
+            Event::WouldReject(phase) => {
+                write!(
+                    f,
+                    "request would be rejected (shadow mode): breaker {phase}"
+                )
+            }
+        }
+    }
+}
+
+/// The events of one step. `Copy`, allocation-free; empty on the common paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Events {
+    reclaimed: u32,
+    half_opened: bool,
+    closed: bool,
+    opened: Option<Opening>,
+    would_open: Option<Opening>,
+    rejected: Option<Phase>,
+    would_reject: Option<Phase>,
+}
+
+impl Events {
+    /// Nothing happened.
+    pub fn is_empty(&self) -> bool {
+        *self == Events::default()
+    }
+
+    /// Probe leases reclaimed in this step (0 if none).
+    pub fn probes_reclaimed(&self) -> u32 {
+        self.reclaimed
+    }
+
+    pub fn half_opened(&self) -> bool {
+        self.half_opened
+    }
+
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The breaker opened (`enforce`).
+    pub fn opened(&self) -> Option<Opening> {
+        self.opened
+    }
+
+    /// The breaker opened in `shadow` mode.
+    pub fn would_open(&self) -> Option<Opening> {
+        self.would_open
+    }
+
+    /// The request was rejected, in this phase.
+    pub fn rejected(&self) -> Option<Phase> {
+        self.rejected
+    }
+
+    /// `shadow` mode admitted a request that `enforce` would have rejected, in this phase.
+    pub fn would_reject(&self) -> Option<Phase> {
+        self.would_reject
+    }
+
+    /// The events in the order they happened.
+    pub fn iter(&self) -> impl Iterator<Item = Event> {
+        [
+            (self.reclaimed > 0).then_some(Event::ProbesReclaimed(self.reclaimed)),
+            self.half_opened.then_some(Event::HalfOpened),
+            self.closed.then_some(Event::Closed),
+            self.opened.map(Event::Opened),
+            self.would_open.map(Event::WouldOpen),
+            self.rejected.map(Event::Rejected),
+            self.would_reject.map(Event::WouldReject),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub(super) fn add_reclaimed(&mut self, n: u32) {
+        self.reclaimed = self.reclaimed.saturating_add(n);
+    }
+
+    pub(super) fn set_half_opened(&mut self) {
+        self.half_opened = true;
+    }
+
+    pub(super) fn set_closed(&mut self) {
+        self.closed = true;
+    }
+
+    pub(super) fn set_opened(&mut self, opening: Opening, shadow: bool) {
+        if shadow {
+            self.would_open = Some(opening);
+        } else {
+            self.opened = Some(opening);
+        }
+    }
+
+    pub(super) fn set_rejected(&mut self, phase: Phase, shadow: bool) {
+        if shadow {
+            self.would_reject = Some(phase);
+        } else {
+            self.rejected = Some(phase);
+        }
+    }
+}

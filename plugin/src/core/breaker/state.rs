@@ -1,0 +1,311 @@
+//! The breaker's state and its transitions: `admit`, `record`, `release`.
+//!
+//! Every call first does what time alone has made due (open → half-open on `admit`, expired
+//! probe leases reclaimed), then applies its input. Every phase change goes through
+//! [`Breaker::transition`], which bumps the epoch, builds the new phase and reports the event.
+
+use std::time::Duration;
+
+use rand_core::Rng;
+
+use super::api::PermitKind;
+use super::closed::Counts;
+use super::open_time;
+use super::probes::Probes;
+use super::{Admission, Call, Events, OpenReason, Opening, Permit, Phase, Rejection, Step};
+use crate::core::{millis, Millis};
+use crate::policy::{BreakerMode, BreakerPolicy};
+
+/// The least `retry_after` while every probe slot is taken.
+const HALF_OPEN_RETRY_AFTER: Millis = 1000;
+
+/// The circuit breaker of one upstream cluster, as stored in shared data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Breaker {
+    /// Phase changes so far (wrapping). A permit from another epoch is stale.
+    pub(super) epoch: u64,
+    pub(super) state: State,
+}
+
+/// The phase, with what it needs to remember.
+// The closed variant holds the window's fixed array (about 250 bytes). Boxing it would cost a
+// heap allocation per decode on the hot closed path; a breaker lives on the stack for one
+// callback, so the size is the better trade.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum State {
+    /// Requests flow; their outcomes are counted by the trip conditions.
+    Closed(Counts),
+    /// Requests are rejected until `until` (absolute); the first request after it makes the
+    /// breaker half-open. `escalation` is the number of doublings in this open time.
+    Open { until: Millis, escalation: u8 },
+    /// Probes are let through, up to `half_open_attempts` at once, each holding a lease.
+    HalfOpen(Probes),
+}
+
+/// Where a transition goes.
+enum Target {
+    Closed,
+    Open { reason: OpenReason, escalation: u8 },
+    HalfOpen { escalation: u8 },
+}
+
+/// The events and the changed flag of a step under way.
+#[derive(Default)]
+struct Effects {
+    events: Events,
+    changed: bool,
+}
+
+impl Effects {
+    fn finish<T>(self, value: T) -> Step<T> {
+        Step {
+            value,
+            events: self.events,
+            changed: self.changed,
+        }
+    }
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Breaker::new()
+    }
+}
+
+impl Breaker {
+    /// A closed breaker with nothing counted.
+    pub fn new() -> Self {
+        Breaker {
+            epoch: 0,
+            state: State::Closed(Counts::default()),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Closed(_) => Phase::Closed,
+            State::Open { .. } => Phase::Open,
+            State::HalfOpen(_) => Phase::HalfOpen,
+        }
+    }
+
+    /// Closed. Trips happen in the `record` that meets a trip condition, so a closed breaker is
+    /// never waiting to open; an open breaker whose time is up stays open until a request comes.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
+    /// Phase changes so far: the epoch a permit admitted now would carry.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Decides whether a request may go upstream.
+    pub fn admit(&mut self, p: &BreakerPolicy, now: Millis, rng: &mut impl Rng) -> Step<Admission> {
+        let mut fx = Effects::default();
+        let admission = match p.mode {
+            BreakerMode::Disabled => Admission::Admitted(Permit::untracked(self.epoch)),
+            BreakerMode::ForcedOpen => {
+                fx.events.set_rejected(Phase::Open, false);
+                Admission::Rejected(Rejection {
+                    phase: Phase::Open,
+                    retry_after: Duration::from_millis(millis(p.timeout).max(1)),
+                })
+            }
+            BreakerMode::Enforce | BreakerMode::Shadow => self.admit_counted(p, now, rng, &mut fx),
+        };
+        fx.finish(admission)
+    }
+
+    /// Reports the outcome of a request admitted with `permit`.
+    pub fn record(
+        &mut self,
+        p: &BreakerPolicy,
+        permit: Permit,
+        call: Call,
+        now: Millis,
+        rng: &mut impl Rng,
+    ) -> Step<()> {
+        let mut fx = Effects::default();
+        if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
+            return fx.finish(());
+        }
+        self.reclaim(now, &mut fx);
+        if permit.epoch != self.epoch {
+            return fx.finish(());
+        }
+        match permit.kind {
+            PermitKind::Counted => self.record_closed(p, call, now, rng, &mut fx),
+            PermitKind::Probe(id) => self.record_probe(p, id, call, now, rng, &mut fx),
+            PermitKind::Untracked => {}
+        }
+        fx.finish(())
+    }
+
+    /// The request ended with no outcome to report (client went away): give back a probe slot.
+    pub fn release(&mut self, permit: Permit, now: Millis) -> Step<()> {
+        let mut fx = Effects::default();
+        self.reclaim(now, &mut fx);
+        if let (State::HalfOpen(probes), PermitKind::Probe(id)) = (&mut self.state, permit.kind) {
+            if permit.epoch == self.epoch && probes.give_back(id) {
+                fx.changed = true;
+            }
+        }
+        fx.finish(())
+    }
+
+    fn admit_counted(
+        &mut self,
+        p: &BreakerPolicy,
+        now: Millis,
+        rng: &mut impl Rng,
+        fx: &mut Effects,
+    ) -> Admission {
+        let shadow = p.mode == BreakerMode::Shadow;
+        if let State::Open { until, escalation } = self.state {
+            if now >= until {
+                self.transition(Target::HalfOpen { escalation }, p, now, rng, fx);
+            }
+        }
+        self.reclaim(now, fx);
+        let required = Probes::required(p);
+        if matches!(&self.state, State::HalfOpen(probes) if probes.succeeded(required)) {
+            self.transition(Target::Closed, p, now, rng, fx);
+        }
+
+        let rejection = match &mut self.state {
+            State::Closed(_) => return Admission::Admitted(Permit::counted(self.epoch)),
+            State::Open { until, .. } => Rejection {
+                phase: Phase::Open,
+                retry_after: Duration::from_millis(until.saturating_sub(now).max(1)),
+            },
+            State::HalfOpen(probes) => {
+                if probes.free(required) > 0 {
+                    fx.changed = true;
+                    let lease = probes.lease(now.saturating_add(millis(p.probe_timeout)));
+                    return Admission::Admitted(Permit::probe(self.epoch, lease));
+                }
+                let wait = probes
+                    .earliest_expiry()
+                    .map_or(0, |e| e.saturating_sub(now));
+                Rejection {
+                    phase: Phase::HalfOpen,
+                    retry_after: Duration::from_millis(wait.max(HALF_OPEN_RETRY_AFTER)),
+                }
+            }
+        };
+        fx.events.set_rejected(rejection.phase, shadow);
+        if shadow {
+            Admission::Admitted(Permit::untracked(self.epoch))
+        } else {
+            Admission::Rejected(rejection)
+        }
+    }
+
+    fn record_closed(
+        &mut self,
+        p: &BreakerPolicy,
+        call: Call,
+        now: Millis,
+        rng: &mut impl Rng,
+        fx: &mut Effects,
+    ) {
+        let State::Closed(counts) = &mut self.state else {
+            return;
+        };
+        let observed = counts.observe(p, call, now);
+        fx.changed |= observed.changed;
+        if let Some(reason) = observed.trip {
+            let to = Target::Open {
+                reason,
+                escalation: 0,
+            };
+            self.transition(to, p, now, rng, fx);
+        }
+    }
+
+    fn record_probe(
+        &mut self,
+        p: &BreakerPolicy,
+        id: u64,
+        call: Call,
+        now: Millis,
+        rng: &mut impl Rng,
+        fx: &mut Effects,
+    ) {
+        let State::HalfOpen(probes) = &mut self.state else {
+            return;
+        };
+        probes.give_back(id);
+        fx.changed = true;
+        let reason = if call.failed {
+            Some(OpenReason::ProbeFailed)
+        } else if call.slow && p.slow_call.is_some() {
+            Some(OpenReason::ProbeSlow)
+        } else {
+            None
+        };
+        let to = match reason {
+            Some(reason) => {
+                let escalation = open_time::escalate(p, probes.escalation);
+                Target::Open { reason, escalation }
+            }
+            None => {
+                probes.successes = probes.successes.saturating_add(1);
+                if !probes.succeeded(Probes::required(p)) {
+                    return;
+                }
+                Target::Closed
+            }
+        };
+        self.transition(to, p, now, rng, fx);
+    }
+
+    /// Gives back the slots of expired probe leases.
+    fn reclaim(&mut self, now: Millis, fx: &mut Effects) {
+        if let State::HalfOpen(probes) = &mut self.state {
+            let reclaimed = probes.reclaim(now);
+            if reclaimed > 0 {
+                fx.changed = true;
+                fx.events.add_reclaimed(reclaimed);
+            }
+        }
+    }
+
+    /// The one place where the phase changes: bumps the epoch (making every outstanding permit
+    /// stale), builds the new phase with fresh counts, and reports the event.
+    fn transition(
+        &mut self,
+        to: Target,
+        p: &BreakerPolicy,
+        now: Millis,
+        rng: &mut impl Rng,
+        fx: &mut Effects,
+    ) {
+        self.epoch = self.epoch.wrapping_add(1);
+        fx.changed = true;
+        self.state = match to {
+            Target::Closed => {
+                fx.events.set_closed();
+                State::Closed(Counts::default())
+            }
+            Target::Open { reason, escalation } => {
+                let open_for = open_time::open_for(p, escalation, rng);
+                let opening = Opening {
+                    reason,
+                    open_for: Duration::from_millis(open_for),
+                };
+                fx.events.set_opened(opening, p.mode == BreakerMode::Shadow);
+                State::Open {
+                    until: now.saturating_add(open_for),
+                    escalation,
+                }
+            }
+            Target::HalfOpen { escalation } => {
+                fx.events.set_half_opened();
+                State::HalfOpen(Probes::new(escalation))
+            }
+        };
+    }
+}
