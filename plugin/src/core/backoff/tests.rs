@@ -1,0 +1,218 @@
+use super::*;
+use crate::core::retry::fixtures::{backoff, ms, rng};
+use proptest::prelude::*;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn draws(p: &BackoffPolicy, retry: u32, previous: Option<Duration>) -> Vec<Duration> {
+    let mut rng = rng(42);
+    (0..2000)
+        .map(|_| delay(p, retry, previous, &mut rng))
+        .collect()
+}
+
+#[test]
+fn without_jitter_the_delay_doubles_from_base_delay_until_max_delay() {
+    let p = backoff(Jitter::None);
+    let seen: Vec<u64> = (1..=8)
+        .map(|n| delay(&p, n, None, &mut rng(1)).as_secs())
+        .collect();
+    assert_eq!(
+        seen,
+        [1, 2, 4, 8, 16, 32, 60, 60],
+        "1s · 2^(n-1), capped at 60s"
+    );
+}
+
+#[test]
+fn retry_zero_is_read_as_the_first_retry() {
+    let p = backoff(Jitter::None);
+    assert_eq!(exponential(&p, 0), SECOND);
+}
+
+#[test]
+fn fractional_delays_are_exact_to_the_millisecond() {
+    let p = BackoffPolicy {
+        base_delay: ms(100),
+        exponential_base: 1.5,
+        ..backoff(Jitter::None)
+    };
+    assert_eq!(exponential(&p, 1), ms(100));
+    assert_eq!(exponential(&p, 2), ms(150));
+    assert_eq!(exponential(&p, 3), ms(225));
+}
+
+#[test]
+fn huge_retry_numbers_and_bases_saturate_at_max_delay() {
+    for base in [2.0, 1e300, f64::INFINITY, f64::NAN] {
+        let p = BackoffPolicy {
+            exponential_base: base,
+            ..backoff(Jitter::None)
+        };
+        assert_eq!(exponential(&p, u32::MAX), p.max_delay, "base {base}");
+    }
+    let p = BackoffPolicy {
+        max_delay: Duration::MAX,
+        base_delay: Duration::from_secs(u64::MAX / 2),
+        ..backoff(Jitter::Proportional)
+    };
+    assert_eq!(
+        exponential(&p, 40),
+        Duration::MAX,
+        "saturates instead of overflowing"
+    );
+    let jittered = delay(&p, 40, None, &mut rng(3));
+    assert!(
+        jittered >= Duration::MAX / 2,
+        "jitter of a saturated delay stays in range"
+    );
+}
+
+#[test]
+fn a_zero_base_delay_is_always_zero_and_a_base_above_the_cap_is_the_cap() {
+    let zero = BackoffPolicy {
+        base_delay: Duration::ZERO,
+        exponential_base: f64::INFINITY,
+        ..backoff(Jitter::None)
+    };
+    assert_eq!(
+        exponential(&zero, 50),
+        Duration::ZERO,
+        "0 · ∞ must not become NaN"
+    );
+    let above = BackoffPolicy {
+        base_delay: Duration::from_secs(90),
+        ..backoff(Jitter::None)
+    };
+    assert_eq!(exponential(&above, 1), above.max_delay);
+}
+
+#[test]
+fn proportional_jitter_spreads_half_to_one_and_a_half_times_the_delay() {
+    let p = backoff(Jitter::Proportional);
+    let d = Duration::from_secs(4); // retry 3
+    let seen = draws(&p, 3, None);
+    assert!(
+        seen.iter().all(|x| *x >= d / 2 && *x <= d * 3 / 2),
+        "within [2s, 6s]"
+    );
+    assert!(seen.iter().any(|x| *x < ms(2500)), "reaches the low end");
+    assert!(seen.iter().any(|x| *x > ms(5500)), "reaches the high end");
+}
+
+#[test]
+fn proportional_jitter_is_capped_at_max_delay() {
+    let p = backoff(Jitter::Proportional);
+    let seen = draws(&p, 10, None); // d = 60s, the cap
+    assert!(seen.iter().all(|x| *x <= p.max_delay), "never above 60s");
+    assert!(
+        seen.contains(&p.max_delay),
+        "draws above the cap are cut to it"
+    );
+    assert!(
+        seen.iter().any(|x| *x < Duration::from_secs(35)),
+        "the low half stays spread"
+    );
+}
+
+#[test]
+fn full_jitter_draws_from_zero_to_the_delay() {
+    let p = backoff(Jitter::Full);
+    let seen = draws(&p, 4, None); // d = 8s
+    assert!(seen.iter().all(|x| *x <= Duration::from_secs(8)));
+    assert!(seen.iter().any(|x| *x < ms(500)), "reaches near zero");
+    assert!(seen.iter().any(|x| *x > ms(7500)), "reaches near the delay");
+}
+
+#[test]
+fn equal_jitter_keeps_half_the_delay_and_draws_the_other_half() {
+    let p = backoff(Jitter::Equal);
+    let seen = draws(&p, 4, None); // d = 8s
+    let (low, high) = (Duration::from_secs(4), Duration::from_secs(8));
+    assert!(
+        seen.iter().all(|x| *x >= low && *x <= high),
+        "within [4s, 8s]"
+    );
+    assert!(seen.iter().any(|x| *x < ms(4500)) && seen.iter().any(|x| *x > ms(7500)));
+}
+
+#[test]
+fn decorrelated_jitter_grows_from_the_previous_delay() {
+    let p = backoff(Jitter::Decorrelated);
+    let first = draws(&p, 1, None);
+    assert!(
+        first.iter().all(|x| *x >= SECOND && *x <= 3 * SECOND),
+        "the first draw is U[base, 3 · base]"
+    );
+    let later = draws(&p, 7, Some(Duration::from_secs(10)));
+    assert!(
+        later
+            .iter()
+            .all(|x| *x >= SECOND && *x <= Duration::from_secs(30)),
+        "U[base, 3 · previous], whatever the retry number"
+    );
+    assert!(later.iter().any(|x| *x > Duration::from_secs(25)));
+    let capped = draws(&p, 2, Some(Duration::from_secs(50)));
+    assert!(capped.iter().all(|x| *x <= p.max_delay));
+    assert!(capped.contains(&p.max_delay), "min(max_delay, …)");
+}
+
+#[test]
+fn decorrelated_jitter_never_drops_below_base_delay() {
+    let p = backoff(Jitter::Decorrelated);
+    let seen = draws(&p, 2, Some(ms(100)));
+    assert!(
+        seen.iter().all(|x| *x == SECOND),
+        "3 · 100ms < base: the interval is just base"
+    );
+}
+
+fn jitter() -> impl Strategy<Value = Jitter> {
+    prop_oneof![
+        Just(Jitter::None),
+        Just(Jitter::Proportional),
+        Just(Jitter::Full),
+        Just(Jitter::Equal),
+        Just(Jitter::Decorrelated),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_delay_is_within_its_modes_bounds_and_never_above_max_delay(
+        base_ms in 0u64..200_000,
+        max_ms in 0u64..400_000,
+        exponential_base in prop_oneof![0.0f64..20.0, Just(f64::INFINITY), Just(f64::NAN)],
+        jitter in jitter(),
+        retry in any::<u32>(),
+        previous_ms in proptest::option::of(0u64..1_000_000),
+        seed in any::<u64>(),
+    ) {
+        let p = BackoffPolicy {
+            base_delay: ms(base_ms),
+            max_delay: ms(max_ms),
+            exponential_base,
+            jitter,
+        };
+        let previous = previous_ms.map(ms);
+        let got = delay(&p, retry, previous, &mut rng(seed));
+        let d = exponential(&p, retry);
+        prop_assert!(d <= p.max_delay, "the exponential delay is capped");
+        prop_assert!(got <= p.max_delay, "{got:?} above max_delay {:?}", p.max_delay);
+        let (low, high) = match jitter {
+            Jitter::None => (d, d),
+            Jitter::Proportional => (d / 2, (d * 3 / 2).min(p.max_delay)),
+            Jitter::Full => (Duration::ZERO, d),
+            Jitter::Equal => (d / 2, d),
+            Jitter::Decorrelated => {
+                let previous = previous.unwrap_or(p.base_delay);
+                let high = (previous * 3).max(p.base_delay).min(p.max_delay);
+                (p.base_delay.min(p.max_delay), high)
+            }
+        };
+        prop_assert!(got >= low && got <= high, "{got:?} outside [{low:?}, {high:?}]");
+        if jitter == Jitter::Decorrelated && p.base_delay <= p.max_delay {
+            prop_assert!(got >= p.base_delay, "decorrelated never below base_delay");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What happened to one attempt, told from what Envoy gives the filter.
+//!
+//! The breaker (`failure_on`) and the retry decision (`retry_on`) both ask one question of an
+//! attempt: was it a real reply from the upstream, Envoy's own reply, or a failure to get any reply
+//! at all (a reset, a failed connection, a timeout)? A 503 alone does not say: Envoy answers 503
+//! itself when the connection fails and when a circuit of its own overflows, and an upstream may
+//! answer 503 too. This module turns Envoy's evidence into an [`Outcome`]: a status (if any) and a
+//! [`Cause`].
+//!
+//! # Two sources of evidence
+//!
+//! - **The client's own stream** ([`Outcome::from_response`]): in `on_http_response_headers` the
+//!   filter reads `:status` and the properties `response.code_details` and `response.flags`. The
+//!   details say `via_upstream` for a real reply and name the reason for Envoy's own replies; the
+//!   flags are Envoy's response flag bits. See [`envoy`] for the exact strings and bit positions and
+//!   where they come from in Envoy's source.
+//! - **A dispatched call** ([`Outcome::from_call`], [`Outcome::dispatch_failed`]): retries are sent
+//!   with `dispatch_http_call`, which has no stream info, so neither property exists. Envoy's
+//!   AsyncClient presents failures in three shapes: `dispatch_http_call` returns an error at once
+//!   (unknown cluster, missing pseudo-headers); the callback gets a reply that Envoy's router
+//!   synthesized (503 with `upstream connect error or disconnect/reset before headers. reset
+//!   reason: …`, 504 with `upstream request timeout`); or the callback gets zero headers (the stream
+//!   was reset, `get_status` says `reset`). A real upstream reply always carries
+//!   `x-envoy-upstream-service-time`, which the AsyncClient's router adds and never suppresses, and
+//!   a synthesized one never does: that header, not the body text, tells the two apart, so an
+//!   upstream (say another Envoy) that itself answers with Envoy's error text stays an upstream
+//!   reply.
+//!
+//! # Matching
+//!
+//! [`OutcomeMatcher::matches`] applies `failure_on` / `retry_on`: `5xx` is any 500..=599 reply and
+//! `gateway-error` a 502, 503 or 504 reply, from the upstream or from Envoy ([`Cause::Upstream`] or
+//! [`Cause::Local`]); `reset`, `connect-failure` and `timeout` match their cause whatever status
+//! Envoy put on it; a listed code matches that status on a reply. Whether a 4xx may be retried at
+//! all is the retry decision's rule (`core::retry`), not the matcher's: `failure_on` may list any
+//! code.
+
+pub mod envoy;
+
+use crate::policy::{OutcomeClass, OutcomeMatcher};
+
+/// Why an attempt ended the way it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A real reply from the upstream (`via_upstream`), whatever its status.
+    Upstream,
+    /// Envoy's own reply for a reason other than the ones below: no healthy upstream, its own
+    /// circuit breaker overflowed, no route, a rate limit, another filter's reply, …
+    Local,
+    /// The upstream reset the stream or closed the connection before a complete reply.
+    Reset,
+    /// No connection to the upstream could be made (refused, unreachable, connect timeout).
+    ConnectFailure,
+    /// The upstream did not answer in time (route timeout, per-try timeout, max stream duration).
+    Timeout,
+}
+
+/// What happened to one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Outcome {
+    /// The status the client would see, if there is one (a reset call has none).
+    pub status: Option<u16>,
+    pub cause: Cause,
+}
+
+impl Outcome {
+    /// The client stream's response as seen in `on_http_response_headers`: its `:status` (`None`
+    /// when absent or not a number), the `response.flags` bits and the `response.code_details`
+    /// string (empty when the property could not be read).
+    pub fn from_response(status: Option<u16>, flags: u64, details: &str) -> Outcome {
+        Outcome {
+            status,
+            cause: envoy::cause_of_response(flags, details),
+        }
+    }
+
+    /// A dispatched call's response, from the callback: the headers that
+    /// `get_http_call_response_headers` returned (none when the call was reset) and the body.
+    ///
+    /// The headers, not just the status, are needed because only the
+    /// `x-envoy-upstream-service-time` header tells a real upstream reply from one that Envoy
+    /// synthesized (see the module docs); the body then tells which failure Envoy synthesized.
+    pub fn from_call<K: AsRef<str>, V: AsRef<str>>(headers: &[(K, V)], body: &[u8]) -> Outcome {
+        if headers.is_empty() {
+            return Outcome {
+                status: None,
+                cause: Cause::Reset,
+            };
+        }
+        let status = headers
+            .iter()
+            .find(|(name, _)| name.as_ref() == ":status")
+            .and_then(|(_, value)| parse_status(value.as_ref()));
+        let from_upstream = headers.iter().any(|(name, _)| {
+            name.as_ref()
+                .eq_ignore_ascii_case(envoy::UPSTREAM_SERVICE_TIME)
+        });
+        let cause = if from_upstream {
+            Cause::Upstream
+        } else {
+            envoy::cause_of_local_reply(body)
+        };
+        Outcome { status, cause }
+    }
+
+    /// `dispatch_http_call` itself returned an error: nothing reached the upstream. Counted as a
+    /// connection failure, the closest of the causes (Envoy could not open a stream to the
+    /// cluster).
+    pub fn dispatch_failed() -> Outcome {
+        Outcome {
+            status: None,
+            cause: Cause::ConnectFailure,
+        }
+    }
+
+    /// A real upstream reply with a status below 400. Envoy's own replies are never successes:
+    /// they say nothing good about the upstream.
+    pub fn is_success(&self) -> bool {
+        self.cause == Cause::Upstream && self.status.is_some_and(|s| s < 400)
+    }
+
+    /// A reply (from the upstream or from Envoy) rather than a failure to get one.
+    pub fn is_reply(&self) -> bool {
+        matches!(self.cause, Cause::Upstream | Cause::Local)
+    }
+}
+
+/// Parses a `:status` value: three digits, 100..=999 (RFC 9110 §15).
+pub fn parse_status(value: &str) -> Option<u16> {
+    let value = value.trim();
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok().filter(|s| *s >= 100)
+}
+
+impl OutcomeMatcher {
+    /// Whether the outcome is in this set (see the module docs for the rules).
+    pub fn matches(&self, o: &Outcome) -> bool {
+        let reply_status = if o.is_reply() { o.status } else { None };
+        let class_matches = |class: &OutcomeClass| match class {
+            OutcomeClass::Status5xx => reply_status.is_some_and(|s| (500..=599).contains(&s)),
+            OutcomeClass::GatewayError => reply_status.is_some_and(|s| matches!(s, 502..=504)),
+            OutcomeClass::Reset => o.cause == Cause::Reset,
+            OutcomeClass::ConnectFailure => o.cause == Cause::ConnectFailure,
+            OutcomeClass::Timeout => o.cause == Cause::Timeout,
+        };
+        self.classes.iter().any(class_matches)
+            || reply_status.is_some_and(|s| self.codes.contains(&s))
+    }
+}
+
+#[cfg(test)]
+mod tests;
