@@ -13,7 +13,7 @@ use crate::core::breaker::{Breaker, Call, Permit};
 use crate::core::outcome::Outcome;
 use crate::core::retry::{plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
-use crate::policy::{BreakerPolicy, Effective};
+use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::metrics::{Counter, SkipReason};
 use super::root::Config;
@@ -96,9 +96,10 @@ impl Exchange {
             outcome: *outcome,
             attempts: self.attempts,
             eligible: self.copy.is_some(),
-            started: self.started,
+            started_at: self.started,
             now,
             retry_after,
+            now_unix: now,
             previous_delay: self.previous_delay,
         };
         let delay = match plan(policy, &input, &mut w.rng) {
@@ -131,14 +132,12 @@ impl Exchange {
         if self.attempts > 1 && outcome.is_success() {
             w.metrics.add(cluster, Counter::RetrySuccesses, 1);
         }
-        match stop {
-            Some(Stop::Exhausted) => w.metrics.add(cluster, Counter::RetriesExhausted, 1),
-            Some(stop) => {
-                if let Some(reason) = skip_reason(stop) {
-                    w.metrics.skipped(cluster, reason);
-                }
+        if let Some(stop) = stop {
+            if stop.is_exhausted() {
+                w.metrics.add(cluster, Counter::RetriesExhausted, 1);
+            } else if let Some(reason) = skip_reason(stop) {
+                w.metrics.skipped(cluster, reason);
             }
-            None => {}
         }
         self.reported = true;
     }
@@ -179,8 +178,15 @@ impl Exchange {
         self.withdrawal = None;
     }
 
-    /// Whether the cluster's breaker is closed right now (retries run only then).
+    /// Whether the cluster's breaker lets retries run: it is closed right now, or it does not
+    /// enforce (`shadow` and `disabled` never change what requests do).
     pub fn breaker_closed(&self, w: &mut Worker) -> bool {
+        if self
+            .breaker_policy()
+            .is_none_or(|b| matches!(b.mode, BreakerMode::Shadow | BreakerMode::Disabled))
+        {
+            return true;
+        }
         let key = self.config.keys.breaker(&self.cluster);
         let loaded = shared::load::<Breaker>(&key);
         if let Some(error) = &loaded.error {

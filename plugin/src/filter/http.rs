@@ -23,7 +23,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use crate::core::breaker::{Admission, Breaker};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::eligible;
-use crate::policy::{BreakerMode, Effective};
+use crate::policy::Effective;
 
 use super::exchange::{Exchange, Next, RequestCopy};
 use super::host;
@@ -90,7 +90,10 @@ impl Stream {
                 let step = b.admit(policy, now, rng);
                 ((step.value, step.events), step.changed)
             });
-            let admission = updated.value.as_ref().map(|(a, _)| a.clone());
+            let admission = updated.value.map(|(admission, _)| admission);
+            let shadow_rejected = updated
+                .value
+                .is_some_and(|(_, events)| events.would_reject().is_some());
             w.observe(
                 &cluster,
                 &key,
@@ -107,7 +110,7 @@ impl Stream {
                     return Action::Pause;
                 }
                 Some(Admission::Admitted(p)) => {
-                    if policy.mode == BreakerMode::Shadow && p.would_reject() {
+                    if shadow_rejected {
                         w.metrics.add(&cluster, Counter::ShadowRejected, 1);
                     }
                     permit = Some(p);

@@ -52,12 +52,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The current call response's headers (hop-by-hop and non-UTF-8 ones dropped) with `body`.
-    pub fn from_call(status: u16, body: Vec<u8>) -> Reply {
-        let headers = host::headers(MapType::HttpCallResponseHeaders)
+    /// A call response to relay: its headers without pseudo and hop-by-hop ones, and `body`.
+    pub fn from_call(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Reply {
+        let headers = headers
             .into_iter()
             .filter(|(name, _)| !name.starts_with(':') && is_copied(name))
-            .filter_map(|(name, value)| Some((name, value?)))
             .collect();
         Reply {
             status,

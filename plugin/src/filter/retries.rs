@@ -213,10 +213,13 @@ pub fn call_response(
         // The client went away while the retry was in flight.
         return;
     };
-    let status = if num_headers == 0 {
-        None
+    let headers: Vec<(String, String)> = if num_headers == 0 {
+        Vec::new()
     } else {
-        host::status(MapType::HttpCallResponseHeaders)
+        host::headers(MapType::HttpCallResponseHeaders)
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect()
     };
     let body = if body_size == 0 {
         Vec::new()
@@ -226,8 +229,10 @@ pub fn call_response(
             .flatten()
             .unwrap_or_default()
     };
-    let outcome = Outcome::from_call(status, &body);
-    let reply = status.map(|status| Reply::from_call(status, body));
+    let outcome = Outcome::from_call(&headers, &body);
+    let reply = outcome
+        .status
+        .map(|status| Reply::from_call(status, headers, body));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
 

@@ -1,6 +1,68 @@
 //! The policy: the plugin JSON of `POLICY.md`, parsed, validated and resolved per cluster and
 //! route.
+//!
+//! # Steps
+//!
+//! 1. The text is parsed into a JSON tree that keeps key order and repeated keys (`json`).
+//! 2. The tree is read into the [`raw`] types, which mirror the JSON field for field; unknown
+//!    fields, repeated fields and wrong JSON types are reported, every one (`collect`).
+//! 3. Each scope (`default`, `clusters.<name>`, `routes.<name>`) is checked field by field and
+//!    becomes a layer of the values it sets (`check`); each problem names the scope where the
+//!    value was written.
+//! 4. Layers merge `default` → `clusters.<name>` → `routes.<name>` like a JSON merge patch
+//!    (`layer`); the defaults (the seed's, [`defaults`]) fill the rest; the rules that relate
+//!    fields are checked on every merged combination (`resolve`).
+//! 5. The result is a table with one entry per (cluster, route) combination ([`Policy`]), so a
+//!    request only looks its entry up.
+//!
+//! # Breaker settings are per cluster
+//!
+//! `POLICY.md`: "A route override changes retry behaviour for that route only; breaker state
+//! stays per cluster." So the breaker of a cluster resolves from `default` and
+//! `clusters.<name>` only, and [`Policy::breaker_for`] ignores routes. A route may set
+//! `"circuit_breaker": null`: that route bypasses the breaker (its requests are neither gated
+//! nor counted), which [`Policy::lookup`] shows as `breaker: None`. Any other `circuit_breaker`
+//! under `routes.<name>` is an error saying that breaker settings are per cluster: silently
+//! ignoring it, or giving a route settings that a shared breaker cannot honour, would both
+//! mislead.
+//!
+//! # `max_timeout` below a raised `timeout`
+//!
+//! `POLICY.md`'s own example writes `"max_timeout": "60s"` in `default` and raises `timeout` to
+//! 120s for `clusters.payments`. Refusing that merge would refuse the contract's example, so a
+//! `max_timeout` shorter than a `timeout` written in another scope becomes the timeout (the
+//! open time does not grow) with a warning; written in the same scope it is an error.
+//!
+//! # Problems and warnings
+//!
+//! Validation reports every problem at once, one line each (see [`Problem`]); a policy with a
+//! problem is refused whole. Warnings flag risky but legal values: `failure_threshold` 1 or 2,
+//! `max_attempts` above 5, `per_try_timeout` longer than the breaker `timeout` (when retries
+//! are on), a breaker whose every trigger is off, and the `max_timeout` case above. A rule
+//! that relates fields of different scopes is reported in the most specific scope involved,
+//! `routes.<r> with clusters.<c>` when only that combination breaks it.
 
+pub mod bounds;
+mod build;
+mod check;
+mod check_breaker;
+mod check_retry;
+mod collect;
+pub mod defaults;
+mod duration;
+mod json;
+mod layer;
+mod leaf;
+mod problem;
+pub mod raw;
+mod resolve;
+mod suggest;
+mod table;
 mod types;
 
+pub use problem::{PolicyErrors, Problem, TOP_LEVEL};
+pub use table::{Parsed, Policy};
 pub use types::*;
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 /// The effective policy for one request: the breaker (per cluster) and the retry settings (per
-/// cluster and route). `None` means that half is turned off (`null` in the JSON).
+/// cluster and route). `None` means that half is turned off (`null` in the JSON); `breaker` is
+/// also `None` for a route that bypasses its cluster's breaker (`routes.<name>.circuit_breaker:
+/// null`): its requests are neither gated nor counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Effective {
     pub breaker: Option<BreakerPolicy>,
@@ -29,7 +31,8 @@ pub struct BreakerPolicy {
     pub window: RateWindow,
     /// How long the breaker stays open before it admits probes.
     pub timeout: Duration,
-    /// The cap on the open time as it doubles on each re-open from half-open.
+    /// The cap on the open time as it doubles on each re-open from half-open; never below
+    /// `timeout`.
     pub max_timeout: Duration,
     /// Probes admitted at once in half-open, across all workers; that many successes close.
     pub half_open_attempts: u32,

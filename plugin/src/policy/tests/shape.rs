@@ -1,0 +1,232 @@
+//! The shape of the JSON: unknown fields at every level, fields written twice, wrong JSON types,
+//! `null` where nothing can be turned off, names, and the route-level breaker rule.
+
+use super::*;
+
+#[test]
+fn a_policy_must_be_a_json_object() {
+    assert_eq!(
+        problems("[1, 2]"),
+        ["[1,2] is not a policy, must be a JSON object (at top level)"]
+    );
+    assert_eq!(
+        problems("null"),
+        ["null is not a policy, must be a JSON object (at top level)"]
+    );
+}
+
+#[test]
+fn a_policy_must_be_json() {
+    assert_eq!(
+        problems(r#"{"default": }"#),
+        ["the policy is not valid JSON: expected value at line 1 column 13 (at top level)"]
+    );
+    assert_eq!(
+        problems(""),
+        ["the policy is not valid JSON: EOF while parsing a value at line 1 column 0 (at top level)"]
+    );
+    assert_eq!(
+        Policy::parse(b"{\"default\": \"\xff\"}")
+            .map(|_| ())
+            .map_err(|e| e.0.len()),
+        Err(1),
+        "bytes that are not UTF-8 are one problem, not a panic"
+    );
+}
+
+#[test]
+fn unknown_top_level_fields_are_refused() {
+    assert_eq!(
+        problems(r#"{"defaults": {}}"#),
+        ["defaults: {} is set on an unknown field, did you mean default? (at top level)"]
+    );
+    assert_eq!(
+        problems(r#"{"version": 2}"#),
+        ["version: 2 is set on an unknown field, must be one of default, clusters, routes (at top level)"]
+    );
+}
+
+#[test]
+fn unknown_scope_fields_are_refused_in_default_clusters_and_routes() {
+    assert_eq!(
+        problems(
+            r#"{"default": {"breaker": {}}, "clusters": {"a": {"retries": {}}}, "routes": {"r": {"retyr": null}}}"#
+        ),
+        [
+            "breaker: {} is set on an unknown field, must be one of circuit_breaker, retry (at default)",
+            "retries: {} is set on an unknown field, did you mean retry? (at clusters.a)",
+            "retyr: null is set on an unknown field, did you mean retry? (at routes.r)",
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_inside_every_object() {
+    let policy = r#"{"default": {
+        "circuit_breaker": {
+            "failure_treshold": 3,
+            "failure_rate": {"threshold": 0.5, "min_requests": 5},
+            "slow_call": {"duration_ms": 100},
+            "fallback": {"code": 503}
+        },
+        "retry": {"max_attempt": 2, "budget": {"ratio": 0.1, "per_second": 1}}
+    }}"#;
+    assert_eq!(
+        problems(policy),
+        [
+            "circuit_breaker.failure_rate.min_requests: 5 is set on an unknown field, did you \
+             mean minimum_requests? (at default)",
+            "circuit_breaker.slow_call.duration_ms: 100 is set on an unknown field, did you mean \
+             duration? (at default)",
+            "circuit_breaker.fallback.code: 503 is set on an unknown field, must be one of status, \
+             headers, body (at default)",
+            "circuit_breaker.failure_treshold: 3 is set on an unknown field, did you mean \
+             failure_threshold? (at default)",
+            "retry.budget.per_second: 1 is set on an unknown field, must be one of ratio, \
+             min_per_second, window (at default)",
+            "retry.max_attempt: 2 is set on an unknown field, did you mean max_attempts? (at default)",
+        ],
+        "a typo never falls back to a default"
+    );
+}
+
+#[test]
+fn a_field_written_twice_is_refused() {
+    assert_eq!(
+        problems(r#"{"default": {"retry": {"max_attempts": 2, "max_attempts": 5}}}"#),
+        ["retry.max_attempts: 5 is a second value for this field, set it once (at default)"],
+        "a JSON map would silently keep the last"
+    );
+    assert_eq!(
+        problems(r#"{"clusters": {"a": {}, "a": {"retry": null}}}"#),
+        ["clusters.a: {\"retry\":null} is a second entry for this name, write each once (at top level)"]
+    );
+    assert_eq!(
+        breaker_problems(r#"{"fallback": {"headers": {"x-a": "1", "x-a": "2"}}}"#),
+        ["circuit_breaker.fallback.headers.x-a: \"2\" is a second value for this key, set it once (at default)"]
+    );
+}
+
+#[test]
+fn scopes_must_be_objects() {
+    assert_eq!(
+        problems(r#"{"default": [], "clusters": {"a": 1}, "routes": "r"}"#),
+        [
+            "routes: \"r\" is not an object of names (at top level)",
+            "[] is not an object (at default)",
+            "1 is not an object (at clusters.a)",
+        ]
+    );
+}
+
+#[test]
+fn parts_must_be_objects_or_null() {
+    assert_eq!(
+        problems(r#"{"default": {"circuit_breaker": true, "retry": {"budget": 0.2}}}"#),
+        [
+            "circuit_breaker: true is not an object (at default)",
+            "retry.budget: 0.2 is not an object (at default)",
+        ]
+    );
+}
+
+#[test]
+fn null_is_refused_where_nothing_can_be_turned_off() {
+    assert_eq!(
+        problems(
+            r#"{"default": {"circuit_breaker": {"timeout": null}, "retry": {"max_attempts": null, "methods": null}}}"#
+        ),
+        [
+            "circuit_breaker.timeout: null is not a duration, must be a number of seconds or a \
+             string such as \"250ms\", \"1.5s\", \"2m\" or \"1h\" (at default)",
+            "retry.max_attempts: null is not a number, must be an integer (at default)",
+            "retry.methods: null is not an array (at default)",
+        ],
+        "null would otherwise read as 'inherit', not what it says"
+    );
+    assert_eq!(
+        problems(r#"{"default": null}"#),
+        ["null is not an object (at default)"]
+    );
+}
+
+#[test]
+fn integers_must_be_written_as_integers() {
+    assert_eq!(
+        problems(r#"{"default": {"retry": {"max_attempts": 2.0, "max_request_body": "1024"}, "circuit_breaker": {"failure_threshold": 18446744073709551615}}}"#),
+        [
+            "circuit_breaker.failure_threshold: 18446744073709551615 is too large (at default)",
+            "retry.max_attempts: 2.0 is not an integer, must be written without a decimal point or \
+             exponent (at default)",
+            "retry.max_request_body: \"1024\" is not a number, must be an integer (at default)",
+        ]
+    );
+}
+
+#[test]
+fn lists_must_be_arrays_of_the_right_things() {
+    assert_eq!(
+        problems(r#"{"default": {"retry": {"methods": "GET", "retry_on": [true, 5.5]}}}"#),
+        [
+            "retry.retry_on[0]: true is not an outcome, must be \"5xx\", \"gateway-error\", \
+             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+            "retry.retry_on[1]: 5.5 is not an outcome, must be \"5xx\", \"gateway-error\", \
+             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+            "retry.methods: \"GET\" is not an array (at default)",
+        ]
+    );
+}
+
+#[test]
+fn a_route_may_not_configure_the_breaker_because_breakers_are_per_cluster() {
+    let expected = |value: &str| {
+        format!(
+            "circuit_breaker: {value} is not allowed on a route: breaker settings are per cluster \
+             (set them under clusters.<name>); a route may only set null to bypass the breaker \
+             (at routes.r)"
+        )
+    };
+    assert_eq!(
+        problems(r#"{"routes": {"r": {"circuit_breaker": {"timeout": "5s"}}}}"#),
+        [expected(r#"{"timeout":"5s"}"#)]
+    );
+    assert_eq!(
+        problems(r#"{"routes": {"r": {"circuit_breaker": {}}}}"#),
+        [expected("{}")]
+    );
+    assert_eq!(
+        problems(r#"{"routes": {"r": {"circuit_breaker": false}}}"#),
+        [expected("false")]
+    );
+}
+
+#[test]
+fn names_may_not_be_empty() {
+    assert_eq!(
+        problems(r#"{"clusters": {"": {}}, "routes": {"": {}}}"#),
+        [
+            "clusters.\"\": is an empty name, which matches whatever Envoy leaves unnamed; give \
+             the entry a name (at top level)",
+            "routes.\"\": is an empty name, which matches whatever Envoy leaves unnamed; give the \
+             entry a name (at top level)",
+        ]
+    );
+}
+
+#[test]
+fn names_are_taken_as_written() {
+    let policy = parse(
+        r#"{"clusters": {"outbound|8080||payments.default.svc.cluster.local": {"retry": null}}}"#,
+    )
+    .policy;
+    assert_eq!(
+        policy
+            .lookup("outbound|8080||payments.default.svc.cluster.local", "")
+            .retry,
+        None
+    );
+    assert!(
+        policy.lookup("outbound|8080||payments", "").retry.is_some(),
+        "no prefix match"
+    );
+}
