@@ -1,0 +1,48 @@
+//! Breaker events become log lines and metrics, as the seed does: a warning when a breaker opens,
+//! info when it half-opens and closes, and counters for each so operators can alert on them.
+
+use crate::core::breaker::{Events, Phase};
+
+use super::metrics::Counter;
+use super::worker::Worker;
+
+/// Logs and counts what a breaker transition reported.
+pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
+    if events.is_empty() {
+        return;
+    }
+    let reclaimed = events.probes_reclaimed();
+    if reclaimed > 0 {
+        log::info!(
+            "breakwater: circuit breaker '{cluster}' reclaimed {reclaimed} probe slot(s) after probe_timeout"
+        );
+        w.metrics
+            .add(cluster, Counter::ProbesReclaimed, u64::from(reclaimed));
+    }
+    if events.half_opened() {
+        log::info!("breakwater: circuit breaker '{cluster}' entering HALF_OPEN");
+        w.metrics.add(cluster, Counter::BreakerHalfOpened, 1);
+        w.metrics.state(cluster, Phase::HalfOpen.gauge());
+    }
+    if events.closed() {
+        log::info!("breakwater: circuit breaker '{cluster}' closed");
+        w.metrics.add(cluster, Counter::BreakerClosed, 1);
+        w.metrics.state(cluster, Phase::Closed.gauge());
+    }
+    if let Some(opening) = events.opened() {
+        log::warn!(
+            "breakwater: circuit breaker '{cluster}' OPEN after {}; open for {} ms",
+            opening.reason,
+            opening.open_for.as_millis()
+        );
+        w.metrics.add(cluster, Counter::BreakerOpened, 1);
+        w.metrics.state(cluster, Phase::Open.gauge());
+    }
+    if let Some(opening) = events.would_open() {
+        log::warn!(
+            "breakwater: circuit breaker '{cluster}' would OPEN after {} (shadow mode)",
+            opening.reason
+        );
+        w.metrics.add(cluster, Counter::BreakerWouldOpen, 1);
+    }
+}

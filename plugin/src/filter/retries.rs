@@ -78,10 +78,6 @@ pub struct Retries {
 }
 
 impl Retries {
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
     fn insert_waiting(&mut self, context_id: u32, job: Job) {
         if let Stage::Waiting { due } = job.stage {
             self.queue.push(Reverse((due, context_id)));
@@ -164,17 +160,18 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         return;
     }
     let attempt = exchange.attempts + 1;
+    exchange.attempts = attempt;
+    exchange.attempt_started = now;
+    exchange.spend_budget();
+    w.metrics.add(&exchange.cluster, Counter::Retries, 1);
     let Some(call) = reply::call_for(exchange, attempt) else {
-        // A waiting job always has its copy; without one there is nothing to send.
+        // Unreachable (a waiting job has its copy and a retry policy), but never leave a
+        // client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, now);
         reply::deliver(w, root_id, id, &job, false, now);
         return;
     };
-    exchange.attempts = attempt;
-    exchange.attempt_started = now;
-    exchange.spend_budget();
-    w.metrics.add(&exchange.cluster, Counter::Retries, 1);
     match hostcalls::dispatch_http_call(
         &exchange.cluster,
         call.headers(),
