@@ -6,12 +6,12 @@ use super::bounds::MAX_RESOLVED;
 use super::check::toggle;
 use super::json::Node;
 use super::layer::{Merge, ScopeLayer};
+use super::names::NameMap;
 use super::problem::{taints, At, PolicyErrors, Problem, Report, TOP_LEVEL};
 use super::raw::{Entries, RawPolicy, RawRoute, RawScope, Toggle};
 use super::resolve::{cross_check, effective, Finding};
-use super::table::{Parsed, Policy, Resolved};
+use super::table::{Parsed, Policy};
 use super::{check_breaker, check_retry, collect};
-use std::collections::HashMap;
 
 /// [`Policy::parse`].
 pub(crate) fn parse(json: &[u8]) -> Result<Parsed, PolicyErrors> {
@@ -29,50 +29,65 @@ pub(crate) fn parse(json: &[u8]) -> Result<Parsed, PolicyErrors> {
     let policy = scopes.resolve(&mut report);
     // Listed scope by scope, in the order written; combinations of a route and a cluster last.
     let order = written_scopes(&node);
-    let rank: HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
-    let rank = |p: &Problem| rank.get(p.scope.as_str()).copied().unwrap_or(order.len());
-    report.problems.sort_by_cached_key(rank);
-    report.warnings.sort_by_cached_key(rank);
+    let (problems, warnings) = (
+        in_order(report.problems, &order),
+        in_order(report.warnings, &order),
+    );
     match policy {
-        Some(policy) if report.problems.is_empty() => Ok(Parsed {
-            policy,
-            warnings: report.warnings,
-        }),
-        _ => Err(PolicyErrors(report.problems)),
+        Some(policy) if problems.is_empty() => Ok(Parsed { policy, warnings }),
+        _ => Err(PolicyErrors(problems)),
     }
 }
 
 /// The policy of `{}`.
 pub(crate) fn empty() -> Policy {
+    let default = effective(&ScopeLayer::default());
     Policy {
-        default: Resolved {
-            effective: effective(&ScopeLayer::default()),
-            routes: HashMap::new(),
-        },
-        clusters: HashMap::new(),
+        clusters: NameMap::default(),
+        routes: NameMap::default(),
+        table: vec![default.clone()],
+        default,
     }
 }
 
-/// The scopes of the policy text, in the order written.
-fn written_scopes(node: &Node) -> Vec<String> {
-    let mut order = vec![TOP_LEVEL.to_owned()];
+/// The scopes of the policy text in the order written, numbered.
+fn written_scopes(node: &Node) -> NameMap {
+    let mut order = NameMap::default();
+    let mut add = |scope: String| {
+        let next = order.len();
+        order.entry(scope).or_insert(next);
+    };
+    add(TOP_LEVEL.to_owned());
     let Node::Object(top) = node else {
         return order;
     };
     for (key, value) in top {
         match (key.as_str(), value) {
-            ("default", _) => order.push(key.clone()),
+            ("default", _) => add(key.clone()),
             ("clusters" | "routes", Node::Object(named)) => {
-                order.extend(named.iter().map(|(name, _)| format!("{key}.{name}")));
+                named
+                    .iter()
+                    .for_each(|(name, _)| add(format!("{key}.{name}")));
             }
             _ => {}
         }
     }
     order
+}
+
+/// Problems listed scope by scope in the order written; those of a route meeting a cluster
+/// last, in the order found. A stable bucket pass, not a sort: this runs once per
+/// configuration and a sort would add kilobytes to the `.wasm`.
+fn in_order(problems: Vec<Problem>, order: &NameMap) -> Vec<Problem> {
+    let mut buckets: Vec<Vec<Problem>> = Vec::new();
+    buckets.resize_with(order.len() + 1, Vec::new);
+    for problem in problems {
+        let rank = order.get(&problem.scope).copied().unwrap_or(order.len());
+        if let Some(bucket) = buckets.get_mut(rank) {
+            bucket.push(problem);
+        }
+    }
+    buckets.into_iter().flatten().collect()
 }
 
 /// Every scope's own layer.
@@ -123,49 +138,57 @@ impl Scopes {
             report,
             field_problems,
         };
-        let default = checker.resolve(self.default.clone(), "default", &["default"], &[]);
+        let mut table = Vec::with_capacity(size);
+        // Row 0: default, then every route on a cluster the policy does not name.
+        let (default, default_found) =
+            checker.resolve(self.default.clone(), "default", &["default"], &[]);
+        table.push(default.clone());
         let mut on_default = Vec::with_capacity(routes);
         for (name, layer) in &self.routes {
             let scope = format!("routes.{name}");
             let merged = self.default.clone().merge(layer.clone());
-            let resolved = checker.resolve(merged, &scope, &["default", &scope], &[&default.1]);
-            on_default.push(resolved);
+            let contributors = ["default", scope.as_str()];
+            let (effective, found) =
+                checker.resolve(merged, &scope, &contributors, &[&default_found]);
+            table.push(effective);
+            on_default.push(found);
         }
-        let mut table = HashMap::with_capacity(clusters);
+        // One row per cluster: the cluster, then every route on it.
         for (cluster, layer) in &self.clusters {
             let cluster_scope = format!("clusters.{cluster}");
             let merged = self.default.clone().merge(layer.clone());
             let contributors = ["default", cluster_scope.as_str()];
-            let own = checker.resolve(merged.clone(), &cluster_scope, &contributors, &[&default.1]);
-            let mut by_route = HashMap::with_capacity(routes);
-            for ((route, route_layer), on_default) in self.routes.iter().zip(&on_default) {
+            let (effective, own_found) = checker.resolve(
+                merged.clone(),
+                &cluster_scope,
+                &contributors,
+                &[&default_found],
+            );
+            table.push(effective);
+            for ((route, route_layer), route_found) in self.routes.iter().zip(&on_default) {
                 let route_scope = format!("routes.{route}");
                 let scope = format!("{route_scope} with {cluster_scope}");
-                let inherited: [&[Finding]; 3] = [&default.1, &own.1, &on_default.1];
-                let merged = merged.clone().merge(route_layer.clone());
+                let inherited: [&[Finding]; 3] = [&default_found, &own_found, route_found];
                 let contributors = ["default", cluster_scope.as_str(), route_scope.as_str()];
-                let (effective, _) = checker.resolve(merged, &scope, &contributors, &inherited);
-                by_route.insert(route.clone(), effective);
+                let merged = merged.clone().merge(route_layer.clone());
+                table.push(checker.resolve(merged, &scope, &contributors, &inherited).0);
             }
-            table.insert(
-                cluster.clone(),
-                Resolved {
-                    effective: own.0,
-                    routes: by_route,
-                },
-            );
         }
-        let default_routes = self.routes.iter().zip(on_default);
-        let default_routes =
-            default_routes.map(|((name, _), (effective, _))| (name.clone(), effective));
         Some(Policy {
-            default: Resolved {
-                effective: default.0,
-                routes: default_routes.collect(),
-            },
-            clusters: table,
+            clusters: numbered(&self.clusters),
+            routes: numbered(&self.routes),
+            table,
+            default,
         })
     }
+}
+
+/// Names numbered from 1 in the order written: rows or columns of the table.
+fn numbered(scopes: &[(String, ScopeLayer)]) -> NameMap {
+    let numbers = scopes.iter().enumerate();
+    numbers
+        .map(|(i, (name, _))| (name.clone(), i + 1))
+        .collect()
 }
 
 /// The layers of `clusters` or `routes` (`kind`), each checked in its own scope.

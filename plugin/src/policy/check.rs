@@ -57,7 +57,8 @@ pub(crate) fn number(at: &mut At, value: f64, bounds: RangeInclusive<f64>) -> Op
     if bounds.contains(&value) {
         Some(value)
     } else {
-        out_of_range(at, show_number(value), bounds.start(), bounds.end());
+        let (low, high) = (show_number(*bounds.start()), show_number(*bounds.end()));
+        out_of_range(at, show_number(value), low, high);
         None
     }
 }
@@ -96,7 +97,7 @@ pub(crate) fn duration(
             None
         }
         Err(e) => {
-            at.problem(show_duration(raw), e.to_string());
+            at.problem(show_duration(raw), &e.to_string());
             None
         }
     }
@@ -111,7 +112,7 @@ pub(crate) fn show_duration(raw: &RawDuration) -> String {
 }
 
 fn out_of_range(at: &mut At, value: String, low: impl Display, high: impl Display) {
-    at.problem(value, format!("is out of range, must be {low}..={high}"));
+    at.problem(value, &format!("is out of range, must be {low}..={high}"));
 }
 
 /// `failure_on` or `retry_on`: class names and status codes, deduplicated. `code_allowed` says
@@ -133,7 +134,10 @@ pub(crate) fn outcomes(
                 true
             }
             Some(Outcome::Code(code)) if code_allowed(code) => {
-                matcher.codes.push(code);
+                // Kept sorted without duplicates as they come (lists are short; no sort code).
+                if let Err(place) = matcher.codes.binary_search(&code) {
+                    matcher.codes.insert(place, code);
+                }
                 true
             }
             Some(Outcome::Code(_)) => {
@@ -146,8 +150,6 @@ pub(crate) fn outcomes(
             }
         });
     }
-    matcher.codes.sort_unstable();
-    matcher.codes.dedup();
     complete.then_some(matcher)
 }
 

@@ -21,7 +21,7 @@ pub(crate) fn breaker(at: &mut At, raw: &RawBreaker) -> BreakerLayer {
                 let written = raw.max_timeout.as_ref().map(check::show_duration);
                 at.problem(
                     written.unwrap_or_default(),
-                    format!(
+                    &format!(
                         "is shorter than circuit_breaker.timeout {}, must be at least that",
                         durations::show(timeout)
                     ),
@@ -119,7 +119,7 @@ fn fallback(at: &mut At, raw: &RawFallback) -> FallbackLayer {
             } else {
                 at.problem(
                     show(body),
-                    format!(
+                    &format!(
                         "is {} bytes long, must be at most {MAX_FALLBACK_BODY_BYTES}",
                         body.len()
                     ),

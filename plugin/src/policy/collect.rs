@@ -14,10 +14,10 @@
 //! fields). What a value means ("1.5s", a status code, a range) is checked in `check`.
 
 use super::json::{show, Node};
+use super::names::{seen_before, NameMap};
 use super::problem::{At, Report, TOP_LEVEL};
 use super::raw::*;
 use super::suggest::unknown_field;
-use std::collections::HashSet;
 
 /// A raw type that can be read from a JSON tree.
 pub(crate) trait FromNode: Sized {
@@ -51,9 +51,9 @@ fn named<T: FromNode>(node: &Node, at: &mut At, kind: &str) -> Option<Entries<T>
         return None;
     };
     let mut read = Vec::new();
-    let mut seen = HashSet::with_capacity(entries.len());
+    let mut seen = NameMap::default();
     for (name, value) in entries {
-        if !seen.insert(name.as_str()) {
+        if seen_before(&mut seen, name) {
             at.field(name, |at| {
                 at.problem(
                     show(value),
@@ -100,9 +100,16 @@ impl<'n> Fields<'n> {
         at: &mut At,
         read: impl FnOnce(&Node, &mut At) -> Option<T>,
     ) -> Option<T> {
+        let node = self.find(name)?;
+        at.field(name, |at| read(node, at))
+    }
+
+    /// The value of field `name`, which is now known.
+    #[inline(never)]
+    fn find(&mut self, name: &'static str) -> Option<&'n Node> {
         self.known.push(name);
         let (_, node) = self.entries.iter().find(|(key, _)| key == name)?;
-        at.field(name, |at| read(node, at))
+        Some(node)
     }
 
     /// Reads field `name` when it is present.
@@ -112,17 +119,19 @@ impl<'n> Fields<'n> {
 
     /// Reports unknown fields and fields written twice.
     fn finish(self, at: &mut At) {
-        let mut seen = HashSet::with_capacity(self.entries.len());
+        // Only known fields can repeat: an unknown one is reported every time anyway.
+        let mut seen: Vec<&str> = Vec::with_capacity(self.known.len());
         for (key, node) in self.entries {
-            let first = seen.insert(key.as_str());
             if !self.known.contains(&key.as_str()) {
                 at.field(key, |at| {
-                    at.problem(show(node), unknown_field(key, &self.known))
+                    at.problem(show(node), &unknown_field(key, &self.known))
                 });
-            } else if !first {
+            } else if seen.contains(&key.as_str()) {
                 at.field(key, |at| {
                     at.problem(show(node), "is a second value for this field, set it once")
                 });
+            } else {
+                seen.push(key);
             }
         }
     }

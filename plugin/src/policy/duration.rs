@@ -57,7 +57,10 @@ pub(crate) fn parse_text(text: &str) -> Result<Duration, DurationError> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or(DurationError::Malformed)?;
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = (text.get(..split), text.get(split..));
+    let (Some(number), Some(unit)) = (number, unit) else {
+        return Err(DurationError::Malformed);
+    };
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,

@@ -4,9 +4,9 @@
 use super::collect::FromNode;
 use super::duration::DurationError;
 use super::json::{show, Node};
+use super::names::{seen_before, NameMap};
 use super::problem::At;
 use super::raw::*;
-use std::collections::HashSet;
 
 impl FromNode for bool {
     fn from_node(node: &Node, at: &mut At) -> Option<Self> {
@@ -90,9 +90,9 @@ impl<T: FromNode> FromNode for Entries<T> {
         };
         let mut read = Vec::with_capacity(entries.len());
         let mut complete = true;
-        let mut seen = HashSet::with_capacity(entries.len());
+        let mut seen = NameMap::default();
         for (key, value) in entries {
-            let first = seen.insert(key.as_str());
+            let first = !seen_before(&mut seen, key);
             let item = at.field(key, |at| {
                 if first {
                     T::from_node(value, at)
@@ -116,7 +116,7 @@ impl FromNode for RawDuration {
             Node::String(s) => Some(RawDuration::Text(s.clone())),
             _ => None,
         }
-        .or_else(|| fail(at, node, DurationError::Malformed.to_string()))
+        .or_else(|| fail(at, node, &DurationError::Malformed.to_string()))
     }
 }
 
@@ -184,7 +184,12 @@ impl FromNode for RawMode {
 }
 
 /// Records that `node` breaks `rule` and reads nothing.
-fn fail<T>(at: &mut At, node: &Node, rule: impl Into<String>) -> Option<T> {
-    at.problem(show(node), rule);
+fn fail<T>(at: &mut At, node: &Node, rule: &str) -> Option<T> {
+    report(at, node, rule);
     None
+}
+
+#[inline(never)]
+fn report(at: &mut At, node: &Node, rule: &str) {
+    at.problem(show(node), rule);
 }

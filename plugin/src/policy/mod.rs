@@ -53,6 +53,7 @@ mod duration;
 mod json;
 mod layer;
 mod leaf;
+mod names;
 mod problem;
 pub mod raw;
 mod resolve;
