@@ -64,6 +64,8 @@ impl fmt::Display for Lines<'_> {
 pub(crate) struct Report {
     pub problems: Vec<Problem>,
     pub warnings: Vec<Problem>,
+    /// How many of the problems are about the JSON's shape (see [`At::shape`]).
+    pub shape_problems: usize,
 }
 
 /// Whether one of `problems` in `scope` makes `field` (a path such as `retry.max_delay`)
@@ -128,6 +130,15 @@ impl<'r> At<'r> {
 
     /// Records a problem at the current path.
     pub fn problem(&mut self, value: String, rule: &str) {
+        self.record(false, value, rule);
+    }
+
+    /// Records a problem with the JSON's shape at the current path: an unknown or repeated
+    /// field, or a value of the wrong JSON type. These are exactly what the serde derives of the
+    /// raw types refuse (a property test holds the two together); every other problem breaks a
+    /// rule about a value of the right type.
+    pub fn shape(&mut self, value: String, rule: &str) {
+        self.report.shape_problems += 1;
         self.record(false, value, rule);
     }
 
