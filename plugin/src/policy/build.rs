@@ -1,42 +1,21 @@
-//! Parsing from end to end: JSON text → tree → raw policy → one checked layer per scope → every
-//! (cluster, route) combination merged, resolved and checked → the table. Each step reports into
-//! one [`Report`] and carries on, so a policy's author sees every problem at once.
+//! Parsing from end to end: JSON text → tree → one checked layer per scope → every (cluster,
+//! route) combination merged, resolved and checked → the table. Each step reports into one
+//! [`Report`] and carries on, so a policy's author sees every problem at once: first those of
+//! single values, in the order written, then those of rules across fields.
 
 use super::bounds::MAX_RESOLVED;
-use super::check::toggle;
 use super::json::Node;
 use super::layer::{Merge, ScopeLayer};
-use super::problem::{taints, At, PolicyErrors, Problem, Report, TOP_LEVEL};
-use super::raw::{Entries, RawPolicy, RawRoute, RawScope, Toggle};
+use super::names::NameMap;
+use super::problem::{taints, PolicyErrors, Problem, Report, TOP_LEVEL};
+use super::read_scope::{scopes, Scopes};
 use super::resolve::{cross_check, effective, Finding};
-use super::table::{Parsed, Policy, Resolved};
-use super::{check_breaker, check_retry, collect};
-use std::collections::HashMap;
+use super::table::{Parsed, Policy};
 
 /// [`Policy::parse`].
 pub(crate) fn parse(json: &[u8]) -> Result<Parsed, PolicyErrors> {
-    let node: Node = serde_json::from_slice(json).map_err(|e| {
-        PolicyErrors(vec![Problem {
-            scope: TOP_LEVEL.to_owned(),
-            path: String::new(),
-            value: String::new(),
-            rule: format!("the policy is not valid JSON: {e}"),
-        }])
-    })?;
     let mut report = Report::default();
-    let raw = collect::policy(&node, &mut report);
-    let scopes = Scopes::check(&raw, &mut report);
-    let policy = scopes.resolve(&mut report);
-    // Listed scope by scope, in the order written; combinations of a route and a cluster last.
-    let order = written_scopes(&node);
-    let rank: HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
-    let rank = |p: &Problem| rank.get(p.scope.as_str()).copied().unwrap_or(order.len());
-    report.problems.sort_by_cached_key(rank);
-    report.warnings.sort_by_cached_key(rank);
+    let policy = read(json, &mut report).and_then(|scopes| resolve(&scopes, &mut report));
     match policy {
         Some(policy) if report.problems.is_empty() => Ok(Parsed {
             policy,
@@ -46,179 +25,107 @@ pub(crate) fn parse(json: &[u8]) -> Result<Parsed, PolicyErrors> {
     }
 }
 
-/// The policy of `{}`.
-pub(crate) fn empty() -> Policy {
-    Policy {
-        default: Resolved {
-            effective: effective(&ScopeLayer::default()),
-            routes: HashMap::new(),
-        },
-        clusters: HashMap::new(),
-    }
-}
-
-/// The scopes of the policy text, in the order written.
-fn written_scopes(node: &Node) -> Vec<String> {
-    let mut order = vec![TOP_LEVEL.to_owned()];
-    let Node::Object(top) = node else {
-        return order;
-    };
-    for (key, value) in top {
-        match (key.as_str(), value) {
-            ("default", _) => order.push(key.clone()),
-            ("clusters" | "routes", Node::Object(named)) => {
-                order.extend(named.iter().map(|(name, _)| format!("{key}.{name}")));
-            }
-            _ => {}
-        }
-    }
-    order
-}
-
-/// Every scope's own layer.
-struct Scopes {
-    default: ScopeLayer,
-    clusters: Vec<(String, ScopeLayer)>,
-    routes: Vec<(String, ScopeLayer)>,
-}
-
-impl Scopes {
-    fn check(raw: &RawPolicy, report: &mut Report) -> Scopes {
-        let default = raw
-            .default
-            .as_ref()
-            .map_or_else(ScopeLayer::default, |scope| {
-                scope_layer(&mut At::new(report, "default"), scope)
-            });
-        let clusters = named(&raw.clusters, "clusters", report, scope_layer);
-        let routes = named(&raw.routes, "routes", report, route_layer);
-        Scopes {
-            default,
-            clusters,
-            routes,
-        }
-    }
-
-    /// Resolves every combination and checks the rules across fields on each; `None` when the
-    /// table would be too large to keep.
-    fn resolve(&self, report: &mut Report) -> Option<Policy> {
-        let (clusters, routes) = (self.clusters.len(), self.routes.len());
-        let size = clusters
-            .saturating_add(1)
-            .saturating_mul(routes.saturating_add(1));
-        if size > MAX_RESOLVED {
+/// The JSON text read into checked scopes; `None` when it is not JSON.
+pub(crate) fn read(json: &[u8], report: &mut Report) -> Option<Scopes> {
+    match serde_json::from_slice::<Node>(json) {
+        Ok(node) => Some(scopes(&node, report)),
+        Err(e) => {
+            report.shape_problems += 1;
             report.problems.push(Problem {
                 scope: TOP_LEVEL.to_owned(),
                 path: String::new(),
                 value: String::new(),
-                rule: format!(
-                    "{clusters} clusters and {routes} routes resolve to {size} policies, which \
-                     every worker keeps; must be at most {MAX_RESOLVED}"
-                ),
+                rule: format!("the policy is not valid JSON: {e}"),
             });
-            return None;
+            None
         }
-        let field_problems = report.problems.len();
-        let mut checker = Checker {
-            report,
-            field_problems,
-        };
-        let default = checker.resolve(self.default.clone(), "default", &["default"], &[]);
-        let mut on_default = Vec::with_capacity(routes);
-        for (name, layer) in &self.routes {
-            let scope = format!("routes.{name}");
-            let merged = self.default.clone().merge(layer.clone());
-            let resolved = checker.resolve(merged, &scope, &["default", &scope], &[&default.1]);
-            on_default.push(resolved);
-        }
-        let mut table = HashMap::with_capacity(clusters);
-        for (cluster, layer) in &self.clusters {
-            let cluster_scope = format!("clusters.{cluster}");
-            let merged = self.default.clone().merge(layer.clone());
-            let contributors = ["default", cluster_scope.as_str()];
-            let own = checker.resolve(merged.clone(), &cluster_scope, &contributors, &[&default.1]);
-            let mut by_route = HashMap::with_capacity(routes);
-            for ((route, route_layer), on_default) in self.routes.iter().zip(&on_default) {
-                let route_scope = format!("routes.{route}");
-                let scope = format!("{route_scope} with {cluster_scope}");
-                let inherited: [&[Finding]; 3] = [&default.1, &own.1, &on_default.1];
-                let merged = merged.clone().merge(route_layer.clone());
-                let contributors = ["default", cluster_scope.as_str(), route_scope.as_str()];
-                let (effective, _) = checker.resolve(merged, &scope, &contributors, &inherited);
-                by_route.insert(route.clone(), effective);
-            }
-            table.insert(
-                cluster.clone(),
-                Resolved {
-                    effective: own.0,
-                    routes: by_route,
-                },
-            );
-        }
-        let default_routes = self.routes.iter().zip(on_default);
-        let default_routes =
-            default_routes.map(|((name, _), (effective, _))| (name.clone(), effective));
-        Some(Policy {
-            default: Resolved {
-                effective: default.0,
-                routes: default_routes.collect(),
-            },
-            clusters: table,
-        })
     }
 }
 
-/// The layers of `clusters` or `routes` (`kind`), each checked in its own scope.
-fn named<T>(
-    raw: &Option<Entries<T>>,
-    kind: &str,
-    report: &mut Report,
-    layer: fn(&mut At, &T) -> ScopeLayer,
-) -> Vec<(String, ScopeLayer)> {
-    let mut layers = Vec::new();
-    for (name, raw) in raw.iter().flat_map(|entries| entries.0.iter()) {
-        if name.is_empty() {
-            // Envoy reports an empty name for whatever it left unnamed (a route without a name),
-            // so an entry named "" would quietly apply to all of those.
-            let at = &mut At::new(report, TOP_LEVEL);
-            at.field(kind, |at| {
-                at.field("\"\"", |at| {
-                    at.problem(
-                        String::new(),
-                        "is an empty name, which matches whatever Envoy leaves unnamed; give the entry a name",
-                    )
-                })
-            });
-            continue;
+/// The policy of `{}`.
+pub(crate) fn empty() -> Policy {
+    let default = effective(&ScopeLayer::default());
+    Policy {
+        clusters: NameMap::default(),
+        routes: NameMap::default(),
+        table: vec![default.clone()],
+        default,
+    }
+}
+
+/// Resolves every combination and checks the rules across fields on each; `None` when the
+/// table would be too large to keep.
+fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
+    let (clusters, routes) = (scopes.clusters.len(), scopes.routes.len());
+    let size = clusters
+        .saturating_add(1)
+        .saturating_mul(routes.saturating_add(1));
+    if size > MAX_RESOLVED {
+        report.problems.push(Problem {
+            scope: TOP_LEVEL.to_owned(),
+            path: String::new(),
+            value: String::new(),
+            rule: format!(
+                "{clusters} clusters and {routes} routes resolve to {size} policies, which \
+                 every worker keeps; must be at most {MAX_RESOLVED}"
+            ),
+        });
+        return None;
+    }
+    let field_problems = report.problems.len();
+    let mut checker = Checker {
+        report,
+        field_problems,
+    };
+    let mut table = Vec::with_capacity(size);
+    // Row 0: default, then every route on a cluster the policy does not name.
+    let (default, default_found) =
+        checker.resolve(scopes.default.clone(), "default", &["default"], &[]);
+    table.push(default.clone());
+    let mut on_default = Vec::with_capacity(routes);
+    for (name, layer) in &scopes.routes {
+        let scope = format!("routes.{name}");
+        let merged = scopes.default.clone().merge(layer.clone());
+        let contributors = ["default", scope.as_str()];
+        let (effective, found) = checker.resolve(merged, &scope, &contributors, &[&default_found]);
+        table.push(effective);
+        on_default.push(found);
+    }
+    // One row per cluster: the cluster, then every route on it.
+    for (cluster, layer) in &scopes.clusters {
+        let cluster_scope = format!("clusters.{cluster}");
+        let merged = scopes.default.clone().merge(layer.clone());
+        let contributors = ["default", cluster_scope.as_str()];
+        let (effective, own_found) = checker.resolve(
+            merged.clone(),
+            &cluster_scope,
+            &contributors,
+            &[&default_found],
+        );
+        table.push(effective);
+        for ((route, route_layer), route_found) in scopes.routes.iter().zip(&on_default) {
+            let route_scope = format!("routes.{route}");
+            let scope = format!("{route_scope} with {cluster_scope}");
+            let inherited: [&[Finding]; 3] = [&default_found, &own_found, route_found];
+            let contributors = ["default", cluster_scope.as_str(), route_scope.as_str()];
+            let merged = merged.clone().merge(route_layer.clone());
+            table.push(checker.resolve(merged, &scope, &contributors, &inherited).0);
         }
-        let at = &mut At::new(report, format!("{kind}.{name}"));
-        layers.push((name.clone(), layer(at, raw)));
     }
-    layers
+    Some(Policy {
+        clusters: numbered(&scopes.clusters),
+        routes: numbered(&scopes.routes),
+        table,
+        default,
+    })
 }
 
-/// `default` or `clusters.<name>`: checks both halves.
-fn scope_layer(at: &mut At, raw: &RawScope) -> ScopeLayer {
-    ScopeLayer {
-        breaker: toggle(
-            at,
-            "circuit_breaker",
-            &raw.circuit_breaker,
-            check_breaker::breaker,
-        ),
-        retry: toggle(at, "retry", &raw.retry, check_retry::retry),
-    }
-}
-
-/// `routes.<name>`: the breaker can only be bypassed (the reader refused anything else).
-fn route_layer(at: &mut At, raw: &RawRoute) -> ScopeLayer {
-    ScopeLayer {
-        breaker: match raw.circuit_breaker {
-            Some(_) => Toggle::Off,
-            None => Toggle::Unset,
-        },
-        retry: toggle(at, "retry", &raw.retry, check_retry::retry),
-    }
+/// Names numbered from 1 in the order written: rows or columns of the table.
+fn numbered(scopes: &[(String, ScopeLayer)]) -> NameMap {
+    let numbers = scopes.iter().enumerate();
+    numbers
+        .map(|(i, (name, _))| (name.clone(), i + 1))
+        .collect()
 }
 
 /// Resolves merged layers and reports what the rules across fields find.

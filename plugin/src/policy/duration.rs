@@ -24,9 +24,9 @@ use std::time::Duration;
 /// rules of each field allow far less; this bound only keeps the arithmetic exact.
 pub(crate) const MAX_MILLIS: u64 = 1 << 53;
 
-/// Fraction digits read; later ones cannot change a value rounded to milliseconds (the unit is
-/// at most 3.6 × 10^6 ms, so digit 19 weighs under 10^-12 ms).
-const MAX_FRACTION_DIGITS: usize = 18;
+/// Fraction digits read. Later ones weigh under 10^-12 of the unit (under 4 ns of an hour), and
+/// with at most 12 digits the arithmetic below fits a `u64` (10^12 × 3.6 × 10^6 < 2^64).
+const MAX_FRACTION_DIGITS: usize = 12;
 
 /// Why a duration could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,10 @@ pub(crate) fn parse_text(text: &str) -> Result<Duration, DurationError> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or(DurationError::Malformed)?;
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = (text.get(..split), text.get(split..));
+    let (Some(number), Some(unit)) = (number, unit) else {
+        return Err(DurationError::Malformed);
+    };
     let unit_ms: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -86,15 +89,9 @@ pub(crate) fn parse_text(text: &str) -> Result<Duration, DurationError> {
 /// `0.<fraction>` units in milliseconds, rounded half up. `fraction` is all ASCII digits.
 fn fraction_millis(fraction: &str, unit_ms: u64) -> u64 {
     let kept = fraction.get(..MAX_FRACTION_DIGITS).unwrap_or(fraction);
-    if kept.is_empty() {
-        return 0;
-    }
-    // At most 18 digits, so both fit a u128 with room: < 10^18 × 3.6 × 10^6.
-    let numerator: u128 = kept.parse().unwrap_or(0);
-    let scale = 10u128.pow(kept.len() as u32);
-    let ms = (numerator * u128::from(unit_ms) + scale / 2) / scale;
-    // Below `unit_ms` + 1, so it fits.
-    u64::try_from(ms).unwrap_or(u64::MAX)
+    let numerator: u64 = kept.parse().unwrap_or(0);
+    let scale = 10u64.pow(kept.len() as u32);
+    (numerator * unit_ms + scale / 2) / scale
 }
 
 /// Reads a bare number of seconds.

@@ -2,8 +2,8 @@
 //! fallback headers are sent in the order written) and keys written twice (an error, where a map
 //! would silently keep the last one).
 //!
-//! The policy text is parsed into a [`Node`] once; [`super::collect`] then walks it and reports
-//! every problem, which serde's derived deserializers cannot do (they stop at the first).
+//! The policy text is parsed into a [`Node`] once; `read` then walks it and reports every
+//! problem, which serde's derived deserializers cannot do (they stop at the first).
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -35,6 +35,11 @@ pub(crate) fn show<T: Serialize + ?Sized>(value: &T) -> String {
     let mut cut: String = text.chars().take(MAX_SHOWN_CHARS - 1).collect();
     cut.push('…');
     cut
+}
+
+/// A string as JSON, cut to [`MAX_SHOWN_CHARS`].
+pub(crate) fn quote(text: &str) -> String {
+    show(text)
 }
 
 /// A number as a user would write it: `90`, not `90.0`, when it is whole.
@@ -161,8 +166,26 @@ mod tests {
 
     #[test]
     fn a_node_renders_back_to_compact_json() {
-        let text = r#"{"z":[1,2.5,null,true,"x"],"a":{}}"#;
+        let text = r#"{"z":[1,-2,2.5,null,true,"x"],"a":{}}"#;
         assert_eq!(show(&node(text)), text, "rendering keeps order and types");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let text = "q\"b\\n\nr\rt\tnul\u{0}é";
+        assert_eq!(quote(text), r#""q\"b\\n\nr\rt\tnul\u0000é""#);
+    }
+
+    #[test]
+    fn numbers_show_as_written() {
+        assert_eq!(show_number(90.0), "90", "whole numbers without a fraction");
+        assert_eq!(show_number(-0.5), "-0.5");
+        assert_eq!(show_number(0.1), "0.1", "the shortest text that reads back");
+        assert_eq!(
+            show_number(1e300),
+            "1e+300",
+            "exponents as serde_json writes them"
+        );
     }
 
     #[test]

@@ -4,16 +4,20 @@
 //! # Steps
 //!
 //! 1. The text is parsed into a JSON tree that keeps key order and repeated keys (`json`).
-//! 2. The tree is read into the [`raw`] types, which mirror the JSON field for field; unknown
-//!    fields, repeated fields and wrong JSON types are reported, every one (`collect`).
-//! 3. Each scope (`default`, `clusters.<name>`, `routes.<name>`) is checked field by field and
-//!    becomes a layer of the values it sets (`check`); each problem names the scope where the
-//!    value was written.
-//! 4. Layers merge `default` → `clusters.<name>` → `routes.<name>` like a JSON merge patch
+//! 2. The tree is read in one pass, scope by scope (`default`, `clusters.<name>`,
+//!    `routes.<name>`), into layers of the values each scope sets, checked (`read*`): the JSON
+//!    type of every field (unknown fields, repeated fields and wrong types included) and its
+//!    rule, every problem reported with the scope where the value was written. The [`raw`]
+//!    types describe the same JSON for serde and the schema; a property test holds the reader
+//!    to exactly the shapes they accept.
+//! 3. Layers merge `default` → `clusters.<name>` → `routes.<name>` like a JSON merge patch
 //!    (`layer`); the defaults (the seed's, [`defaults`]) fill the rest; the rules that relate
 //!    fields are checked on every merged combination (`resolve`).
-//! 5. The result is a table with one entry per (cluster, route) combination ([`Policy`]), so a
+//! 4. The result is a table with one entry per (cluster, route) combination ([`Policy`]), so a
 //!    request only looks its entry up.
+//!
+//! Everything here ends up in the filter's `.wasm`, which must stay small: hence one shared
+//! reader per kind of value, no sorting, and one map type hashed with FNV (see `names`).
 //!
 //! # Breaker settings are per cluster
 //!
@@ -44,17 +48,17 @@
 
 pub mod bounds;
 mod build;
-mod check;
-mod check_breaker;
-mod check_retry;
-mod collect;
 pub mod defaults;
 mod duration;
 mod json;
 mod layer;
-mod leaf;
+mod names;
 mod problem;
 pub mod raw;
+mod read;
+mod read_breaker;
+mod read_retry;
+mod read_scope;
 mod resolve;
 mod suggest;
 mod table;

@@ -64,6 +64,8 @@ impl fmt::Display for Lines<'_> {
 pub(crate) struct Report {
     pub problems: Vec<Problem>,
     pub warnings: Vec<Problem>,
+    /// How many of the problems are about the JSON's shape (see [`At::shape`]).
+    pub shape_problems: usize,
 }
 
 /// Whether one of `problems` in `scope` makes `field` (a path such as `retry.max_delay`)
@@ -102,13 +104,17 @@ impl<'r> At<'r> {
 
     /// Runs `f` one field deeper.
     pub fn field<R>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> R) -> R {
-        let len = self.path.len();
-        if !self.path.is_empty() {
-            self.path.push('.');
-        }
-        self.path.push_str(name);
+        let mark = self.enter(name);
         let result = f(self);
-        self.path.truncate(len);
+        self.leave(mark);
+        result
+    }
+
+    /// Runs `f` on an array element.
+    pub fn index<R>(&mut self, i: usize, f: impl FnOnce(&mut Self) -> R) -> R {
+        let mark = self.enter_index(i);
+        let result = f(self);
+        self.leave(mark);
         result
     }
 
@@ -122,25 +128,61 @@ impl<'r> At<'r> {
         result
     }
 
-    /// Runs `f` on an array element.
-    pub fn index<R>(&mut self, i: usize, f: impl FnOnce(&mut Self) -> R) -> R {
-        let len = self.path.len();
-        self.path.push_str(&format!("[{i}]"));
-        let result = f(self);
-        self.path.truncate(len);
-        result
+    /// Records a problem at the current path.
+    pub fn problem(&mut self, value: String, rule: &str) {
+        self.record(false, value, rule);
     }
 
-    /// Records a problem at the current path.
-    pub fn problem(&mut self, value: String, rule: impl Into<String>) {
-        let problem = self.make(value, rule.into());
-        self.report.problems.push(problem);
+    /// Records a problem with the JSON's shape at the current path: an unknown or repeated
+    /// field, or a value of the wrong JSON type. These are exactly what the serde derives of the
+    /// raw types refuse (a property test holds the two together); every other problem breaks a
+    /// rule about a value of the right type.
+    pub fn shape(&mut self, value: String, rule: &str) {
+        self.report.shape_problems += 1;
+        self.record(false, value, rule);
     }
 
     /// Records a warning at the current path.
-    pub fn warning(&mut self, value: String, rule: impl Into<String>) {
-        let warning = self.make(value, rule.into());
-        self.report.warnings.push(warning);
+    pub fn warning(&mut self, value: String, rule: &str) {
+        self.record(true, value, rule);
+    }
+
+    // The helpers below are called from every field's check; kept out of line so that each
+    // call site stays a call (the `.wasm` must stay small).
+
+    #[inline(never)]
+    fn enter(&mut self, name: &str) -> usize {
+        let mark = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        self.path.push_str(name);
+        mark
+    }
+
+    #[inline(never)]
+    fn enter_index(&mut self, i: usize) -> usize {
+        let mark = self.path.len();
+        self.path.push('[');
+        self.path.push_str(&i.to_string());
+        self.path.push(']');
+        mark
+    }
+
+    #[inline(never)]
+    fn leave(&mut self, mark: usize) {
+        self.path.truncate(mark);
+    }
+
+    #[inline(never)]
+    fn record(&mut self, warning: bool, value: String, rule: &str) {
+        let problem = self.make(value, rule.to_owned());
+        let list = if warning {
+            &mut self.report.warnings
+        } else {
+            &mut self.report.problems
+        };
+        list.push(problem);
     }
 
     fn make(&self, value: String, rule: String) -> Problem {

@@ -17,7 +17,7 @@
 //! `default` and then raises `timeout` to 120s for one cluster. So a `max_timeout` shorter than
 //! a `timeout` set in another scope is not an error: the cap becomes the timeout (the open time
 //! does not grow) and a warning says so. Written in the same scope, it is an error (see
-//! `check_breaker`): there it can only be a mistake.
+//! `read_breaker`): there it can only be a mistake.
 
 use super::defaults as d;
 use super::duration::show;

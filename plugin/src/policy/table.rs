@@ -1,26 +1,28 @@
 //! The resolved policy table: every (cluster, route) combination merged and checked once, when
 //! the policy is parsed, so that a request only looks its entry up.
+//!
+//! # Layout
+//!
+//! One row per cluster the policy names plus row 0 for every other cluster (`default` alone);
+//! one column per route it names plus column 0 for every other route (no route layer). A lookup
+//! hashes two names and indexes a flat vector: no allocation, no merging.
 
 use super::build;
+use super::names::NameMap;
 use super::problem::{PolicyErrors, Problem};
 use super::types::{BreakerPolicy, Effective};
-use std::collections::HashMap;
 
-/// The resolved policy: the effective policy of `default`, of each configured cluster, and of
-/// each configured route on each of them.
+/// The resolved policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// For clusters the policy does not name.
-    pub(crate) default: Resolved,
-    pub(crate) clusters: HashMap<String, Resolved>,
-}
-
-/// One cluster's entry (or the default's): its own effective policy and that of every route on
-/// it.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Resolved {
-    pub effective: Effective,
-    pub routes: HashMap<String, Effective>,
+    /// Cluster name → row (1..); row 0 is for the clusters the policy does not name.
+    pub(crate) clusters: NameMap,
+    /// Route name → column (1..); column 0 is for the routes the policy does not name.
+    pub(crate) routes: NameMap,
+    /// (clusters + 1) × (routes + 1) effective policies, row by row.
+    pub(crate) table: Vec<Effective>,
+    /// Row 0, column 0 again: what a lookup returns should the table ever be short.
+    pub(crate) default: Effective,
 }
 
 /// A policy that passed validation, with the warnings about risky but legal values.
@@ -40,13 +42,15 @@ impl Policy {
     /// `routes.<route>`. Unknown names fall back (unknown cluster → default; unknown route → no
     /// route layer). Cheap: no allocation, no merging at request time.
     pub fn lookup(&self, cluster: &str, route: &str) -> &Effective {
-        let resolved = self.resolved(cluster);
-        resolved.routes.get(route).unwrap_or(&resolved.effective)
+        self.entry(
+            self.row(cluster),
+            self.routes.get(route).copied().unwrap_or(0),
+        )
     }
 
     /// The breaker policy of a cluster (None when off), ignoring routes.
     pub fn breaker_for(&self, cluster: &str) -> Option<&BreakerPolicy> {
-        self.resolved(cluster).effective.breaker.as_ref()
+        self.entry(self.row(cluster), 0).breaker.as_ref()
     }
 
     /// The clusters the policy names, in no particular order.
@@ -54,8 +58,16 @@ impl Policy {
         self.clusters.keys().map(String::as_str)
     }
 
-    fn resolved(&self, cluster: &str) -> &Resolved {
-        self.clusters.get(cluster).unwrap_or(&self.default)
+    fn row(&self, cluster: &str) -> usize {
+        self.clusters.get(cluster).copied().unwrap_or(0)
+    }
+
+    fn entry(&self, row: usize, column: usize) -> &Effective {
+        let width = self.routes.len() + 1;
+        let index = row.checked_mul(width).and_then(|i| i.checked_add(column));
+        index
+            .and_then(|i| self.table.get(i))
+            .unwrap_or(&self.default)
     }
 }
 

@@ -15,10 +15,11 @@
 //! # Leaves stay as written
 //!
 //! Durations, outcomes, methods and header names are kept as the JSON wrote them (a number or a
-//! string); the validation step turns them into the domain types of [`super`] (`types.rs`) and says
-//! what is wrong with each. So serde here checks only the shape (which fields, which JSON
-//! types), and the filter's own reader (`collect.rs`) accepts exactly what these types
-//! accept, reporting every shape problem instead of stopping at the first.
+//! string), so serde here checks only the shape (which fields, which JSON types). The filter
+//! does not deserialize these types: its own reader (`read.rs`) walks the JSON once, checks
+//! shapes and rules together and reports every problem instead of stopping at the first. A
+//! property test holds the two to the same shapes, and another that a policy written back from
+//! these types parses to the same table.
 
 mod wrappers;
 

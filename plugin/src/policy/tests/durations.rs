@@ -39,9 +39,14 @@ fn finer_than_a_millisecond_rounds_to_the_nearest_millisecond() {
     assert_eq!(parse_text("1.5ms"), Ok(ms(2)), "half rounds up");
     assert_eq!(parse_text("0.0004s"), Ok(ms(0)));
     assert_eq!(
-        parse_text("1.00049999999999999999999s"),
+        parse_text("1.000499999999999999s"),
         Ok(ms(1_000)),
-        "digits past the 18th do not matter"
+        "digits past the 12th are not read"
+    );
+    assert_eq!(
+        parse_text("1.0005000000000001s"),
+        Ok(ms(1_001)),
+        "half rounds up"
     );
 }
 

@@ -4,6 +4,7 @@
 mod breaker_fields;
 mod breaker_rules;
 mod durations;
+mod every_field;
 mod generate;
 mod merge;
 mod props;

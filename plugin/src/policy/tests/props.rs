@@ -2,19 +2,18 @@
 //! reports every problem reads exactly what the serde derives of the raw types read, and a policy
 //! it accepts keeps every bound.
 
-use super::super::collect;
-use super::super::json::Node;
+use super::super::build;
 use super::super::problem::Report;
 use super::super::raw::RawPolicy;
 use super::generate::{any_json, value, Kind};
 use super::*;
 use proptest::prelude::*;
 
-fn walk(text: &str) -> (RawPolicy, Report) {
-    let node: Node = serde_json::from_str(text).expect("generated JSON is valid");
+/// The problems with the JSON's shape that the filter's reader finds in `text`.
+fn shape_problems(text: &str) -> usize {
     let mut report = Report::default();
-    let raw = collect::policy(&node, &mut report);
-    (raw, report)
+    let _ = build::read(text.as_bytes(), &mut report);
+    report.shape_problems
 }
 
 proptest! {
@@ -22,28 +21,34 @@ proptest! {
 
     /// The generator never puts an array where an object belongs, nor a one-key object where a
     /// mode or jitter name belongs: serde_json reads those as a struct's fields in order and as
-    /// an externally tagged enum, forms a policy author would never write and the walk refuses.
+    /// an externally tagged enum, forms a policy author would never write and the reader refuses.
     #[test]
-    fn the_walk_accepts_exactly_what_the_serde_derives_accept(policy in value(Kind::Policy)) {
+    fn the_reader_finds_a_shape_problem_exactly_when_the_serde_derives_refuse(
+        policy in value(Kind::Policy),
+    ) {
         let text = policy.to_string();
-        let (walked, report) = walk(&text);
+        let shape = shape_problems(&text);
         match serde_json::from_str::<RawPolicy>(&text) {
-            Ok(derived) => {
-                prop_assert!(report.problems.is_empty(), "serde read {text}, the walk refused: {:?}", report.problems);
-                prop_assert_eq!(&derived, &walked, "both read {}", text);
-            }
-            Err(e) => prop_assert!(!report.problems.is_empty(), "serde refused {text} ({e}), the walk did not"),
+            Ok(_) => prop_assert_eq!(shape, 0, "serde read {}, the reader refused its shape", text),
+            Err(e) => prop_assert!(shape > 0, "serde refused {text} ({e}), the reader did not"),
         }
     }
 
+    /// The raw types carry every value: a policy read by serde and written back parses to the
+    /// same table.
     #[test]
-    fn a_raw_policy_written_back_to_json_reads_the_same(policy in value(Kind::Policy)) {
-        let (raw, report) = walk(&policy.to_string());
-        prop_assume!(report.problems.is_empty());
+    fn a_policy_written_back_from_the_raw_types_parses_the_same(policy in value(Kind::Policy)) {
+        let text = policy.to_string();
+        let Ok(raw) = serde_json::from_str::<RawPolicy>(&text) else {
+            return Ok(());
+        };
         let written = serde_json::to_string(&raw).expect("raw types serialize");
-        let (again, report) = walk(&written);
-        prop_assert!(report.problems.is_empty(), "{:?}", report.problems);
-        prop_assert_eq!(raw, again, "{}", written);
+        let (before, after) = (Policy::parse(text.as_bytes()), Policy::parse(written.as_bytes()));
+        match (before, after) {
+            (Ok(before), Ok(after)) => prop_assert_eq!(before, after, "{} → {}", text, written),
+            (Err(before), Err(after)) => prop_assert_eq!(before.0.len(), after.0.len(), "{} → {}", text, written),
+            (before, after) => prop_assert!(false, "{text} → {written}: {before:?} vs {after:?}"),
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::*;
 
 #[test]
-fn every_problem_is_reported_at_once_scope_by_scope_in_the_order_written() {
+fn every_problem_is_reported_at_once_in_the_order_written() {
     let policy = r#"{
         "default": {"circuit_breaker": {"half_open_attempts": 0}, "retry": {"jitter": "yes"}},
         "clusters": {
@@ -17,17 +17,18 @@ fn every_problem_is_reported_at_once_scope_by_scope_in_the_order_written() {
     assert_eq!(
         problems(policy),
         [
-            "extra: true is set on an unknown field, must be one of default, clusters, routes (at top level)",
+            "circuit_breaker.half_open_attempts: 0 is out of range, must be 1..=1000 (at default)",
             "retry.jitter: \"yes\" is not a jitter, must be true, false, \"none\", \"proportional\", \
              \"full\", \"equal\" or \"decorrelated\" (at default)",
-            "circuit_breaker.half_open_attempts: 0 is out of range, must be 1..=1000 (at default)",
             "circuit_breaker.timeout: \"soon\" is not a duration, must be a number of seconds or a \
              string such as \"250ms\", \"1.5s\", \"2m\" or \"1h\" (at clusters.payments)",
             "retry.max_attempts: 99 is out of range, must be 1..=10 (at clusters.search)",
             "retry.methods[0]: \"G@T\" is not an HTTP method, must be a token such as \"GET\" (at clusters.search)",
             "retry.retry_on[0]: 404 is never retried, a retry_on code must be 408, 409, 429 or \
              500..=599 (at routes.upload)",
-        ]
+            "extra: true is set on an unknown field, must be one of default, clusters, routes (at top level)",
+        ],
+        "in the order written"
     );
 }
 

@@ -74,17 +74,17 @@ fn unknown_fields_are_refused_inside_every_object() {
     assert_eq!(
         problems(policy),
         [
+            "circuit_breaker.failure_treshold: 3 is set on an unknown field, did you mean \
+             failure_threshold? (at default)",
             "circuit_breaker.failure_rate.min_requests: 5 is set on an unknown field, did you \
              mean minimum_requests? (at default)",
             "circuit_breaker.slow_call.duration_ms: 100 is set on an unknown field, did you mean \
              duration? (at default)",
             "circuit_breaker.fallback.code: 503 is set on an unknown field, must be one of status, \
              headers, body (at default)",
-            "circuit_breaker.failure_treshold: 3 is set on an unknown field, did you mean \
-             failure_threshold? (at default)",
+            "retry.max_attempt: 2 is set on an unknown field, did you mean max_attempts? (at default)",
             "retry.budget.per_second: 1 is set on an unknown field, must be one of ratio, \
              min_per_second, window (at default)",
-            "retry.max_attempt: 2 is set on an unknown field, did you mean max_attempts? (at default)",
         ],
         "a typo never falls back to a default"
     );
@@ -112,9 +112,9 @@ fn scopes_must_be_objects() {
     assert_eq!(
         problems(r#"{"default": [], "clusters": {"a": 1}, "routes": "r"}"#),
         [
-            "routes: \"r\" is not an object of names (at top level)",
             "[] is not an object (at default)",
             "1 is not an object (at clusters.a)",
+            "routes: \"r\" is not an object of names (at top level)",
         ]
     );
 }
@@ -155,10 +155,10 @@ fn integers_must_be_written_as_integers() {
     assert_eq!(
         problems(r#"{"default": {"retry": {"max_attempts": 2.0, "max_request_body": "1024"}, "circuit_breaker": {"failure_threshold": 18446744073709551615}}}"#),
         [
-            "circuit_breaker.failure_threshold: 18446744073709551615 is too large (at default)",
             "retry.max_attempts: 2.0 is not an integer, must be written without a decimal point or \
              exponent (at default)",
             "retry.max_request_body: \"1024\" is not a number, must be an integer (at default)",
+            "circuit_breaker.failure_threshold: 18446744073709551615 is too large (at default)",
         ]
     );
 }
@@ -168,11 +168,11 @@ fn lists_must_be_arrays_of_the_right_things() {
     assert_eq!(
         problems(r#"{"default": {"retry": {"methods": "GET", "retry_on": [true, 5.5]}}}"#),
         [
+            "retry.methods: \"GET\" is not an array (at default)",
             "retry.retry_on[0]: true is not an outcome, must be \"5xx\", \"gateway-error\", \
              \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
             "retry.retry_on[1]: 5.5 is not an outcome, must be \"5xx\", \"gateway-error\", \
              \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
-            "retry.methods: \"GET\" is not an array (at default)",
         ]
     );
 }

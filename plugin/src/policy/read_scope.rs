@@ -1,0 +1,103 @@
+//! Reading the top of the policy: `default`, `clusters.<name>` and `routes.<name>`, each in its
+//! own scope, in the order written.
+
+use super::json::{show, Node};
+use super::layer::ScopeLayer;
+use super::names::{seen_before, NameMap};
+use super::problem::{At, Report, TOP_LEVEL};
+use super::raw::Toggle;
+use super::read::{object, toggle};
+use super::read_breaker::breaker;
+use super::read_retry::retry;
+
+/// Every scope's own layer: what it sets, checked.
+#[derive(Debug, Default)]
+pub(crate) struct Scopes {
+    pub default: ScopeLayer,
+    pub clusters: Vec<(String, ScopeLayer)>,
+    pub routes: Vec<(String, ScopeLayer)>,
+}
+
+/// Reads the whole policy; what could not be read is left out and reported.
+pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
+    let mut at = At::new(report, TOP_LEVEL);
+    let mut scopes = Scopes::default();
+    if !matches!(node, Node::Object(_)) {
+        at.shape(show(node), "is not a policy, must be a JSON object");
+        return scopes;
+    }
+    let known = &["default", "clusters", "routes"];
+    object(node, &mut at, known, &mut |name, node, at| match name {
+        "default" => {
+            let default = at.scope("default".to_owned(), |at| scope(node, at));
+            scopes.default = default.unwrap_or_default();
+        }
+        "clusters" => named(node, at, "clusters", scope, &mut scopes.clusters),
+        "routes" => named(node, at, "routes", route, &mut scopes.routes),
+        _ => {}
+    });
+    scopes
+}
+
+/// `clusters` or `routes` (`kind`): each entry is its own scope, `<kind>.<name>`.
+fn named(
+    node: &Node,
+    at: &mut At,
+    kind: &str,
+    read: fn(&Node, &mut At) -> Option<ScopeLayer>,
+    into: &mut Vec<(String, ScopeLayer)>,
+) {
+    let Node::Object(entries) = node else {
+        at.shape(show(node), "is not an object of names");
+        return;
+    };
+    let mut written = NameMap::default();
+    for (name, value) in entries {
+        if seen_before(&mut written, name) {
+            let rule = "is a second entry for this name, write each once";
+            at.field(name, |at| at.shape(show(value), rule));
+        } else if name.is_empty() {
+            // Envoy reports an empty name for whatever it left unnamed (a route without a
+            // name), so an entry named "" would quietly apply to all of those. Its value is
+            // still read, for its own problems.
+            let rule = "is an empty name, which matches whatever Envoy leaves unnamed; give the \
+                        entry a name";
+            at.field("\"\"", |at| at.problem(String::new(), rule));
+            at.scope(format!("{kind}.\"\""), |at| read(value, at));
+        } else if let Some(layer) = at.scope(format!("{kind}.{name}"), |at| read(value, at)) {
+            into.push((name.clone(), layer));
+        }
+    }
+}
+
+/// `default` or `clusters.<name>`: both halves.
+fn scope(node: &Node, at: &mut At) -> Option<ScopeLayer> {
+    let mut l = ScopeLayer::default();
+    let known = &["circuit_breaker", "retry"];
+    let is_object = object(node, at, known, &mut |name, node, at| match name {
+        "circuit_breaker" => l.breaker = toggle(node, at, breaker),
+        "retry" => l.retry = toggle(node, at, retry),
+        _ => {}
+    });
+    is_object.then_some(l)
+}
+
+/// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker.
+fn route(node: &Node, at: &mut At) -> Option<ScopeLayer> {
+    let mut l = ScopeLayer::default();
+    let known = &["circuit_breaker", "retry"];
+    let is_object = object(node, at, known, &mut |name, node, at| match name {
+        "circuit_breaker" => match node {
+            Node::Null => l.breaker = Toggle::Off,
+            other => {
+                let rule = "is not allowed on a route: breaker settings are per cluster (set \
+                            them under clusters.<name>); a route may only set null to bypass \
+                            the breaker";
+                at.shape(show(other), rule);
+            }
+        },
+        "retry" => l.retry = toggle(node, at, retry),
+        _ => {}
+    });
+    is_object.then_some(l)
+}
