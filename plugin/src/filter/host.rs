@@ -18,7 +18,7 @@ pub fn now() -> Millis {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| crate::core::millis(d))
+        .map(crate::core::millis)
         .unwrap_or(0)
 }
 

@@ -71,7 +71,10 @@ impl Stream {
     fn admit(&mut self, w: &mut Worker, config: Rc<Config>) -> Action {
         let now = host::now();
         let headers = host::headers(MapType::HttpRequestHeaders);
-        for (name, _) in headers.iter().filter(|(n, _)| n.starts_with("x-breakwater-")) {
+        for (name, _) in headers
+            .iter()
+            .filter(|(n, _)| n.starts_with("x-breakwater-"))
+        {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
         }
         let Some(cluster) = host::property_str(&["xds", "cluster_name"]).filter(|c| !c.is_empty())
@@ -212,7 +215,10 @@ fn response_outcome() -> Outcome {
 }
 
 /// A copy of the request if it may be retried; the body follows in `on_http_request_body`.
-fn request_copy(effective: &Effective, headers: &[(String, Option<String>)]) -> Option<RequestCopy> {
+fn request_copy(
+    effective: &Effective,
+    headers: &[(String, Option<String>)],
+) -> Option<RequestCopy> {
     let policy = effective.retry.as_ref().filter(|r| r.max_attempts > 1)?;
     let method = headers
         .iter()

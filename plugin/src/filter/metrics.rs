@@ -196,11 +196,7 @@ impl Metrics {
     }
 }
 
-fn define(
-    slot: &mut Option<u32>,
-    kind: MetricType,
-    name: impl FnOnce() -> String,
-) -> Option<u32> {
+fn define(slot: &mut Option<u32>, kind: MetricType, name: impl FnOnce() -> String) -> Option<u32> {
     if slot.is_none() {
         *slot = hostcalls::define_metric(kind, &name()).ok();
     }

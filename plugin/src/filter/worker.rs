@@ -66,7 +66,13 @@ pub struct Worker {
 
 impl Worker {
     /// Counts one request towards the cluster's retry budget, flushing the local count when due.
-    pub fn count_request(&mut self, keys: &Keys, cluster: &str, policy: &BudgetPolicy, now: Millis) {
+    pub fn count_request(
+        &mut self,
+        keys: &Keys,
+        cluster: &str,
+        policy: &BudgetPolicy,
+        now: Millis,
+    ) {
         let batch = self.batches.entry_ref(cluster).or_default();
         if batch.count == 0 {
             batch.since = now;
@@ -155,7 +161,9 @@ impl Worker {
 
     /// Bytes under `key` did not decode and were replaced by a fresh state.
     pub fn state_error(&mut self, cluster: &str, key: &str, error: &str) {
-        log::warn!("breakwater: shared data '{key}' was unreadable ({error}); replaced by a fresh state");
+        log::warn!(
+            "breakwater: shared data '{key}' was unreadable ({error}); replaced by a fresh state"
+        );
         self.metrics.add(cluster, Counter::StateErrors, 1);
     }
 
