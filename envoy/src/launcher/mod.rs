@@ -4,7 +4,7 @@
 //! [`Envoy::start`] renders the config into a fresh temporary directory, starts Envoy with its
 //! admin interface and listener on port 0 (Envoy picks free ports; the admin address comes back
 //! through `--admin-address-path`, the listener's through `/listeners`), and returns once `/ready`
-//! answers `LIVE`. Envoy's log goes to `envoy.log`, the access log (stdout) to `access.log`, both
+//! answers `LIVE` and every worker has the listener (its per-worker stats exist). Envoy's log goes to `envoy.log`, the access log (stdout) to `access.log`, both
 //! in that directory; `--file-flush-interval-msec` keeps the access log seconds-fresh instead of
 //! Envoy's default 10 s.
 //!

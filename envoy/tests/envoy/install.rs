@@ -22,6 +22,7 @@ fn locator(dir: &Path) -> Locator {
         path: Some(OsString::from(dir.join("empty-path"))),
         install_dir: dir.join("install").join("envoy-1.40.0"),
         python: OsString::from(dir.join("no-such-python")),
+        announce: false,
     }
 }
 
@@ -112,5 +113,47 @@ fn when_pip_cannot_install_the_error_says_how_to_provide_envoy() {
     assert!(
         !locator.install_dir.exists(),
         "a failed install leaves no half-made directory"
+    );
+}
+
+/// Puts a fake `envoy` reporting `version_line` where pip would have installed it.
+fn fake_install(locator: &Locator, version_line: &str) -> PathBuf {
+    let bin_dir = locator.install_dir.join("envoy").join("_bin");
+    std::fs::create_dir_all(&bin_dir).expect("install dir");
+    fake_envoy(&bin_dir, "envoy", version_line)
+}
+
+#[test]
+fn an_earlier_install_is_reused_without_pip() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let locator = locator(dir.path());
+    let installed = fake_install(
+        &locator,
+        "envoy  version: abc/1.40.0/Clean/RELEASE/BoringSSL",
+    );
+    assert_eq!(
+        locator
+            .locate()
+            .expect("the install is reused; pip (missing here) is not run"),
+        installed
+    );
+}
+
+#[test]
+fn a_broken_install_is_removed_before_reinstalling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let locator = locator(dir.path());
+    fake_install(
+        &locator,
+        "envoy  version: abc/1.39.0/Clean/RELEASE/BoringSSL",
+    );
+    let message = locator
+        .locate()
+        .expect_err("pip is missing here")
+        .to_string();
+    assert_says_how_to_provide_envoy(&message);
+    assert!(
+        !locator.install_dir.exists(),
+        "the unusable install is gone, so the next try starts clean"
     );
 }
