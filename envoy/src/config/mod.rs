@@ -198,6 +198,8 @@ pub struct EnvoyConfig {
     pub log_level: String,
     /// `--component-log-level`, for example `wasm:debug`.
     pub component_log_level: Option<String>,
+    /// Whether the config's access log stays (benchmarks may drop its per-request cost).
+    pub access_log: bool,
 }
 
 impl EnvoyConfig {
@@ -213,6 +215,7 @@ impl EnvoyConfig {
             balance: Balance::Exact,
             log_level: "info".to_string(),
             component_log_level: None,
+            access_log: true,
         }
     }
 
@@ -263,6 +266,12 @@ impl EnvoyConfig {
 
     pub fn component_log_level(mut self, levels: &str) -> EnvoyConfig {
         self.component_log_level = Some(levels.to_string());
+        self
+    }
+
+    /// Drops the access log of the config (for benchmarks; tests read it).
+    pub fn without_access_log(mut self) -> EnvoyConfig {
+        self.access_log = false;
         self
     }
 

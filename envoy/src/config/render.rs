@@ -143,6 +143,9 @@ pub fn render(config: &EnvoyConfig, dir: &Path) -> Result<Rendered> {
     )?;
 
     render_routes(config, hcm, file)?;
+    if !config.access_log {
+        object(hcm, "the HTTP connection manager", file)?.remove("access_log");
+    }
 
     let mut ecds_dir = None;
     let http_filters = array(at(hcm, &["http_filters"], file)?, "http_filters", file)?;

@@ -250,3 +250,17 @@ fn validation_copies_change_only_the_paths() {
     assert!(!copy.contains("/etc/envoy"), "no operator path is left");
     assert_eq!(copy.lines().count(), DYNAMIC_ECDS_YAML.lines().count());
 }
+
+#[test]
+fn the_access_log_can_be_dropped_for_benchmarks() {
+    let (_dir, b, _) = rendered(
+        &EnvoyConfig::new()
+            .cluster("a", addr(1))
+            .without_access_log(),
+    );
+    assert!(hcm(&b).get("access_log").is_none());
+    assert!(
+        hcm(&b).get("route_config").is_some(),
+        "only the access log went"
+    );
+}
