@@ -1,0 +1,304 @@
+//! What Envoy to run: upstream clusters, named routes, the wasm filter and how its config is
+//! delivered, and the test knobs (workers, connection balance, log level).
+//!
+//! # One source of truth
+//! The bootstrap is never written here from scratch: [`render`] loads the operator configs in
+//! `envoy/configs/` (`static.yaml`, or `dynamic-ecds.yaml` with `breakwater-ecds.yaml`) and
+//! changes only what a test must: addresses and ports (port 0, picked free by Envoy), the
+//! clusters and routes, the `.wasm` path, the plugin's name, root id and configuration, and the
+//! options below. Stats tags, the access log format, the filter chain and every other setting
+//! come from the very files operators use, so the tests check those files.
+
+mod json;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use render::{
+    ecds_resource, render, validation_copy, write_atomically, Rendered, DYNAMIC_ECDS_YAML,
+    ECDS_FILE, ECDS_RESOURCE_YAML, LISTENER_NAME, STATIC_YAML,
+};
+
+/// Why a config could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {reason}")]
+    Template { file: &'static str, reason: String },
+    #[error("invalid Envoy config request: {0}")]
+    Invalid(String),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An upstream cluster: a name and one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Any Envoy cluster name, Istio's `outbound|8080||reviews.default.svc.cluster.local` too.
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// How a route picks requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// Paths starting with this prefix.
+    Prefix(String),
+    /// Requests carrying header `name` with exactly `value` (any path).
+    Header { name: String, value: String },
+}
+
+/// A named route (Envoy sets the `xds.route_name` property to its name) to a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub matcher: Match,
+    pub cluster: String,
+}
+
+impl Route {
+    /// Route `name` sends paths starting with `prefix` to `cluster`.
+    pub fn prefix(name: &str, prefix: &str, cluster: &str) -> Route {
+        Route {
+            name: name.to_string(),
+            matcher: Match::Prefix(prefix.to_string()),
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// Route `name` sends requests with `header: value` to `cluster`.
+    pub fn header(name: &str, header: &str, value: &str, cluster: &str) -> Route {
+        Route {
+            name: name.to_string(),
+            matcher: Match::Header {
+                name: header.to_string(),
+                value: value.to_string(),
+            },
+            cluster: cluster.to_string(),
+        }
+    }
+}
+
+/// The proxy-wasm filter to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmFilter {
+    /// The `.wasm` file (see `breakwater_wasm::build`).
+    pub wasm: PathBuf,
+    /// The plugin configuration (the policy JSON); `None` keeps the policy of the config file.
+    pub configuration: Option<String>,
+    /// The plugin's name (`config.name`).
+    pub plugin_name: String,
+    /// The plugin's root id (`config.root_id`).
+    pub root_id: String,
+}
+
+impl WasmFilter {
+    /// The module at `wasm`, named `breakwater` with root id `breakwater` as in the configs.
+    pub fn new(wasm: impl Into<PathBuf>) -> WasmFilter {
+        WasmFilter {
+            wasm: wasm.into(),
+            configuration: None,
+            plugin_name: "breakwater".to_string(),
+            root_id: "breakwater".to_string(),
+        }
+    }
+
+    /// The plugin configuration (policy JSON) to hand the filter.
+    pub fn configuration(mut self, json: &str) -> WasmFilter {
+        self.configuration = Some(json.to_string());
+        self
+    }
+
+    pub fn plugin_name(mut self, name: &str) -> WasmFilter {
+        self.plugin_name = name.to_string();
+        self
+    }
+
+    pub fn root_id(mut self, root_id: &str) -> WasmFilter {
+        self.root_id = root_id.to_string();
+        self
+    }
+}
+
+/// How the filter's config reaches Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Inline in the bootstrap (`configs/static.yaml`).
+    Static,
+    /// From an ECDS resource file Envoy watches (`configs/dynamic-ecds.yaml`).
+    Ecds,
+}
+
+/// How the listener spreads connections over the worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Envoy's exact balance: each new connection goes to the worker with the fewest. With
+    /// connections held open together, every worker serves (what the tests want).
+    Exact,
+    /// The config file's own behaviour (the kernel's `SO_REUSEPORT` hash): uneven for few
+    /// connections.
+    Kernel,
+}
+
+/// Envoy's own retries and outlier detection instead of (or beside) a filter, for comparisons.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeResilience {
+    /// Envoy's `retry_on` list, for example `5xx,reset,connect-failure`.
+    pub retry_on: String,
+    /// Retries after the first attempt.
+    pub num_retries: u32,
+    pub per_try_timeout: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Outlier detection: consecutive 5xx before a host is ejected.
+    pub consecutive_5xx: u32,
+    pub ejection_interval: Duration,
+    pub base_ejection_time: Duration,
+    pub max_ejection_percent: u32,
+}
+
+impl Default for NativeResilience {
+    /// The same numbers as the policy in `configs/static.yaml`: three attempts, 100 ms base
+    /// delay, 2 s cap.
+    fn default() -> Self {
+        NativeResilience {
+            retry_on: "5xx,reset,connect-failure".to_string(),
+            num_retries: 2,
+            per_try_timeout: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            consecutive_5xx: 5,
+            ejection_interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_percent: 100,
+        }
+    }
+}
+
+/// Everything that decides how an Envoy is configured and started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvoyConfig {
+    pub clusters: Vec<Cluster>,
+    /// Routes in match order. Empty: one route named `default` for `/` to the first cluster.
+    pub routes: Vec<Route>,
+    /// `None`: no wasm filter at all (the baseline).
+    pub filter: Option<WasmFilter>,
+    pub delivery: Delivery,
+    pub native: Option<NativeResilience>,
+    /// Worker threads (`--concurrency`).
+    pub concurrency: usize,
+    pub balance: Balance,
+    /// `--log-level`.
+    pub log_level: String,
+    /// `--component-log-level`, for example `wasm:debug`.
+    pub component_log_level: Option<String>,
+    /// Whether the config's access log stays (benchmarks may drop its per-request cost).
+    pub access_log: bool,
+}
+
+impl EnvoyConfig {
+    /// Two workers, exact balance, static delivery, no filter, no clusters yet.
+    pub fn new() -> EnvoyConfig {
+        EnvoyConfig {
+            clusters: Vec::new(),
+            routes: Vec::new(),
+            filter: None,
+            delivery: Delivery::Static,
+            native: None,
+            concurrency: 2,
+            balance: Balance::Exact,
+            log_level: "info".to_string(),
+            component_log_level: None,
+            access_log: true,
+        }
+    }
+
+    /// Adds cluster `name` with the one endpoint `addr`. Several clusters may share an endpoint.
+    pub fn cluster(mut self, name: &str, addr: SocketAddr) -> EnvoyConfig {
+        self.clusters.push(Cluster {
+            name: name.to_string(),
+            addr,
+        });
+        self
+    }
+
+    pub fn route(mut self, route: Route) -> EnvoyConfig {
+        self.routes.push(route);
+        self
+    }
+
+    pub fn filter(mut self, filter: WasmFilter) -> EnvoyConfig {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Delivers the filter's config by ECDS from a watched file.
+    pub fn ecds(mut self) -> EnvoyConfig {
+        self.delivery = Delivery::Ecds;
+        self
+    }
+
+    pub fn native_resilience(mut self, native: NativeResilience) -> EnvoyConfig {
+        self.native = Some(native);
+        self
+    }
+
+    pub fn concurrency(mut self, workers: usize) -> EnvoyConfig {
+        self.concurrency = workers;
+        self
+    }
+
+    pub fn balance(mut self, balance: Balance) -> EnvoyConfig {
+        self.balance = balance;
+        self
+    }
+
+    pub fn log_level(mut self, level: &str) -> EnvoyConfig {
+        self.log_level = level.to_string();
+        self
+    }
+
+    pub fn component_log_level(mut self, levels: &str) -> EnvoyConfig {
+        self.component_log_level = Some(levels.to_string());
+        self
+    }
+
+    /// Drops the access log of the config (for benchmarks; tests read it).
+    pub fn without_access_log(mut self) -> EnvoyConfig {
+        self.access_log = false;
+        self
+    }
+
+    /// The routes to render: the given ones, or the catch-all `default` to the first cluster.
+    fn effective_routes(&self) -> Result<Vec<Route>, ConfigError> {
+        let routes = if self.routes.is_empty() {
+            let first = self.clusters.first().ok_or_else(|| {
+                ConfigError::Invalid("at least one cluster is needed".to_string())
+            })?;
+            vec![Route::prefix("default", "/", &first.name)]
+        } else {
+            self.routes.clone()
+        };
+        for route in &routes {
+            if !self.clusters.iter().any(|c| c.name == route.cluster) {
+                return Err(ConfigError::Invalid(format!(
+                    "route {} goes to cluster {:?}, which is not configured",
+                    route.name, route.cluster
+                )));
+            }
+        }
+        Ok(routes)
+    }
+}
+
+impl Default for EnvoyConfig {
+    fn default() -> Self {
+        EnvoyConfig::new()
+    }
+}

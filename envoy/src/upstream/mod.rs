@@ -1,0 +1,352 @@
+//! A real HTTP/1.1 upstream for the Envoy tests and the demo, controlled at run time.
+//!
+//! # What it can do
+//! Answer with a fixed status, fail a seeded random share of requests, wait before answering,
+//! send `Retry-After`, close the connection instead of answering (with a TCP reset or a graceful
+//! close), and stop listening altogether (connections refused) and start again on the same port.
+//! Every request that reaches it is recorded with its headers (see [`record`]), so tests count
+//! upstream attempts exactly.
+//!
+//! # Refusing connections without losing the port
+//! The upstream holds a "reservation" socket: bound to its port with `SO_REUSEPORT`, never
+//! listening. The serving socket binds the same port beside it. To stop, the serving socket and
+//! every open connection are closed; Linux then answers a SYN to the port with a reset
+//! (connection refused) because no socket listens, while the reservation keeps other programs from
+//! taking the port, so Envoy's cluster address stays valid for [`Upstream::start_listening`].
+
+pub mod plan;
+pub mod record;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use plan::{Decision, Plan, Reply};
+pub use record::{Record, RecordedRequest, ATTEMPT_HEADER};
+
+use crate::runtime::{block_on, runtime};
+
+/// The response header naming the upstream that answered.
+pub const UPSTREAM_HEADER: &str = "x-upstream";
+
+/// A test upstream on `127.0.0.1`, serving until dropped.
+pub struct Upstream {
+    name: String,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    /// Keeps the port ours while not listening; never read.
+    _reservation: Socket,
+    listening: Mutex<Option<Listening>>,
+}
+
+/// State the connection tasks share with the test.
+struct Shared {
+    name: String,
+    plan: Mutex<Plan>,
+    record: Mutex<Record>,
+}
+
+/// The serving side while listening.
+struct Listening {
+    accept: JoinHandle<()>,
+    close: watch::Sender<bool>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A TCP socket bound to `addr` that shares the port with the upstream's other sockets.
+fn shared_port_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+impl Upstream {
+    /// Starts an upstream named `name` (sent back in `x-upstream` and the body) on a free port of
+    /// 127.0.0.1. It answers 200 until told otherwise.
+    pub fn start(name: &str) -> io::Result<Upstream> {
+        let reservation = shared_port_socket(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let addr = reservation
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("the reserved upstream socket has no IP address"))?;
+        let upstream = Upstream {
+            name: name.to_string(),
+            addr,
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                plan: Mutex::new(Plan::default()),
+                record: Mutex::new(Record::default()),
+            }),
+            _reservation: reservation,
+            listening: Mutex::new(None),
+        };
+        upstream.start_listening()?;
+        Ok(upstream)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address Envoy's cluster points at; fixed for the upstream's life.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Answers every request (not otherwise scripted or failed) with `status`.
+    pub fn respond_with(&self, status: u16) {
+        self.set_default(Reply::Status(status));
+    }
+
+    /// The reply to every request not otherwise scripted or failed.
+    pub fn set_default(&self, reply: Reply) {
+        lock(&self.shared.plan).set_default(reply);
+    }
+
+    /// Queues replies for the next requests, in order, ahead of the ratio and the default.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        lock(&self.shared.plan).script(replies);
+    }
+
+    /// Fails each request with `reply` with probability `ratio`, drawn from an RNG seeded with
+    /// `seed`.
+    pub fn fail_ratio(&self, ratio: f64, reply: Reply, seed: u64) {
+        lock(&self.shared.plan).set_failures(ratio, reply, seed);
+    }
+
+    /// Stops random failures.
+    pub fn no_failures(&self) {
+        lock(&self.shared.plan).clear_failures();
+    }
+
+    /// Waits this long before every reply (a reset or close too).
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.shared.plan).set_delay(delay);
+    }
+
+    /// Sends `Retry-After: value` with every non-2xx response (`None`: no header).
+    ///
+    /// # Panics
+    /// If `value` is not a valid header value: a mistake in the test, not in what it tests.
+    pub fn set_retry_after(&self, value: Option<&str>) {
+        if let Some(v) = value {
+            assert!(
+                HeaderValue::from_str(v).is_ok(),
+                "Retry-After value {v:?} is not a valid header value"
+            );
+        }
+        lock(&self.shared.plan).set_retry_after(value.map(str::to_string));
+    }
+
+    /// A copy of every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.record).requests().to_vec()
+    }
+
+    /// A copy of the record, for its counting helpers.
+    pub fn record(&self) -> Record {
+        lock(&self.shared.record).clone()
+    }
+
+    /// How many requests reached the upstream.
+    pub fn total(&self) -> usize {
+        lock(&self.shared.record).total()
+    }
+
+    /// How many requests with this method and path reached the upstream.
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        lock(&self.shared.record).count(method, path)
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_record(&self) {
+        lock(&self.shared.record).clear();
+    }
+
+    pub fn is_listening(&self) -> bool {
+        lock(&self.listening).is_some()
+    }
+
+    /// Listens again on the same port (a no-op while listening).
+    pub fn start_listening(&self) -> io::Result<()> {
+        let mut listening = lock(&self.listening);
+        if listening.is_some() {
+            return Ok(());
+        }
+        let socket = shared_port_socket(self.addr)?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        let listener = {
+            let _inside = runtime().enter();
+            TcpListener::from_std(socket.into())?
+        };
+        let (close, closed) = watch::channel(false);
+        let accept = runtime().spawn(accept_loop(listener, self.shared.clone(), closed));
+        *listening = Some(Listening { accept, close });
+        Ok(())
+    }
+
+    /// Closes the listening socket and every open connection: from when this returns until
+    /// [`Upstream::start_listening`], connecting to the port is refused.
+    pub fn stop_listening(&self) {
+        let Some(listening) = lock(&self.listening).take() else {
+            return;
+        };
+        let _ = listening.close.send(true);
+        // The accept loop closes its connections before it ends; waiting for it makes the refusal
+        // hold as soon as this returns.
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _ = block_on(listening.accept);
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop_listening();
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts connections until told to close, then closes them all.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut closed: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = closed.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve(stream, shared.clone()));
+                }
+                // Per-connection errors (for example the peer reset before accept): keep serving.
+                Err(_) => continue,
+            },
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Serves one connection with HTTP/1.1 keep-alive.
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    // A second handle on the socket lets a request's handler turn the close into a reset.
+    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let socket = Arc::new(Socket::from(fd));
+    let service = service_fn(move |request| handle(request, shared.clone(), socket.clone()));
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Why the handler gave up the connection instead of answering; hyper then closes it.
+#[derive(Debug, thiserror::Error)]
+#[error("the test upstream was told to drop the connection")]
+struct DropConnection;
+
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+    socket: Arc<Socket>,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(_) => return Err(DropConnection),
+    };
+    let decision = lock(&shared.plan).decide();
+    lock(&shared.record).push(RecordedRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        ),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        reply: decision.reply,
+    });
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    match decision.reply {
+        Reply::Status(status) => {
+            let retry_after = decision
+                .retry_after
+                .and_then(|v| HeaderValue::from_str(&v).ok());
+            Ok(response(&shared.name, status, retry_after))
+        }
+        Reply::Reset => {
+            // Linger zero: closing the socket sends RST instead of FIN.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            Err(DropConnection)
+        }
+        Reply::Close => Err(DropConnection),
+    }
+}
+
+/// The response for `status` (an invalid status code becomes 500, saying so in the body).
+fn response(name: &str, status: u16, retry_after: Option<HeaderValue>) -> Response<Full<Bytes>> {
+    let (code, body) = match StatusCode::from_u16(status) {
+        Ok(code) => (code, format!("{name} {status}\n")),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{name}: {status} is not an HTTP status\n"),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(name) {
+        headers.insert(UPSTREAM_HEADER, value);
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if let Some(value) = retry_after.filter(|_| !code.is_success()) {
+        headers.insert(RETRY_AFTER, value);
+    }
+    response
+}

@@ -1,0 +1,201 @@
+//! What the test upstream does with the next request.
+//!
+//! # Decision order
+//! 1. A scripted reply, if any is queued ([`Plan::script`]): tests that need "fail twice, then
+//!    succeed" get exactly that, independent of timing and of which Envoy worker sends what.
+//! 2. Otherwise, with probability `ratio`, the failure reply of [`Plan::failures`]. The draw comes
+//!    from an RNG seeded by the test, so a run is reproducible for a given order of arrivals.
+//! 3. Otherwise the default reply (200 unless changed).
+//!
+//! The delay and the `Retry-After` option apply to every reply.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// How the upstream answers one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reply {
+    /// An HTTP response with this status.
+    Status(u16),
+    /// Closes the connection with a TCP reset (RST) instead of answering.
+    Reset,
+    /// Closes the connection gracefully (FIN) instead of answering.
+    Close,
+}
+
+impl Reply {
+    /// Whether the reply is an HTTP response with a 2xx status.
+    pub fn is_success(self) -> bool {
+        matches!(self, Reply::Status(s) if (200..300).contains(&s))
+    }
+}
+
+/// The reply to one request, with what comes along with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub reply: Reply,
+    /// How long to wait before replying (or resetting).
+    pub delay: Duration,
+    /// A `Retry-After` header value for a non-2xx response.
+    pub retry_after: Option<String>,
+}
+
+/// Random failures: each request fails with probability `ratio`.
+#[derive(Debug)]
+struct Failures {
+    ratio: f64,
+    reply: Reply,
+    rng: StdRng,
+}
+
+/// The upstream's behaviour, changed by the test at run time.
+#[derive(Debug)]
+pub struct Plan {
+    default: Reply,
+    script: VecDeque<Reply>,
+    failures: Option<Failures>,
+    delay: Duration,
+    retry_after: Option<String>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            default: Reply::Status(200),
+            script: VecDeque::new(),
+            failures: None,
+            delay: Duration::ZERO,
+            retry_after: None,
+        }
+    }
+}
+
+impl Plan {
+    /// The reply when nothing else applies.
+    pub fn set_default(&mut self, reply: Reply) {
+        self.default = reply;
+    }
+
+    /// Queues replies for the next requests, in order, ahead of everything else.
+    pub fn script(&mut self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.extend(replies);
+    }
+
+    /// Each request (after the script) fails with `reply` with probability `ratio` (clamped to
+    /// 0..=1), drawn from an RNG seeded with `seed`.
+    pub fn set_failures(&mut self, ratio: f64, reply: Reply, seed: u64) {
+        self.failures = Some(Failures {
+            ratio: ratio.clamp(0.0, 1.0),
+            reply,
+            rng: StdRng::seed_from_u64(seed),
+        });
+    }
+
+    /// Turns random failures off.
+    pub fn clear_failures(&mut self) {
+        self.failures = None;
+    }
+
+    pub fn set_delay(&mut self, delay: Duration) {
+        self.delay = delay;
+    }
+
+    /// A `Retry-After` value to send with every non-2xx response, or none.
+    pub fn set_retry_after(&mut self, value: Option<String>) {
+        self.retry_after = value;
+    }
+
+    /// Decides the next request's fate.
+    pub fn decide(&mut self) -> Decision {
+        let reply = if let Some(reply) = self.script.pop_front() {
+            reply
+        } else if let Some(failures) = &mut self.failures {
+            if failures.rng.random::<f64>() < failures.ratio {
+                failures.reply
+            } else {
+                self.default
+            }
+        } else {
+            self.default
+        };
+        Decision {
+            reply,
+            delay: self.delay,
+            retry_after: self.retry_after.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replies(plan: &mut Plan, n: usize) -> Vec<Reply> {
+        (0..n).map(|_| plan.decide().reply).collect()
+    }
+
+    #[test]
+    fn a_fresh_plan_answers_200() {
+        let mut plan = Plan::default();
+        assert_eq!(replies(&mut plan, 3), vec![Reply::Status(200); 3]);
+    }
+
+    #[test]
+    fn scripted_replies_come_first_and_in_order() {
+        let mut plan = Plan::default();
+        plan.set_default(Reply::Status(204));
+        plan.script([Reply::Status(503), Reply::Reset]);
+        assert_eq!(
+            replies(&mut plan, 3),
+            vec![Reply::Status(503), Reply::Reset, Reply::Status(204)],
+            "the script is consumed once, then the default applies"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_fails_the_same_requests() {
+        let run = || {
+            let mut plan = Plan::default();
+            plan.set_failures(0.5, Reply::Status(503), 7);
+            replies(&mut plan, 64)
+        };
+        assert_eq!(run(), run(), "a seeded plan is reproducible");
+    }
+
+    #[test]
+    fn the_failure_ratio_is_roughly_honoured() {
+        let mut plan = Plan::default();
+        plan.set_failures(0.25, Reply::Status(500), 42);
+        let failed = replies(&mut plan, 4000)
+            .into_iter()
+            .filter(|r| *r == Reply::Status(500))
+            .count();
+        assert!(
+            (800..1200).contains(&failed),
+            "about a quarter of 4000 requests fail, got {failed}"
+        );
+    }
+
+    #[test]
+    fn ratios_zero_and_one_are_never_and_always() {
+        let mut never = Plan::default();
+        never.set_failures(0.0, Reply::Close, 1);
+        assert!(replies(&mut never, 100).iter().all(|r| r.is_success()));
+        let mut always = Plan::default();
+        always.set_failures(1.0, Reply::Close, 1);
+        assert!(replies(&mut always, 100).iter().all(|r| *r == Reply::Close));
+    }
+
+    #[test]
+    fn delay_and_retry_after_come_with_every_reply() {
+        let mut plan = Plan::default();
+        plan.set_delay(Duration::from_millis(30));
+        plan.set_retry_after(Some("2".to_string()));
+        let decision = plan.decide();
+        assert_eq!(decision.delay, Duration::from_millis(30));
+        assert_eq!(decision.retry_after.as_deref(), Some("2"));
+    }
+}
