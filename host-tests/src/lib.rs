@@ -4,7 +4,7 @@
 //! milliseconds.
 //!
 //! # A tour
-//! ```no_run
+//! ```
 //! use breakwater_host_tests::{ms, Reply, World};
 //!
 //! let mut world = World::builder()
@@ -62,6 +62,7 @@ mod error;
 mod events;
 mod headers;
 mod host;
+mod inspect;
 mod interleave;
 mod module;
 mod observe;
@@ -73,6 +74,7 @@ mod world;
 pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 pub use error::{Failure, HarnessError};
 pub use headers::HeaderMap;
+pub use inspect::SharedValue;
 pub use interleave::Interleaving;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
@@ -81,7 +83,7 @@ pub use observe::{
 pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
 pub use upstream::{Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript};
-pub use world::{SharedValue, World};
+pub use world::World;
 
 /// `Duration::from_millis`, for readable scenarios.
 pub const fn ms(millis: u64) -> std::time::Duration {

@@ -335,3 +335,43 @@ fn requests_arrive_when_told_and_clients_leave_when_told() {
         "the leaver's answer had no one to reach"
     );
 }
+
+#[test]
+fn a_request_routed_to_an_unscripted_cluster_fails_with_a_hint() {
+    let mut world = fixture().build().expect("starts");
+    let failure = world
+        .request(0)
+        .cluster("nobody")
+        .try_send()
+        .expect_err("the cluster has no upstream");
+    assert!(
+        failure.message.contains("world.upstream(\"nobody\""),
+        "the report says how to fix the test: {failure}"
+    );
+}
+
+#[test]
+fn a_local_reply_takes_effect_only_after_the_callback_returns() {
+    let mut world = fixture().build().expect("starts");
+    world.upstream("c", Reply::ok());
+    let s = world
+        .request(0)
+        .cluster("c")
+        .header(
+            "x-fixture-request",
+            "local-reply 418 t; property-int response.code; shared-set after reply 0",
+        )
+        .send();
+    let response = world.response(s).expect("answered locally");
+    assert_eq!(response.status, 418);
+    assert_eq!(
+        result(&response, "property-int response.code"),
+        "missing",
+        "inside the callback the reply has not happened yet"
+    );
+    assert_eq!(
+        result(&response, "shared-set after reply 0"),
+        "Ok",
+        "the callback runs to its end"
+    );
+}
