@@ -1,5 +1,5 @@
-//! The host side of proxy-wasm ABI 0.2.1 and the WASI calls Envoy provides, registered by one
-//! [`add_to_linker`].
+//! The host side of proxy-wasm ABI 0.2.1 and the WASI calls Envoy provides, all registered by
+//! one `add_to_linker`.
 //!
 //! Semantics follow proxy-wasm-cpp-host (`src/exports.cc`, `src/context.cc`) and Envoy
 //! (`source/extensions/common/wasm/context.cc`): each function says where it deviates.
