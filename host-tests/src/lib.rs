@@ -1,1 +1,91 @@
-//! breakwater-host-tests
+//! `breakwater-host-tests`: a deterministic stand-in for Envoy that runs a compiled proxy-wasm
+//! module (ABI 0.2.1) the way Envoy 1.40 does, in virtual time, so every behaviour of a filter,
+//! including races between worker threads and the timing of retries, is tested in
+//! milliseconds.
+//!
+//! # A tour
+//! ```
+//! use breakwater_host_tests::{ms, Reply, World};
+//!
+//! let mut world = World::builder()
+//!     .fixture() // or .breakwater(), .package("crate"), .module(path)
+//!     .workers(4)
+//!     .configuration("tick 100")
+//!     .seed(7)
+//!     .build()
+//!     .expect("the plugin starts");
+//! world.upstream("payments", Reply::status(503).after(ms(20)));
+//! let s = world.request(2).path("/pay").cluster("payments").send();
+//! world.advance(ms(50));
+//! let response = world.response(s).expect("answered");
+//! assert_eq!(response.status, 503);
+//! assert_eq!(world.upstream_attempts("payments").len(), 1);
+//! assert_eq!(world.tick_period(2), Some(ms(100)));
+//! ```
+//!
+//! # What it models, and from where
+//! The sources are proxy-wasm-cpp-host (`src/exports.cc`, `src/context.cc`, `src/wasm.cc`,
+//! `src/shared_data.cc`, `src/pairs_util.cc`) and Envoy (`source/extensions/common/wasm/`,
+//! `source/common/http/filter_manager.cc`, `source/common/router/router.cc`,
+//! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
+//! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
+//! - a stream's callbacks, pauses, local replies, and its end: [`stream`];
+//! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
+//! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
+//! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];
+//! - properties: [`props`]; the virtual clock: [`clock`];
+//! - ordering of simultaneous work and preemption at shared state: [`Interleaving`].
+//!
+//! A module trap (an SDK panic included) fails the operation that ran it with a [`Failure`]
+//! that shows the panic message, the log and the last scheduling steps. Fuel metering gives
+//! the filter's wasm work per callback and per request ([`World::fuel`]).
+//!
+//! # Not modeled
+//! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
+//! specifics, Envoy's own retries and per-try timeouts (the filter's retries are what is under
+//! test), response headers Envoy adds after the filter chain (`date`, `server`).
+
+pub mod abi;
+pub mod calls;
+pub mod clock;
+pub mod lifecycle;
+pub mod metrics;
+pub mod pairs;
+pub mod props;
+pub mod shared;
+pub mod stream;
+pub mod upstream;
+
+mod builder;
+mod engine;
+mod error;
+mod events;
+mod headers;
+mod host;
+mod inspect;
+mod interleave;
+mod module;
+mod observe;
+mod request;
+mod state;
+mod vm;
+mod world;
+
+pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
+pub use error::{Failure, HarnessError};
+pub use headers::HeaderMap;
+pub use inspect::SharedValue;
+pub use interleave::Interleaving;
+pub use metrics::{MetricKind, MetricValue};
+pub use observe::{
+    flags, Callback, LogLevel, LogLine, Response, Source, StreamId, StreamState, VmId,
+};
+pub use request::RequestBuilder;
+pub use state::{CallbackFuel, FuelReport};
+pub use upstream::{Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript};
+pub use world::World;
+
+/// `Duration::from_millis`, for readable scenarios.
+pub const fn ms(millis: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(millis)
+}

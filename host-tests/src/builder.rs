@@ -1,0 +1,291 @@
+//! [`WorldBuilder`]: which module, how many workers, the plugin's names and configuration.
+
+use crate::abi;
+use crate::events::Events;
+use crate::interleave::Interleaving;
+use crate::lifecycle;
+use crate::metrics::Metrics;
+use crate::module;
+use crate::observe::{LogLevel, VmId};
+use crate::shared::{Queues, SharedData};
+use crate::state::{Core, FuelLedger, Settings, State};
+use crate::upstream::UpstreamScript;
+use crate::world::World;
+use crate::HarnessError;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+use wasmtime::Linker;
+
+/// Envoy's default route timeout.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+enum ModuleSource {
+    Path(PathBuf),
+    Package(String),
+}
+
+/// Configures and builds a [`World`]. Defaults: 1 worker, Envoy's main-thread VM and
+/// configuration canary on, plugin name and root id `breakwater`, empty VM id and
+/// configuration, seed 0, log level info, route timeout 15 s, FIFO interleaving.
+pub struct WorldBuilder {
+    module: Option<ModuleSource>,
+    workers: usize,
+    main_thread_vm: bool,
+    canary: bool,
+    plugin_name: String,
+    root_id: Option<String>,
+    vm_id: String,
+    configuration: Vec<u8>,
+    vm_configuration: Vec<u8>,
+    env: Vec<(String, String)>,
+    seed: u64,
+    log_level: LogLevel,
+    properties: BTreeMap<Vec<String>, Vec<u8>>,
+    route_timeout: Option<Duration>,
+    idle_limit: Duration,
+    interleaving: Interleaving,
+    upstreams: Vec<(String, Box<dyn UpstreamScript>)>,
+}
+
+impl Default for WorldBuilder {
+    fn default() -> Self {
+        WorldBuilder {
+            module: None,
+            workers: 1,
+            main_thread_vm: true,
+            canary: true,
+            plugin_name: "breakwater".into(),
+            root_id: None,
+            vm_id: String::new(),
+            configuration: Vec::new(),
+            vm_configuration: Vec::new(),
+            env: Vec::new(),
+            seed: 0,
+            log_level: LogLevel::Info,
+            properties: BTreeMap::new(),
+            route_timeout: Some(DEFAULT_ROUTE_TIMEOUT),
+            idle_limit: Duration::from_secs(600),
+            interleaving: Interleaving::fifo(),
+            upstreams: Vec::new(),
+        }
+    }
+}
+
+impl WorldBuilder {
+    /// Runs the module at `path` (see [`WorldBuilder::package`] to build it first).
+    pub fn module(mut self, path: impl Into<PathBuf>) -> Self {
+        self.module = Some(ModuleSource::Path(path.into()));
+        self
+    }
+
+    /// Runs the current module of workspace crate `package`, built (or rebuilt) by cargo first,
+    /// once per process (`breakwater_wasm::build`): a stale `.wasm` is never run.
+    pub fn package(mut self, package: &str) -> Self {
+        self.module = Some(ModuleSource::Package(package.into()));
+        self
+    }
+
+    /// Runs the current `breakwater.wasm`.
+    pub fn breakwater(self) -> Self {
+        self.package("breakwater")
+    }
+
+    /// Runs the harness's own test filter, `breakwater-fixture`.
+    pub fn fixture(self) -> Self {
+        self.package("breakwater-fixture")
+    }
+
+    /// How many worker threads (each with its own VM) Envoy runs.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Whether to run Envoy's main-thread VM (a root context that ticks, no streams).
+    pub fn main_thread_vm(mut self, on: bool) -> Self {
+        self.main_thread_vm = on;
+        self
+    }
+
+    /// Whether to run Envoy's configuration canary before each configuration.
+    pub fn canary(mut self, on: bool) -> Self {
+        self.canary = on;
+        self
+    }
+
+    /// The plugin's name (property `plugin_name`).
+    pub fn plugin_name(mut self, name: &str) -> Self {
+        self.plugin_name = name.into();
+        self
+    }
+
+    /// The plugin's root id (property `plugin_root_id`); defaults to the plugin name, as Istio
+    /// sets it.
+    pub fn root_id(mut self, root_id: &str) -> Self {
+        self.root_id = Some(root_id.into());
+        self
+    }
+
+    /// The VM id (property `plugin_vm_id`); Istio sets none.
+    pub fn vm_id(mut self, vm_id: &str) -> Self {
+        self.vm_id = vm_id.into();
+        self
+    }
+
+    /// The plugin configuration (the policy JSON).
+    pub fn configuration(mut self, configuration: impl Into<Vec<u8>>) -> Self {
+        self.configuration = configuration.into();
+        self
+    }
+
+    /// The VM configuration.
+    pub fn vm_configuration(mut self, configuration: impl Into<Vec<u8>>) -> Self {
+        self.vm_configuration = configuration.into();
+        self
+    }
+
+    /// An environment variable the VMs see (`vm_config.environment_variables`).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Seeds WASI `random_get` (one generator per VM) and request ids.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Envoy's log level: lines below it are dropped and `proxy_get_log_level` answers it.
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = level;
+        self
+    }
+
+    /// A property the host answers, at a dotted path (`"node.id"`).
+    pub fn property(mut self, path: &str, value: impl Into<Vec<u8>>) -> Self {
+        let path = path.split('.').map(str::to_string).collect();
+        self.properties.insert(path, value.into());
+        self
+    }
+
+    /// The route timeout for requests that do not set one; `None` disables it.
+    pub fn route_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.route_timeout = timeout;
+        self
+    }
+
+    /// How much virtual time [`World::run_until_idle`] waits before calling the world stuck.
+    pub fn idle_limit(mut self, limit: Duration) -> Self {
+        self.idle_limit = limit;
+        self
+    }
+
+    /// How simultaneous work of different workers is ordered.
+    pub fn interleaving(mut self, interleaving: Interleaving) -> Self {
+        self.interleaving = interleaving;
+        self
+    }
+
+    /// Scripts a cluster before the plugin starts (see [`World::upstream`]).
+    pub fn upstream(mut self, cluster: &str, script: impl UpstreamScript) -> Self {
+        self.upstreams.push((cluster.into(), Box::new(script)));
+        self
+    }
+
+    /// Builds the module if asked, compiles it (once per process), starts the canary, the main
+    /// VM and the workers, each through `_initialize`, `on_vm_start` and `on_configure`.
+    pub fn build(self) -> Result<World, HarnessError> {
+        if self.workers == 0 {
+            return Err(HarnessError::Invalid(
+                "a world needs at least one worker".into(),
+            ));
+        }
+        let path =
+            match self.module {
+                Some(ModuleSource::Path(path)) => path,
+                Some(ModuleSource::Package(package)) => breakwater_wasm::build(&package)?,
+                None => return Err(HarnessError::Invalid(
+                    "no module: call .module(path), .package(name), .breakwater() or .fixture()"
+                        .into(),
+                )),
+            };
+        let module = module::load(&path)?;
+        let mut linker = Linker::new(module::engine());
+        abi::add_to_linker(&mut linker)
+            .map_err(|e| HarnessError::Invalid(format!("registering host functions: {e:#}")))?;
+        let settings = Settings {
+            module,
+            root_id: self.root_id.unwrap_or_else(|| self.plugin_name.clone()),
+            plugin_name: self.plugin_name,
+            vm_id: self.vm_id,
+            configuration: self.configuration,
+            vm_configuration: self.vm_configuration,
+            env: self.env,
+            log_level: self.log_level,
+            properties: self.properties,
+            route_timeout: self.route_timeout,
+            idle_limit: self.idle_limit,
+            seed: self.seed,
+            canary: self.canary,
+        };
+        let state = State {
+            rng: StdRng::seed_from_u64(self.seed),
+            settings,
+            now: Duration::ZERO,
+            events: Events::default(),
+            shared: SharedData::new(),
+            queues: Queues::default(),
+            metrics: Metrics::default(),
+            logs: Vec::new(),
+            upstreams: self.upstreams.into_iter().collect(),
+            attempts: Vec::new(),
+            per_cluster: BTreeMap::new(),
+            streams: Vec::new(),
+            interleaving: self.interleaving,
+            failure: None,
+            fuel: FuelLedger::default(),
+            trace: VecDeque::new(),
+            canaries: 0,
+        };
+        let core = Rc::new(Core {
+            state: RefCell::new(state),
+            slots: RefCell::new(Vec::new()),
+        });
+        let configuration = core.state.borrow().settings.configuration.clone();
+        if self.canary {
+            lifecycle::canary(&core, &linker, &configuration)?;
+        }
+        let main = if self.main_thread_vm {
+            Some(start_vm(&core, &linker, VmId::Main, &configuration)?)
+        } else {
+            None
+        };
+        let workers = (0..self.workers)
+            .map(|i| start_vm(&core, &linker, VmId::Worker(i), &configuration))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(World::new(core, linker, workers, main))
+    }
+}
+
+/// Creates a VM and starts the plugin in it; answers its slot.
+fn start_vm(
+    core: &Rc<Core>,
+    linker: &Linker<crate::host::HostState>,
+    id: VmId,
+    configuration: &[u8],
+) -> Result<usize, HarnessError> {
+    let slot = lifecycle::create_vm(core, linker, id)?;
+    let mut vm = lifecycle::take(core, slot)?;
+    let root = lifecycle::start_plugin(core, &mut vm, configuration.to_vec());
+    if let Ok(root) = root {
+        vm.store.data_mut().active_root = root;
+    }
+    lifecycle::put(core, slot, vm);
+    root.map(|_| slot)
+}

@@ -1,0 +1,179 @@
+//! Dispatched HTTP calls (`proxy_http_call`), from the request to `proxy_on_http_call_response`.
+//!
+//! # Envoy's rules (`Context::httpCall`, `onHttpCallSuccess`, `onHttpCallFailure`)
+//! - The call belongs to the root context of whoever dispatched it, and its response is
+//!   delivered to that root (the Rust SDK then routes it to the dispatching context).
+//! - Refused at once with `BadArgument`: an unknown cluster, a missing `:method`, `:path` or
+//!   `:authority`, a negative timeout. Otherwise the token is fresh (4, 8, 12, ... per VM).
+//! - A body gets a `content-length` header. A timeout of 0 means no timeout.
+//! - A reply no earlier than the timeout is replaced by a synthesized 504 at the timeout.
+//! - A reset after the response started is delivered as 0 headers, 0 body, 0 trailers, with
+//!   `get_status` answering 11 (`BrokenConnection`) and `reset` during the callback; Envoy keeps
+//!   the code afterwards and clears only the message.
+//! - If the root is gone by then, Envoy has cancelled the call: nothing is delivered.
+
+use crate::abi::status;
+use crate::error::Failure;
+use crate::events::EventKind;
+use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
+use crate::observe::Callback;
+use crate::state::Core;
+use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::vm::Vm;
+use crate::HeaderMap;
+use std::time::Duration;
+
+pub(crate) struct CallRequest {
+    pub cluster: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub trailers: HeaderMap,
+    pub timeout_ms: u32,
+}
+
+/// Starts a call; `Err` carries the status the guest gets instead of a token.
+pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u32, u32> {
+    if i32::try_from(call.timeout_ms).is_err() {
+        return Err(status::BAD_ARGUMENT);
+    }
+    let root = host
+        .root_of(host.context_id())
+        .ok_or(status::BAD_ARGUMENT)?;
+    let core = host.core();
+    let mut state = core.state.borrow_mut();
+    if !state.upstreams.contains_key(&call.cluster) {
+        return Err(status::BAD_ARGUMENT);
+    }
+    let required = [":method", ":path", ":authority"];
+    if required.iter().any(|h| call.headers.get(h).is_none()) {
+        return Err(status::BAD_ARGUMENT);
+    }
+    if !call.body.is_empty() {
+        call.headers
+            .replace("content-length", &call.body.len().to_string());
+    }
+    let token = host.alloc_call_token();
+    let timeout = Some(Duration::from_millis(u64::from(call.timeout_ms))).filter(|t| !t.is_zero());
+    let number = {
+        let count = state.per_cluster.entry(call.cluster.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    let request = UpstreamRequest {
+        cluster: call.cluster.clone(),
+        kind: AttemptKind::Call {
+            vm: host.vm,
+            token,
+            timeout,
+        },
+        at: state.now,
+        headers: call.headers,
+        body: call.body,
+        trailers: call.trailers,
+        number,
+    };
+    let reply = match state.upstreams.get_mut(&call.cluster) {
+        Some(script) => script.reply(&request),
+        None => return Err(status::BAD_ARGUMENT),
+    };
+    let now = state.now;
+    let outcome = match &reply.kind {
+        _ if timeout.is_some_and(|t| reply.delay >= t) => timed_out(timeout),
+        ReplyKind::Timeout => timed_out(timeout),
+        ReplyKind::Respond {
+            reset_after_headers: true,
+            ..
+        } => Some((reply.delay, CallOutcome::Reset)),
+        ReplyKind::Respond {
+            status,
+            headers,
+            body,
+            trailers,
+            ..
+        } => Some((
+            reply.delay,
+            CallOutcome::Answered(upstream::upstream_message(*status, headers, body, trailers)),
+        )),
+        ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),
+        ReplyKind::Reset => Some((reply.delay, synthesized(UpstreamFailure::Reset))),
+    };
+    state.attempts.push(Attempt {
+        request,
+        reply,
+        delivered: false,
+    });
+    let attempt = state.attempts.len() - 1;
+    if let Some((delay, outcome)) = outcome {
+        state
+            .events
+            .push(now + delay, host.slot, EventKind::CallDone { token });
+        host.calls.insert(
+            token,
+            PendingCall {
+                root,
+                attempt,
+                outcome,
+            },
+        );
+    }
+    Ok(token)
+}
+
+fn timed_out(timeout: Option<Duration>) -> Option<(Duration, CallOutcome)> {
+    timeout.map(|t| (t, synthesized(UpstreamFailure::Timeout)))
+}
+
+fn synthesized(failure: UpstreamFailure) -> CallOutcome {
+    CallOutcome::Answered(upstream::local_reply(
+        failure.status(),
+        &[],
+        failure.body().as_bytes(),
+    ))
+}
+
+/// Delivers a completed call to its root.
+pub(crate) fn complete(core: &Core, vm: &mut Vm, token: u32) -> Result<(), Failure> {
+    let host = vm.store.data_mut();
+    let Some(pending) = host.calls.remove(&token) else {
+        return Ok(());
+    };
+    let Some(root) = host.root_mut(pending.root) else {
+        return Ok(());
+    };
+    let (headers, body, trailers, response) = match pending.outcome {
+        CallOutcome::Answered(message) => (
+            count(message.headers.len()),
+            count(message.body.len()),
+            count(message.trailers.len()),
+            CallResponse::Answered(message),
+        ),
+        CallOutcome::Reset => {
+            root.status = (status::BROKEN_CONNECTION, "reset".to_string());
+            (0, 0, 0, CallResponse::Reset)
+        }
+    };
+    root.call_response = Some(response);
+    core.state.borrow_mut().attempts[pending.attempt].delivered = true;
+    let result = match vm.ex.http_call_response.clone() {
+        Some(f) => vm
+            .call(
+                core,
+                Callback::HttpCallResponse,
+                pending.root,
+                f,
+                (pending.root, token, headers, body, trailers),
+            )
+            .map(|_| ()),
+        None => Ok(()),
+    };
+    if let Some(root) = vm.store.data_mut().root_mut(pending.root) {
+        root.call_response = None;
+        root.status.1.clear();
+    }
+    result?;
+    crate::stream::drain(core, vm)
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,138 @@
+//! The world's state: what every VM shares (clock, shared data, metrics, upstreams, streams),
+//! and the VMs themselves.
+//!
+//! A VM being called is taken out of its [`Slot`] for the duration of the call, so that a host
+//! call of that VM may run another VM (preemption, see [`crate::Interleaving`]) without the two
+//! borrowing each other. [`State`] is borrowed only briefly, never across a call into wasm.
+
+use crate::error::Failure;
+use crate::events::Events;
+use crate::interleave::Interleaving;
+use crate::metrics::Metrics;
+use crate::observe::{Callback, LogLevel, LogLine, VmId};
+use crate::shared::{Queues, SharedData};
+use crate::stream::Stream;
+use crate::upstream::{Attempt, UpstreamScript};
+use crate::vm::Vm;
+use rand::rngs::StdRng;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Module;
+
+/// Everything the world owns.
+pub(crate) struct Core {
+    pub state: RefCell<State>,
+    pub slots: RefCell<Vec<Slot>>,
+}
+
+/// One VM's place: empty while the VM is being called, dead once a canary is killed.
+pub(crate) struct Slot {
+    pub id: VmId,
+    pub vm: Option<Vm>,
+    pub alive: bool,
+}
+
+/// How the world was configured.
+pub(crate) struct Settings {
+    pub module: Arc<Module>,
+    pub plugin_name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    pub configuration: Vec<u8>,
+    pub vm_configuration: Vec<u8>,
+    pub env: Vec<(String, String)>,
+    pub log_level: LogLevel,
+    pub properties: BTreeMap<Vec<String>, Vec<u8>>,
+    pub route_timeout: Option<Duration>,
+    pub idle_limit: Duration,
+    pub seed: u64,
+    pub canary: bool,
+}
+
+/// The shared, borrowable part of the world.
+pub(crate) struct State {
+    pub settings: Settings,
+    pub now: Duration,
+    pub events: Events,
+    pub shared: SharedData,
+    pub queues: Queues,
+    pub metrics: Metrics,
+    pub logs: Vec<LogLine>,
+    pub upstreams: BTreeMap<String, Box<dyn UpstreamScript>>,
+    pub attempts: Vec<Attempt>,
+    pub per_cluster: BTreeMap<String, usize>,
+    pub streams: Vec<Stream>,
+    pub interleaving: Interleaving,
+    pub failure: Option<Failure>,
+    pub fuel: FuelLedger,
+    pub trace: VecDeque<String>,
+    pub rng: StdRng,
+    pub canaries: u32,
+}
+
+/// How many scheduling steps the trace keeps.
+const TRACE_KEPT: usize = 200;
+
+impl State {
+    /// Records a scheduling step for failure reports.
+    pub fn trace(&mut self, step: impl FnOnce() -> String) {
+        if self.trace.len() == TRACE_KEPT {
+            self.trace.pop_front();
+        }
+        let at = self.now;
+        self.trace
+            .push_back(format!("{:>9.3}s {}", at.as_secs_f64(), step()));
+    }
+
+    pub fn trace_lines(&self) -> Vec<String> {
+        self.trace.iter().cloned().collect()
+    }
+}
+
+/// Fuel spent, by callback.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FuelLedger {
+    pub total: u64,
+    pub by_callback: BTreeMap<Callback, CallbackFuel>,
+}
+
+/// Calls to one callback and the fuel they used.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackFuel {
+    pub calls: u64,
+    pub fuel: u64,
+}
+
+impl FuelLedger {
+    pub fn charge(&mut self, callback: Callback, fuel: u64) {
+        self.total += fuel;
+        let entry = self.by_callback.entry(callback).or_default();
+        entry.calls += 1;
+        entry.fuel += fuel;
+    }
+}
+
+/// Wasm work done so far: fuel is wasmtime's count of executed wasm instructions (roughly one
+/// unit per instruction), so it measures the filter's own work independent of the host's speed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuelReport {
+    /// All fuel used by every VM.
+    pub total: u64,
+    /// Per callback.
+    pub by_callback: BTreeMap<Callback, CallbackFuel>,
+    /// Streams that have finished (complete, reset or disconnected).
+    pub finished_streams: usize,
+}
+
+impl FuelReport {
+    /// Total fuel divided by finished streams: the filter's wasm work per request, ticks and
+    /// dispatched calls included.
+    pub fn per_request(&self) -> Option<u64> {
+        u64::try_from(self.finished_streams)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| self.total / n)
+    }
+}

@@ -1,0 +1,246 @@
+//! A downstream HTTP stream as Envoy's HTTP connection manager runs it through one wasm filter.
+//!
+//! # Callback order (Envoy's `FilterManager` and wasm `Context`)
+//! 1. `proxy_on_context_create(ctx, root)` when the request arrives.
+//! 2. `on_request_headers`, then `on_request_body` (if there is a body), then
+//!    `on_request_trailers` (if there are trailers). A callback that returns `Pause` (or
+//!    sends a local reply) stops the request there until `continue_stream(Request)`; the
+//!    parts not yet seen are then delivered to the filter, starting with the next one.
+//! 3. When the whole request got through, it goes to the cluster's scripted upstream.
+//! 4. `on_response_headers`, `on_response_body`, `on_response_trailers`, likewise for the
+//!    response (from the upstream, or a local reply).
+//! 5. When the response is complete, or the stream is reset, or the client disconnects:
+//!    `on_log` (the access-log phase, reading the final maps), `on_done`, `on_delete`. From
+//!    then on the context is gone and `set_effective_context` to it is `BadArgument`.
+//!
+//! # Local replies (`DownstreamFilterManager::sendLocalReply`)
+//! - Before any response reached the filter, the reply runs through the filter chain: the
+//!   filter's own `on_response_headers` and `on_response_body` see it, even when the filter
+//!   itself sent it. The request stops where it was; an upstream request in flight is dropped.
+//! - Once a response reached the filter but was not yet passed to the client (the filter paused
+//!   in `on_response_headers`), the reply goes straight to the client, past the filter.
+//! - Once response headers went to the client, Envoy can only reset the stream.
+
+mod flow;
+mod reply;
+
+pub(crate) use flow::{pump_request, pump_response};
+pub(crate) use reply::{disconnect, route_timeout, upstream_answer, LocalReply};
+
+use crate::error::Failure;
+use crate::host::{Ctx, Deferred, Direction};
+use crate::observe::{Callback, Response, Source, StreamId, StreamState};
+use crate::state::Core;
+use crate::upstream::Message;
+use crate::vm::Vm;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A stream's data and where it is.
+pub(crate) struct Stream {
+    pub id: StreamId,
+    pub worker: usize,
+    /// The world slot of the worker's VM.
+    pub slot: usize,
+    pub ctx: u32,
+    pub root: u32,
+    pub state: StreamState,
+    pub request: Message,
+    pub response: Option<Message>,
+    pub info: Info,
+    pub req: Flow,
+    pub resp: Flow,
+    pub ptr: Pointers,
+    /// A response reached the filter chain (from the upstream or a local reply).
+    pub response_started: bool,
+    /// The response headers passed the filter and went to the client.
+    pub headers_sent: bool,
+    pub source: Source,
+    /// The upstream attempt in flight (an index into the world's attempts).
+    pub upstream: Option<usize>,
+    pub forwarded: bool,
+    pub route_timeout: Option<Duration>,
+    pub result: Option<Response>,
+    pub fuel: u64,
+    /// Every callback run in this stream's context, in order.
+    pub callbacks: Vec<Callback>,
+}
+
+/// Envoy's stream info, as properties expose it.
+#[derive(Default)]
+pub(crate) struct Info {
+    pub cluster: String,
+    pub route: String,
+    pub start: Duration,
+    pub end: Option<Duration>,
+    pub code: Option<u16>,
+    pub details: Option<String>,
+    pub flags: u64,
+    pub filter_state: BTreeMap<String, Vec<u8>>,
+}
+
+/// The next part of one direction to hand the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Headers,
+    Body,
+    Trailers,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flow {
+    pub next: Part,
+    pub paused: bool,
+    /// A local reply took over: the rest of this direction never reaches the filter.
+    pub aborted: bool,
+}
+
+impl Flow {
+    pub fn start() -> Self {
+        Flow {
+            next: Part::Headers,
+            paused: false,
+            aborted: false,
+        }
+    }
+}
+
+/// The maps and buffers Envoy's context can reach right now (see [`crate::abi`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Pointers {
+    pub req_headers: bool,
+    pub req_body: bool,
+    pub req_trailers: bool,
+    pub resp_headers: bool,
+    pub resp_body: bool,
+    pub resp_trailers: bool,
+    /// `end_of_stream` of the last headers or body callback.
+    pub end_of_stream: bool,
+    /// `on_log` is running: reads see the final maps.
+    pub log_phase: bool,
+}
+
+impl Stream {
+    pub fn new(id: StreamId, worker: usize, slot: usize, request: Message, info: Info) -> Self {
+        Stream {
+            id,
+            worker,
+            slot,
+            ctx: 0,
+            root: 0,
+            state: StreamState::Scheduled,
+            request,
+            response: None,
+            info,
+            req: Flow::start(),
+            resp: Flow::start(),
+            ptr: Pointers::default(),
+            response_started: false,
+            headers_sent: false,
+            source: Source::Upstream,
+            upstream: None,
+            forwarded: false,
+            route_timeout: None,
+            result: None,
+            fuel: 0,
+            callbacks: Vec::new(),
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        !matches!(self.state, StreamState::Scheduled | StreamState::Open)
+    }
+}
+
+/// The request arrives on its worker: the filter's context is created and the request runs.
+pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
+    let host = vm.store.data_mut();
+    let root = host.active_root;
+    let ctx = {
+        let mut state = core.state.borrow_mut();
+        let now = state.now;
+        let stream = &mut state.streams[id.0];
+        if stream.finished() {
+            return Ok(());
+        }
+        let ctx = host.alloc_context_id();
+        stream.ctx = ctx;
+        stream.root = root;
+        stream.state = StreamState::Open;
+        stream.info.start = now;
+        ctx
+    };
+    host.contexts.insert(ctx, Ctx::Http { root, stream: id });
+    if let Some(f) = vm.ex.context_create.clone() {
+        vm.call(core, Callback::ContextCreate, ctx, f, (ctx, root))?;
+        drain(core, vm)?;
+    }
+    pump_request(core, vm, id)
+}
+
+/// Runs the actions the last VM call deferred, in order (each may call the VM again, whose own
+/// deferred actions join the same queue, as in cpp-host's `doAfterVmCallActions`).
+pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
+    while let Some(action) = vm.store.data_mut().deferred.pop_front() {
+        match action {
+            Deferred::Continue {
+                stream,
+                direction,
+                was_paused,
+            } => {
+                let resumed = {
+                    let mut state = core.state.borrow_mut();
+                    let s = &mut state.streams[stream.0];
+                    let paused = match direction {
+                        Direction::Request => s.req.paused,
+                        Direction::Response => s.resp.paused,
+                    };
+                    let resume = was_paused && paused && !s.finished();
+                    if resume {
+                        match direction {
+                            Direction::Request => s.req.paused = false,
+                            // A response can only pause once its headers reached the filter,
+                            // so continuing it sends them to the client.
+                            Direction::Response => {
+                                s.resp.paused = false;
+                                s.headers_sent = true;
+                            }
+                        }
+                    }
+                    resume
+                };
+                match (resumed, direction) {
+                    (true, Direction::Request) => pump_request(core, vm, stream)?,
+                    (true, Direction::Response) => pump_response(core, vm, stream)?,
+                    (false, _) => {}
+                }
+            }
+            Deferred::LocalReply {
+                stream,
+                status,
+                body,
+                headers,
+                details,
+            } => {
+                let reply = LocalReply {
+                    status,
+                    headers,
+                    body,
+                    details,
+                    source: Source::Filter,
+                    flags: 0,
+                };
+                reply::local_reply(core, vm, stream, reply)?;
+            }
+            Deferred::Close { stream } => reply::finish(
+                core,
+                vm,
+                stream,
+                reply::End::Reset("wasm_close_stream".into()),
+            )?,
+            Deferred::RootDone { root } => crate::lifecycle::delete_root(core, vm, root)?,
+        }
+    }
+    Ok(())
+}

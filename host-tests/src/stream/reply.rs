@@ -1,0 +1,301 @@
+//! The upstream leg of a stream and how it ends: forwarding to the scripted upstream, the
+//! upstream's answer or failure, local replies, and the end of the stream.
+
+use super::{drain, flow, pump_response, Flow, Part};
+use crate::error::Failure;
+use crate::events::EventKind;
+use crate::flags;
+use crate::host::Direction;
+use crate::observe::{Callback, Response, Source, StreamId, StreamState};
+use crate::state::Core;
+use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::vm::Vm;
+
+/// A reply Envoy sends instead of the upstream's (the filter's, or its own).
+pub(crate) struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub details: String,
+    pub source: Source,
+    pub flags: u64,
+}
+
+impl LocalReply {
+    fn envoy(failure: UpstreamFailure) -> Self {
+        LocalReply {
+            status: failure.status(),
+            headers: Vec::new(),
+            body: failure.body().as_bytes().to_vec(),
+            details: failure.details().to_string(),
+            source: Source::Envoy,
+            flags: failure.flag(),
+        }
+    }
+}
+
+/// How a stream ends.
+pub(crate) enum End {
+    Complete,
+    Reset(String),
+    Disconnected,
+}
+
+/// Sends the request the filter let through to its cluster's scripted upstream and schedules
+/// the answer, or the route timeout if the answer would come later.
+pub(crate) fn forward(core: &Core, id: StreamId) -> Result<(), Failure> {
+    let mut state = core.state.borrow_mut();
+    let now = state.now;
+    let s = &mut state.streams[id.0];
+    if s.forwarded {
+        return Ok(());
+    }
+    s.forwarded = true;
+    let (worker, slot, timeout) = (s.worker, s.slot, s.route_timeout);
+    let cluster = s.info.cluster.clone();
+    let mut request = UpstreamRequest {
+        cluster: cluster.clone(),
+        kind: AttemptKind::Stream { stream: id, worker },
+        at: now,
+        headers: s.request.headers.clone(),
+        body: s.request.body.clone(),
+        trailers: s.request.trailers.clone(),
+        number: 0,
+    };
+    let number = state.per_cluster.entry(cluster.clone()).or_default();
+    *number += 1;
+    request.number = *number;
+    let Some(script) = state.upstreams.get_mut(&cluster) else {
+        let message = format!(
+            "{id} was routed to cluster `{cluster}`, which has no upstream: script it with \
+             `world.upstream(\"{cluster}\", ...)`"
+        );
+        let failure = Failure::stuck(message, state.logs.clone(), state.trace_lines());
+        state.failure = Some(failure.clone());
+        return Err(failure);
+    };
+    let reply = script.reply(&request);
+    let late = timeout.is_some_and(|t| reply.delay >= t);
+    let event = match (&reply.kind, timeout) {
+        (ReplyKind::Timeout, None) => None,
+        (ReplyKind::Timeout, Some(t)) => Some((t, true)),
+        (_, Some(t)) if late => Some((t, true)),
+        _ => Some((reply.delay, false)),
+    };
+    state.attempts.push(Attempt {
+        request,
+        reply,
+        delivered: false,
+    });
+    let attempt = state.attempts.len() - 1;
+    state.streams[id.0].upstream = Some(attempt);
+    if let Some((after, timed_out)) = event {
+        let kind = if timed_out {
+            EventKind::RouteTimeout {
+                stream: id,
+                attempt,
+            }
+        } else {
+            EventKind::Upstream {
+                stream: id,
+                attempt,
+            }
+        };
+        state.events.push(now + after, slot, kind);
+    }
+    Ok(())
+}
+
+/// The upstream's answer (or refusal, or reset) for the stream's attempt reaches Envoy.
+pub(crate) fn upstream_answer(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    attempt: usize,
+) -> Result<(), Failure> {
+    let kind = {
+        let mut state = core.state.borrow_mut();
+        let s = &state.streams[id.0];
+        if s.finished() || s.upstream != Some(attempt) {
+            return Ok(());
+        }
+        state.attempts[attempt].delivered = true;
+        state.attempts[attempt].reply.kind.clone()
+    };
+    let (status, headers, body, trailers, reset_after_headers) = match kind {
+        ReplyKind::Respond {
+            status,
+            headers,
+            body,
+            trailers,
+            reset_after_headers,
+        } => (status, headers, body, trailers, reset_after_headers),
+        ReplyKind::Refuse => return envoy_failure(core, vm, id, UpstreamFailure::Refused),
+        ReplyKind::Reset => return envoy_failure(core, vm, id, UpstreamFailure::Reset),
+        ReplyKind::Timeout => return envoy_failure(core, vm, id, UpstreamFailure::Timeout),
+    };
+    {
+        let mut state = core.state.borrow_mut();
+        let s = &mut state.streams[id.0];
+        s.upstream = None;
+        s.info.code = Some(status);
+        s.info.details = Some("via_upstream".into());
+        s.response = Some(upstream::upstream_message(
+            status, &headers, &body, &trailers,
+        ));
+        s.response_started = true;
+        s.resp = Flow::start();
+        s.source = Source::Upstream;
+    }
+    if !reset_after_headers {
+        return pump_response(core, vm, id);
+    }
+    flow::deliver(core, vm, id, Direction::Response, Part::Headers)?;
+    {
+        let mut state = core.state.borrow_mut();
+        let s = &mut state.streams[id.0];
+        s.info.flags |= flags::UPSTREAM_REMOTE_RESET;
+        s.info.details = Some("upstream_reset_after_response_started{remote_reset}".into());
+    }
+    let details = "upstream_reset_after_response_started{remote_reset}".to_string();
+    finish(core, vm, id, End::Reset(details))
+}
+
+/// The route timeout of the attempt fired before its answer.
+pub(crate) fn route_timeout(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    attempt: usize,
+) -> Result<(), Failure> {
+    {
+        let state = core.state.borrow();
+        let s = &state.streams[id.0];
+        if s.finished() || s.upstream != Some(attempt) || s.response_started {
+            return Ok(());
+        }
+    }
+    envoy_failure(core, vm, id, UpstreamFailure::Timeout)
+}
+
+fn envoy_failure(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    failure: UpstreamFailure,
+) -> Result<(), Failure> {
+    core.state.borrow_mut().streams[id.0].upstream = None;
+    local_reply(core, vm, id, LocalReply::envoy(failure))
+}
+
+/// Envoy's `sendLocalReply`; see the module docs of [`crate::stream`] for the three cases.
+pub(crate) fn local_reply(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    reply: LocalReply,
+) -> Result<(), Failure> {
+    let message = upstream::local_reply(reply.status, &reply.headers, &reply.body);
+    let through_filter = {
+        let mut state = core.state.borrow_mut();
+        let s = &mut state.streams[id.0];
+        if s.finished() {
+            return Ok(());
+        }
+        s.info.flags |= reply.flags;
+        s.info.details = Some(reply.details.clone());
+        if s.headers_sent {
+            None
+        } else {
+            let through_filter = !s.response_started;
+            s.info.code = Some(reply.status);
+            s.response = Some(message);
+            s.source = reply.source;
+            s.upstream = None;
+            s.req.aborted = true;
+            s.response_started = true;
+            s.resp = Flow::start();
+            Some(through_filter)
+        }
+    };
+    match through_filter {
+        Some(true) => pump_response(core, vm, id),
+        Some(false) => finish(core, vm, id, End::Complete),
+        None => finish(core, vm, id, End::Reset(reply.details)),
+    }
+}
+
+/// The client disconnects: Envoy marks DC and destroys the stream.
+pub(crate) fn disconnect(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
+    {
+        let mut state = core.state.borrow_mut();
+        let s = &mut state.streams[id.0];
+        if s.finished() {
+            return Ok(());
+        }
+        s.info.flags |= flags::DOWNSTREAM_CONNECTION_TERMINATION;
+    }
+    finish(core, vm, id, End::Disconnected)
+}
+
+/// Ends the stream: records what the client got, then runs `on_log`, `on_done`, `on_delete`.
+pub(crate) fn finish(core: &Core, vm: &mut Vm, id: StreamId, end: End) -> Result<(), Failure> {
+    let (ctx, root) = {
+        let mut state = core.state.borrow_mut();
+        let now = state.now;
+        let s = &mut state.streams[id.0];
+        if s.finished() {
+            return Ok(());
+        }
+        s.info.end = Some(now);
+        s.upstream = None;
+        s.state = match end {
+            End::Complete => {
+                let message = s.response.clone().unwrap_or_default();
+                s.result = Some(Response {
+                    status: message
+                        .headers
+                        .get(":status")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    headers: message.headers,
+                    body: message.body,
+                    trailers: message.trailers,
+                    source: s.source.clone(),
+                    details: s.info.details.clone().unwrap_or_default(),
+                    flags: s.info.flags,
+                    at: now,
+                });
+                StreamState::Complete
+            }
+            End::Reset(details) => StreamState::Reset { details },
+            End::Disconnected => StreamState::Disconnected,
+        };
+        let line = format!("{id} ended: {:?}", s.state);
+        let (ctx, root) = (s.ctx, s.root);
+        state.trace(|| line);
+        (ctx, root)
+    };
+    if ctx == 0 {
+        return Ok(());
+    }
+    core.state.borrow_mut().streams[id.0].ptr.log_phase = true;
+    let (log, done, delete) = (vm.ex.log.clone(), vm.ex.done.clone(), vm.ex.delete.clone());
+    let logged = match log {
+        Some(f) => vm.call(core, Callback::Log, ctx, f, ctx),
+        None => Ok(()),
+    };
+    core.state.borrow_mut().streams[id.0].ptr.log_phase = false;
+    logged?;
+    drain(core, vm)?;
+    if let Some(f) = done {
+        vm.call(core, Callback::Done, ctx, f, ctx)?;
+        drain(core, vm)?;
+    }
+    if let Some(f) = delete {
+        vm.call(core, Callback::Delete, ctx, f, ctx)?;
+        drain(core, vm)?;
+    }
+    vm.store.data_mut().contexts.remove(&ctx);
+    crate::lifecycle::release_root(core, vm, root)
+}

@@ -1,0 +1,367 @@
+//! Scripted upstream clusters: what a test says a cluster answers, and what Envoy makes of it.
+//!
+//! # How failures reach the filter
+//! The same [`Reply`] answers a request the filter let through (the "stream path", through
+//! Envoy's router) and a call the filter dispatched with `proxy_http_call` (through Envoy's
+//! `AsyncClient`, which also runs the router). Envoy presents them like this
+//! (`source/common/router/router.cc`, `source/extensions/common/wasm/context.cc`):
+//!
+//! | reply | stream path: the filter's `on_http_response_headers` sees | dispatched call |
+//! | --- | --- | --- |
+//! | [`Reply::refuse`] | Envoy's local reply 503, flag UF, details `upstream_reset_before_response_started{connection_failure}` | a synthesized 503 with the same body |
+//! | [`Reply::reset`] | local reply 503, flag UR, details `upstream_reset_before_response_started{remote_reset}` | a synthesized 503 with that body |
+//! | [`Reply::timeout`] (or any reply later than the timeout) | local reply 504, flag UT, details `upstream_response_timeout`, body `upstream request timeout` | a synthesized 504 at the call's timeout; never, if the call had no timeout |
+//! | [`Reply::reset_after_headers`] | the upstream headers, then the stream is reset (the client gets no whole response) | `proxy_on_http_call_response` with 0 headers, 0 body; `get_status` says 11 (`BrokenConnection`), `reset` |
+//!
+//! The bodies are Envoy's: `upstream connect error or disconnect/reset before headers. reset
+//! reason: connection failure` (or `remote reset`), and `upstream request timeout`.
+
+use crate::observe::{StreamId, VmId};
+use crate::HeaderMap;
+use std::time::Duration;
+
+/// What an upstream answers one request. Build with [`Reply::status`] (or [`Reply::ok`]) and
+/// the builder methods, or one of the failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub(crate) kind: ReplyKind,
+    pub(crate) delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReplyKind {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        trailers: Vec<(String, String)>,
+        reset_after_headers: bool,
+    },
+    Reset,
+    Refuse,
+    Timeout,
+}
+
+impl Reply {
+    /// A response with this status, no headers, no body, at once.
+    pub fn status(status: u16) -> Self {
+        Reply {
+            kind: ReplyKind::Respond {
+                status,
+                headers: Vec::new(),
+                body: Vec::new(),
+                trailers: Vec::new(),
+                reset_after_headers: false,
+            },
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// `Reply::status(200)`.
+    pub fn ok() -> Self {
+        Self::status(200)
+    }
+
+    /// The upstream resets the stream before sending response headers.
+    pub fn reset() -> Self {
+        Self::failure(ReplyKind::Reset)
+    }
+
+    /// The connection to the upstream is refused.
+    pub fn refuse() -> Self {
+        Self::failure(ReplyKind::Refuse)
+    }
+
+    /// The upstream never answers; the route's (or the call's) timeout decides what happens.
+    pub fn timeout() -> Self {
+        Self::failure(ReplyKind::Timeout)
+    }
+
+    fn failure(kind: ReplyKind) -> Self {
+        Reply {
+            kind,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Adds a response header (ignored on failures).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let ReplyKind::Respond { headers, .. } = &mut self.kind {
+            headers.push((name.to_ascii_lowercase(), value.to_string()));
+        }
+        self
+    }
+
+    /// Sets the response body (ignored on failures).
+    pub fn body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        if let ReplyKind::Respond { body, .. } = &mut self.kind {
+            *body = bytes.into();
+        }
+        self
+    }
+
+    /// Adds a response trailer (ignored on failures).
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        if let ReplyKind::Respond { trailers, .. } = &mut self.kind {
+            trailers.push((name.to_ascii_lowercase(), value.to_string()));
+        }
+        self
+    }
+
+    /// Sends the headers, then resets the stream instead of finishing the response.
+    pub fn reset_after_headers(mut self) -> Self {
+        if let ReplyKind::Respond {
+            reset_after_headers,
+            ..
+        } = &mut self.kind
+        {
+            *reset_after_headers = true;
+        }
+        self
+    }
+
+    /// Answers (or fails) this long after the request reached the upstream.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Replies in order, the last one repeating once the others are used.
+    pub fn sequence(replies: impl IntoIterator<Item = Reply>) -> Sequence {
+        Sequence {
+            replies: replies.into_iter().collect(),
+            next: 0,
+        }
+    }
+}
+
+/// A scripted upstream: called once per request that reaches the cluster.
+pub trait UpstreamScript: 'static {
+    fn reply(&mut self, request: &UpstreamRequest) -> Reply;
+}
+
+impl<F: FnMut(&UpstreamRequest) -> Reply + 'static> UpstreamScript for F {
+    fn reply(&mut self, request: &UpstreamRequest) -> Reply {
+        self(request)
+    }
+}
+
+impl UpstreamScript for Reply {
+    fn reply(&mut self, _: &UpstreamRequest) -> Reply {
+        self.clone()
+    }
+}
+
+/// Replies in order; see [`Reply::sequence`].
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    replies: Vec<Reply>,
+    next: usize,
+}
+
+impl UpstreamScript for Sequence {
+    fn reply(&mut self, _: &UpstreamRequest) -> Reply {
+        let index = self.next.min(self.replies.len().saturating_sub(1));
+        self.next += 1;
+        self.replies
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| Reply::status(200))
+    }
+}
+
+/// How a request reached the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// A downstream request the filter let through.
+    Stream { stream: StreamId, worker: usize },
+    /// A call the filter dispatched (`proxy_http_call`).
+    Call {
+        vm: VmId,
+        token: u32,
+        /// The call's timeout; `None` when the filter passed 0.
+        timeout: Option<Duration>,
+    },
+}
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    pub cluster: String,
+    pub kind: AttemptKind,
+    /// Virtual time it reached the upstream.
+    pub at: Duration,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub trailers: HeaderMap,
+    /// 1 for the cluster's first request, 2 for its second, and so on.
+    pub number: usize,
+}
+
+impl UpstreamRequest {
+    /// A request header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// `:method`.
+    pub fn method(&self) -> &str {
+        self.headers.get(":method").unwrap_or_default()
+    }
+
+    /// `:path`.
+    pub fn path(&self) -> &str {
+        self.headers.get(":path").unwrap_or_default()
+    }
+}
+
+/// One request that reached an upstream, with what the script answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub request: UpstreamRequest,
+    pub reply: Reply,
+    /// Whether the answer reached Envoy; false if the client or the filter gave up first.
+    pub delivered: bool,
+}
+
+/// An HTTP message as Envoy hands it around: headers (with pseudo-headers), body, trailers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub trailers: HeaderMap,
+}
+
+/// The upstream failures Envoy turns into its own replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamFailure {
+    Refused,
+    Reset,
+    Timeout,
+}
+
+impl UpstreamFailure {
+    pub fn status(self) -> u16 {
+        match self {
+            UpstreamFailure::Refused | UpstreamFailure::Reset => 503,
+            UpstreamFailure::Timeout => 504,
+        }
+    }
+
+    pub fn body(self) -> &'static str {
+        match self {
+            UpstreamFailure::Refused => {
+                "upstream connect error or disconnect/reset before headers. reset reason: \
+                 connection failure"
+            }
+            UpstreamFailure::Reset => {
+                "upstream connect error or disconnect/reset before headers. reset reason: \
+                 remote reset"
+            }
+            UpstreamFailure::Timeout => "upstream request timeout",
+        }
+    }
+
+    pub fn details(self) -> &'static str {
+        match self {
+            UpstreamFailure::Refused => {
+                "upstream_reset_before_response_started{connection_failure}"
+            }
+            UpstreamFailure::Reset => "upstream_reset_before_response_started{remote_reset}",
+            UpstreamFailure::Timeout => "upstream_response_timeout",
+        }
+    }
+
+    pub fn flag(self) -> u64 {
+        match self {
+            UpstreamFailure::Refused => crate::flags::UPSTREAM_CONNECTION_FAILURE,
+            UpstreamFailure::Reset => crate::flags::UPSTREAM_REMOTE_RESET,
+            UpstreamFailure::Timeout => crate::flags::UPSTREAM_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// A reply Envoy generates itself (`Http::Utility::sendLocalReply`): `:status`, the extra
+/// headers, then `content-length` and a default `content-type: text/plain` when there is a body.
+pub(crate) fn local_reply(status: u16, extra: &[(String, String)], body: &[u8]) -> Message {
+    let mut headers = HeaderMap::new();
+    headers.add(":status", &status.to_string());
+    for (name, value) in extra {
+        headers.add(name, value);
+    }
+    if !body.is_empty() {
+        headers.replace("content-length", &body.len().to_string());
+        if headers.get("content-type").is_none() {
+            headers.add("content-type", "text/plain");
+        }
+    }
+    Message {
+        headers,
+        body: body.to_vec(),
+        trailers: HeaderMap::new(),
+    }
+}
+
+/// The message an upstream sends for a scripted response: `:status`, the script's headers, and
+/// `content-length` if the script did not set one.
+pub(crate) fn upstream_message(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    trailers: &[(String, String)],
+) -> Message {
+    let mut map = HeaderMap::new();
+    map.add(":status", &status.to_string());
+    for (name, value) in headers {
+        map.add(name, value);
+    }
+    if !body.is_empty() && map.get("content-length").is_none() {
+        map.add("content-length", &body.len().to_string());
+    }
+    Message {
+        headers: map,
+        body: body.to_vec(),
+        trailers: trailers.iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_repeats_its_last_reply() {
+        let mut seq = Reply::sequence([Reply::status(503), Reply::ok()]);
+        let req = UpstreamRequest {
+            cluster: "c".into(),
+            kind: AttemptKind::Stream {
+                stream: StreamId(0),
+                worker: 0,
+            },
+            at: Duration::ZERO,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            trailers: HeaderMap::new(),
+            number: 1,
+        };
+        let statuses: Vec<ReplyKind> = (0..3).map(|_| seq.reply(&req).kind).collect();
+        assert_eq!(statuses[0], Reply::status(503).kind);
+        assert_eq!(statuses[1], Reply::ok().kind);
+        assert_eq!(statuses[2], Reply::ok().kind, "the last reply repeats");
+    }
+
+    #[test]
+    fn envoy_local_replies_carry_length_and_a_default_content_type() {
+        let reply = local_reply(503, &[("x-a".into(), "1".into())], b"oops");
+        let names: Vec<&str> = reply.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            vec![":status", "x-a", "content-length", "content-type"]
+        );
+        assert_eq!(reply.headers.get("content-type"), Some("text/plain"));
+        assert!(local_reply(204, &[], b"")
+            .headers
+            .get("content-length")
+            .is_none());
+    }
+}

@@ -1,0 +1,196 @@
+//! [`World`]: Envoy with N workers around one module, a virtual clock, and scripted upstreams.
+
+use crate::builder::WorldBuilder;
+use crate::engine;
+use crate::error::Failure;
+use crate::events::EventKind;
+use crate::host::HostState;
+use crate::interleave::Interleaving;
+use crate::lifecycle;
+use crate::observe::StreamId;
+use crate::request::RequestBuilder;
+use crate::state::Core;
+use crate::upstream::UpstreamScript;
+use crate::HarnessError;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+use wasmtime::Linker;
+
+/// A running Envoy stand-in; see the crate docs for a tour.
+///
+/// Operations that run wasm come in two forms: `x()` panics with the failure report (the panic
+/// message, the log, the last scheduling steps) when the module traps, which fails the test;
+/// `try_x()` returns the [`Failure`] instead. After a failure the world is poisoned: every later
+/// operation reports the same failure.
+pub struct World {
+    core: Rc<Core>,
+    linker: Linker<HostState>,
+    workers: Vec<usize>,
+    main: Option<usize>,
+}
+
+#[track_caller]
+fn or_panic<T>(result: Result<T, Failure>) -> T {
+    result.unwrap_or_else(|failure| panic!("{failure}"))
+}
+
+impl World {
+    /// A builder with the defaults described on [`WorldBuilder`].
+    pub fn builder() -> WorldBuilder {
+        WorldBuilder::default()
+    }
+
+    pub(crate) fn new(
+        core: Rc<Core>,
+        linker: Linker<HostState>,
+        workers: Vec<usize>,
+        main: Option<usize>,
+    ) -> Self {
+        World {
+            core,
+            linker,
+            workers,
+            main,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub(crate) fn worker_slot(&self, worker: usize) -> Option<usize> {
+        self.workers.get(worker).copied()
+    }
+
+    pub(crate) fn main_slot(&self) -> Option<usize> {
+        self.main
+    }
+
+    /// How many workers the world runs.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Scripts (or re-scripts) the upstream of `cluster`: a [`Reply`](crate::Reply) for every
+    /// request, a [`Reply::sequence`](crate::Reply::sequence), or a closure of the
+    /// [`UpstreamRequest`](crate::UpstreamRequest). Calls to unscripted clusters are refused.
+    pub fn upstream(&mut self, cluster: &str, script: impl UpstreamScript) -> &mut Self {
+        self.core
+            .state
+            .borrow_mut()
+            .upstreams
+            .insert(cluster.to_string(), Box::new(script));
+        self
+    }
+
+    /// Starts describing a downstream request to worker `worker`.
+    pub fn request(&mut self, worker: usize) -> RequestBuilder<'_> {
+        RequestBuilder::new(self, worker)
+    }
+
+    /// Virtual time since the world started.
+    pub fn now(&self) -> Duration {
+        self.core.state.borrow().now
+    }
+
+    /// The Unix time the module sees now.
+    pub fn unix_time(&self) -> SystemTime {
+        crate::clock::unix_time(self.now())
+    }
+
+    /// Runs everything due now, without moving the clock.
+    #[track_caller]
+    pub fn settle(&mut self) {
+        or_panic(self.try_settle())
+    }
+
+    pub fn try_settle(&mut self) -> Result<(), Failure> {
+        let now = self.now();
+        engine::run_until(&self.core, now)
+    }
+
+    /// Moves the clock forward by `by`, running every event (ticks, upstream answers, timeouts)
+    /// in time order on the way.
+    #[track_caller]
+    pub fn advance(&mut self, by: Duration) {
+        or_panic(self.try_advance(by))
+    }
+
+    pub fn try_advance(&mut self, by: Duration) -> Result<(), Failure> {
+        let until = self.now() + by;
+        engine::run_until(&self.core, until)
+    }
+
+    /// Moves the clock to `at` (virtual time since the start), if it is not already later.
+    #[track_caller]
+    pub fn advance_to(&mut self, at: Duration) {
+        or_panic(self.try_advance_to(at))
+    }
+
+    pub fn try_advance_to(&mut self, at: Duration) -> Result<(), Failure> {
+        engine::run_until(&self.core, at.max(self.now()))
+    }
+
+    /// Runs until every stream has finished and only ticks remain; answers the virtual time it
+    /// took. Fails if that does not happen within the idle limit (a stream stuck in the filter).
+    #[track_caller]
+    pub fn run_until_idle(&mut self) -> Duration {
+        or_panic(self.try_run_until_idle())
+    }
+
+    pub fn try_run_until_idle(&mut self) -> Result<Duration, Failure> {
+        let limit = self.core.state.borrow().settings.idle_limit;
+        engine::run_until_idle(&self.core, limit)
+    }
+
+    /// The client of `stream` disconnects now (after whatever else is due now).
+    #[track_caller]
+    pub fn disconnect(&mut self, stream: StreamId) {
+        or_panic(self.try_disconnect(stream))
+    }
+
+    pub fn try_disconnect(&mut self, stream: StreamId) -> Result<(), Failure> {
+        self.schedule_disconnect(stream, Duration::ZERO);
+        self.try_settle()
+    }
+
+    /// The client of `stream` will disconnect `after` from now.
+    pub fn disconnect_after(&mut self, stream: StreamId, after: Duration) {
+        self.schedule_disconnect(stream, after);
+    }
+
+    fn schedule_disconnect(&mut self, stream: StreamId, after: Duration) {
+        let mut state = self.core.state.borrow_mut();
+        let slot = state.streams[stream.0].slot;
+        let at = state.now + after;
+        state.events.push(at, slot, EventKind::Disconnect(stream));
+    }
+
+    /// Applies a new plugin configuration as Envoy does: a canary first, then a new root
+    /// context per VM while shared data stays. Answers whether it was accepted.
+    #[track_caller]
+    pub fn reconfigure(&mut self, configuration: impl Into<Vec<u8>>) -> bool {
+        match self.try_reconfigure(configuration) {
+            Ok(accepted) => accepted,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    pub fn try_reconfigure(
+        &mut self,
+        configuration: impl Into<Vec<u8>>,
+    ) -> Result<bool, HarnessError> {
+        engine::check(&self.core)?;
+        lifecycle::reconfigure(&self.core, &self.linker, configuration.into())
+    }
+
+    /// Changes how simultaneous work of different workers is ordered from now on.
+    pub fn set_interleaving(&mut self, interleaving: Interleaving) {
+        self.core.state.borrow_mut().interleaving = interleaving;
+    }
+
+    /// The last scheduling steps (events run, preemptions), oldest first.
+    pub fn trace(&self) -> Vec<String> {
+        self.core.state.borrow().trace_lines()
+    }
+}

@@ -1,0 +1,18 @@
+//! Conformance tests of the harness itself, mostly against the `breakwater-fixture` filter: each
+//! module pins one family of Envoy behaviours, with the Envoy source it comes from.
+
+mod calls;
+mod common;
+mod effective_context;
+mod fuel;
+mod handmade;
+mod lifecycle;
+mod maps;
+mod metrics;
+mod properties;
+mod races;
+mod shared_data;
+mod streams;
+mod ticks;
+mod time_and_wasi;
+mod upstream_failures;
