@@ -91,17 +91,20 @@ impl Stream {
             let rng = &mut w.rng;
             let updated = shared::update::<Breaker, _>(&key, |b| {
                 let step = b.admit(policy, now, rng);
-                ((step.value, step.events), step.changed)
+                ((step.value, step.events, b.phase()), step.changed)
             });
-            let admission = updated.value.map(|(admission, _)| admission);
+            let admission = updated.value.map(|(admission, _, _)| admission);
+            if let Some((_, _, phase)) = updated.value {
+                w.metrics.init_state(&cluster, phase.gauge());
+            }
             let shadow_rejected = updated
                 .value
-                .is_some_and(|(_, events)| events.would_reject().is_some());
+                .is_some_and(|(_, events, _)| events.would_reject().is_some());
             w.observe(
                 &cluster,
                 &key,
                 shared::Updated {
-                    value: updated.value.map(|(_, events)| events),
+                    value: updated.value.map(|(_, events, _)| events),
                     error: updated.error,
                 },
             );

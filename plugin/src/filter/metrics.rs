@@ -190,6 +190,14 @@ impl Metrics {
         }
     }
 
+    /// Sets the breaker-state gauge the first time this worker sees `cluster`, so the gauge
+    /// exists from the first request rather than from the first transition.
+    pub fn init_state(&mut self, cluster: &str, value: u64) {
+        if self.ids(cluster).state.is_none() {
+            self.state(cluster, value);
+        }
+    }
+
     fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
         // entry_ref allocates the key only on first use.
         self.clusters.entry_ref(cluster).or_default()
