@@ -240,3 +240,20 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    #[test]
+    fn nanoseconds_convert_exactly_and_saturate(
+        nanos in prop_oneof![
+            any::<u64>().prop_map(u128::from),
+            any::<u128>(),
+            (0u128..=1_000_000).prop_map(|n| Duration::MAX.as_nanos() - 500_000 + n),
+        ],
+    ) {
+        let expected = match u64::try_from(nanos / 1_000_000_000) {
+            Ok(secs) => Duration::new(secs, (nanos % 1_000_000_000) as u32),
+            Err(_) => Duration::MAX,
+        };
+        prop_assert_eq!(from_nanos(nanos), expected);
+    }
+}
