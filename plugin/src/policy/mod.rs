@@ -52,7 +52,7 @@ pub mod defaults;
 mod duration;
 mod json;
 mod layer;
-mod names;
+pub(crate) mod names;
 mod problem;
 pub mod raw;
 mod read;

@@ -3,12 +3,19 @@
 //! The names come from the operator's own policy, so there is no hash flooding to defend against,
 //! and std's randomly seeded hasher would make parsing a config read WASI randomness (and carry
 //! its error strings into the `.wasm`). One map type for every use keeps one copy of the code.
+//!
+//! The map is `hashbrown`'s, which the proxy-wasm SDK links for its own context maps: std's
+//! `HashMap` is a second copy of the same table code in the `.wasm` (about 1.6 KB). The glue's
+//! maps keyed by cluster names can use [`FnvBuildHasher`] too, which keeps `foldhash`'s string
+//! hashing out (the SDK only hashes `u32`s).
 
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// Builds [`Fnv`] hashers.
+pub(crate) type FnvBuildHasher = BuildHasherDefault<Fnv>;
+
 /// A map from names to indexes.
-pub(crate) type NameMap = HashMap<String, usize, BuildHasherDefault<Fnv>>;
+pub(crate) type NameMap = hashbrown::HashMap<String, usize, FnvBuildHasher>;
 
 /// The 64-bit FNV-1a hash.
 pub(crate) struct Fnv(u64);

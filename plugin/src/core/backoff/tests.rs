@@ -216,3 +216,44 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn the_exponential_delay_is_within_a_nanosecond_of_the_seeds_formula(
+        base_ms in 1u64..=3_600_000,
+        exponential_base in 1.0f64..=10.0,
+        retry in 1u32..=10,
+    ) {
+        let p = BackoffPolicy {
+            base_delay: ms(base_ms),
+            max_delay: Duration::from_secs(3_600),
+            exponential_base,
+            jitter: Jitter::None,
+        };
+        // base_delay · exponential_base^(retry-1), through a correctly rounded power.
+        let exact = base_ms as f64 * 1e6 * exponential_base.powf(f64::from(retry - 1));
+        let expected_ns = exact.min(p.max_delay.as_nanos() as f64).round() as i128;
+        let got_ns = exponential(&p, retry).as_nanos() as i128;
+        prop_assert!(
+            (got_ns - expected_ns).abs() <= 1,
+            "{got_ns} ns against {expected_ns} ns for retry {retry}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn nanoseconds_convert_exactly_and_saturate(
+        nanos in prop_oneof![
+            any::<u64>().prop_map(u128::from),
+            any::<u128>(),
+            (0u128..=1_000_000).prop_map(|n| Duration::MAX.as_nanos() - 500_000 + n),
+        ],
+    ) {
+        let expected = match u64::try_from(nanos / 1_000_000_000) {
+            Ok(secs) => Duration::new(secs, (nanos % 1_000_000_000) as u32),
+            Err(_) => Duration::MAX,
+        };
+        prop_assert_eq!(from_nanos(nanos), expected);
+    }
+}

@@ -6,11 +6,18 @@
 //! one of each kind (a step moves the breaker at most twice: open → half-open, then a probe is
 //! admitted or refused). [`Events::iter`] yields them as [`Event`]s in the order they happened,
 //! and every [`Event`] and [`OpenReason`] has a `Display` fit for a log line.
+//!
+//! # No float formatting
+//! Rates print with one decimal (`55.0%`), exactly as `{:.1}` would print them, but through
+//! integer arithmetic ([`tenths_of_percent`]): `{:.1}` on an `f64` links core's float formatting
+//! (Grisu and Dragon4 with their tables, about 24 KB) into the filter's `.wasm` for this one log
+//! line. Durations print as whole milliseconds in a `u64`, which keeps 128-bit formatting out too.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::Phase;
+use crate::core::millis;
 
 /// Why the breaker opened.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,22 +39,58 @@ impl fmt::Display for OpenReason {
         match *self {
             OpenReason::ConsecutiveFailures(n) => write!(f, "{n} consecutive failures"),
             OpenReason::FailureRate { rate, requests } => {
-                write!(
-                    f,
-                    "failure rate {:.1}% over {requests} requests",
-                    rate * 100.0
-                )
+                let rate = Percent(rate);
+                write!(f, "failure rate {rate}% over {requests} requests")
             }
             OpenReason::SlowCallRate { rate, requests } => {
-                write!(
-                    f,
-                    "slow-call rate {:.1}% over {requests} requests",
-                    rate * 100.0
-                )
+                let rate = Percent(rate);
+                write!(f, "slow-call rate {rate}% over {requests} requests")
             }
             OpenReason::ProbeFailed => f.write_str("a half-open probe failed"),
             OpenReason::ProbeSlow => f.write_str("a half-open probe was slow"),
         }
+    }
+}
+
+/// A fraction in `[0, 1]` as a percentage with one decimal, without the `%`.
+struct Percent(f64);
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenths = tenths_of_percent(self.0);
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+/// `rate · 100` in tenths, rounded as `format!("{:.1}", rate * 100.0)` rounds: half to even on
+/// the exact binary value of the product. A rate outside `[0, 1]` (the windows never produce
+/// one) is clamped to it, NaN read as 0.
+fn tenths_of_percent(rate: f64) -> u64 {
+    let percent = if rate > 0.0 {
+        rate.min(1.0) * 100.0
+    } else {
+        0.0
+    };
+    // percent = significand · 2^(exponent − 1075), with the implicit bit; 0 and subnormals
+    // (far below 0.05) are 0 tenths.
+    let bits = percent.to_bits();
+    let exponent = (bits >> 52) & 0x7ff;
+    if exponent == 0 {
+        return 0;
+    }
+    let tenths = ((bits & ((1 << 52) - 1)) | (1 << 52)) * 10; // below 2^57
+                                                              // percent ≤ 100 < 2^53, so the shift is at least 46; from 58 on the value is below 1/2.
+    let shift = 1075 - exponent;
+    if shift >= 58 {
+        return 0;
+    }
+    let whole = tenths >> shift;
+    let rest = tenths & ((1 << shift) - 1);
+    let half = 1 << (shift - 1);
+    if rest > half || (rest == half && whole % 2 == 1) {
+        whole + 1
+    } else {
+        whole
     }
 }
 
@@ -89,19 +132,17 @@ impl fmt::Display for Event {
             Event::HalfOpened => f.write_str("breaker half-open: admitting probes"),
             Event::Closed => f.write_str("breaker closed: probes succeeded"),
             Event::Opened(o) => {
+                let ms = millis(o.open_for);
+                write!(f, "breaker opened for {ms}ms: {}", o.reason)
+            }
+            Event::WouldOpen(o) => {
+                let ms = millis(o.open_for);
                 write!(
                     f,
-                    "breaker opened for {}ms: {}",
-                    o.open_for.as_millis(),
+                    "breaker would open for {ms}ms (shadow mode): {}",
                     o.reason
                 )
             }
-            Event::WouldOpen(o) => write!(
-                f,
-                "breaker would open for {}ms (shadow mode): {}",
-                o.open_for.as_millis(),
-                o.reason
-            ),
             Event::Rejected(phase) => write!(f, "request rejected: breaker {phase}"),
             Event::WouldReject(phase) => {
                 write!(

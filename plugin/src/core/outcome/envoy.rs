@@ -132,6 +132,8 @@ pub const TIMEOUT_DETAILS: [&str; 4] = [
 pub const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
 /// Body of a synthesized reply after a reset or failed connection.
 pub const RESET_BODY_PREFIX: &str = "upstream connect error or disconnect/reset before headers.";
+/// What precedes the reset reason in that body (after `retried and the latest ` or not).
+const RESET_REASON_MARKER: &str = "reset reason: ";
 /// Bodies of synthesized replies after a timeout.
 pub const TIMEOUT_BODIES: [&str; 2] = [
     "upstream request timeout",
@@ -222,9 +224,16 @@ pub fn cause_of_local_reply(body: &[u8]) -> Cause {
     let Some(rest) = body.strip_prefix(RESET_BODY_PREFIX) else {
         return Cause::Local;
     };
-    let reason = rest
-        .split_once("reset reason: ")
-        .map(|(_, r)| r.split(',').next().unwrap_or(""))
+    // A byte search, not `split_once(&str)`: core's substring searcher and the slicing it
+    // panics through cost about 10 KB of the filter's `.wasm` for this one lookup.
+    let marker = RESET_REASON_MARKER.as_bytes();
+    let at = rest
+        .as_bytes()
+        .windows(marker.len())
+        .position(|w| w == marker);
+    let reason = at
+        .and_then(|i| rest.get(i + marker.len()..))
+        .map(|r| r.split(',').next().unwrap_or(""))
         .unwrap_or("");
     cause_of_reset_reason(reason.trim())
 }

@@ -294,6 +294,24 @@ fn synthesized_call_replies_are_told_apart_by_their_body() {
 }
 
 #[test]
+fn the_reset_reason_is_found_after_any_text_and_may_be_empty() {
+    let after_text = "upstream connect error or disconnect/reset before headers. réessayé, \
+                      reset reason: remote connection failure";
+    assert_eq!(
+        call(&[(":status", "503")], after_text).cause,
+        Cause::ConnectFailure,
+        "non-ASCII text before the marker does not hide the reason"
+    );
+    assert_eq!(
+        call(&[(":status", "503")], RESET_BODY).cause,
+        Cause::Reset,
+        "a marker with no reason after it is a plain reset"
+    );
+    let no_marker = "upstream connect error or disconnect/reset before headers. reset";
+    assert_eq!(call(&[(":status", "503")], no_marker).cause, Cause::Reset);
+}
+
+#[test]
 fn a_call_reply_without_a_readable_status_has_none() {
     assert_eq!(call(&[("content-type", "text/plain")], "").status, None);
     assert_eq!(call(&[(":status", "2000")], "").status, None);

@@ -26,6 +26,11 @@ fn a_policy_must_be_json() {
         ["the policy is not valid JSON: EOF while parsing a value at line 1 column 0 (at top level)"]
     );
     assert_eq!(
+        problems(r#"{"default": {"retry": {"exponential_base": 1e400}}}"#),
+        ["the policy is not valid JSON: number out of range at line 1 column 48 (at top level)"],
+        "a number beyond f64 is refused by the parser, never read as infinity"
+    );
+    assert_eq!(
         Policy::parse(b"{\"default\": \"\xff\"}")
             .map(|_| ())
             .map_err(|e| e.0.len()),

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::breaker::{Event, Events, OpenReason, Opening};
+use proptest::prelude::*;
 
 fn lines(events: Events) -> Vec<String> {
     events.iter().map(|e| e.to_string()).collect()
@@ -39,6 +40,72 @@ fn every_open_reason_reads_well_in_a_log_line() {
     ];
     for (reason, line) in cases {
         assert_eq!(reason.to_string(), line);
+    }
+}
+
+/// The log line of a failure-rate opening at `rate`, and the line that `{:.1}` would write.
+fn rate_line_and_expected(rate: f64) -> (String, String) {
+    let reason = OpenReason::FailureRate { rate, requests: 1 };
+    let expected = format!("failure rate {:.1}% over 1 requests", rate * 100.0);
+    (reason.to_string(), expected)
+}
+
+#[test]
+fn rates_round_half_to_even_on_the_exact_value_like_one_decimal_formatting() {
+    for (rate, shown) in [
+        (0.0, "0.0"),
+        (1.0, "100.0"),
+        (1.0 / 16.0, "6.2"),
+        (3.0 / 16.0, "18.8"),
+        (0.0005, "0.1"),
+        (0.9995, "100.0"),
+        (1e-300, "0.0"),
+    ] {
+        let (line, expected) = rate_line_and_expected(rate);
+        assert_eq!(line, expected, "rate {rate}");
+        assert_eq!(line, format!("failure rate {shown}% over 1 requests"));
+    }
+}
+
+#[test]
+fn a_rate_outside_zero_to_one_is_clamped_in_the_log_line() {
+    for (rate, shown) in [(f64::NAN, "0.0"), (-0.5, "0.0"), (1.5, "100.0")] {
+        let reason = OpenReason::SlowCallRate { rate, requests: 3 };
+        assert_eq!(
+            reason.to_string(),
+            format!("slow-call rate {shown}% over 3 requests"),
+            "rate {rate}: the windows never produce it, but the line stays readable"
+        );
+    }
+}
+
+#[test]
+fn every_rate_over_up_to_400_requests_prints_as_one_decimal_formatting_would() {
+    for total in 1..=400u32 {
+        for failed in 0..=total {
+            let rate = f64::from(failed) / f64::from(total);
+            let (line, expected) = rate_line_and_expected(rate);
+            assert_eq!(line, expected, "{failed} of {total}");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn every_window_rate_prints_as_one_decimal_formatting_would(
+        total in 1u32..=2_000_000,
+        failed_per_mille in 0u32..=1000,
+    ) {
+        // The rates the windows produce: a count over a count.
+        let failed = (u64::from(total) * u64::from(failed_per_mille) / 1000) as u32;
+        let (line, expected) = rate_line_and_expected(f64::from(failed) / f64::from(total));
+        prop_assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn every_fraction_prints_as_one_decimal_formatting_would(rate in 0.0f64..=1.0) {
+        let (line, expected) = rate_line_and_expected(rate);
+        prop_assert_eq!(line, expected);
     }
 }
 
