@@ -25,8 +25,12 @@ mod wrappers;
 
 pub use wrappers::{present, Entries, Null, Toggle};
 
+#[cfg(feature = "schema")]
+mod schema;
+
 /// The whole plugin configuration.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     /// Applies to every upstream cluster.
@@ -54,6 +58,7 @@ pub struct RawPolicy {
 
 /// `default` or `clusters.<name>`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawScope {
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
@@ -64,6 +69,7 @@ pub struct RawScope {
 
 /// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Only `null`: the route bypasses its cluster's breaker (neither gated nor counted).
@@ -79,6 +85,7 @@ pub struct RawRoute {
 
 /// `circuit_breaker`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawBreaker {
     #[serde(
@@ -143,6 +150,7 @@ pub struct RawBreaker {
 
 /// `circuit_breaker.failure_rate`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFailureRate {
     #[serde(
@@ -167,6 +175,7 @@ pub struct RawFailureRate {
 
 /// `circuit_breaker.slow_call`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawSlowCall {
     #[serde(
@@ -185,6 +194,7 @@ pub struct RawSlowCall {
 
 /// `circuit_breaker.fallback`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFallback {
     #[serde(
@@ -210,6 +220,7 @@ pub struct RawFallback {
 
 /// `retry`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     #[serde(
@@ -286,6 +297,7 @@ pub struct RawRetry {
 
 /// `retry.budget`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawBudget {
     #[serde(
@@ -311,6 +323,7 @@ pub struct RawBudget {
 /// A duration as written: a bare number of seconds (`60`, `1.5`) or a string with a unit
 /// (`"250ms"`, `"1.5s"`, `"2m"`, `"1h"`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum RawDuration {
     Seconds(f64),
@@ -319,6 +332,7 @@ pub enum RawDuration {
 
 /// `retry.jitter` as written: `true`/`false` or a strategy name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum RawJitter {
     Switch(bool),
@@ -327,6 +341,7 @@ pub enum RawJitter {
 
 /// The strategy names `retry.jitter` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JitterName {
     None,
@@ -339,6 +354,7 @@ pub enum JitterName {
 /// One entry of `failure_on` or `retry_on` as written: a status code (`429`) or a string, which
 /// is a class name (`"5xx"`) or a status code in digits (`"429"`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum RawOutcome {
     Code(i64),
@@ -347,6 +363,7 @@ pub enum RawOutcome {
 
 /// `circuit_breaker.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RawMode {
     Enforce,

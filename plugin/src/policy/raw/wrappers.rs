@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 
 /// A JSON `null` and nothing else (a route's `"circuit_breaker": null`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Null;
 
 /// A field that `null` turns off.
