@@ -73,7 +73,11 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
 fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let target_dir = target_dir();
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    if let Some(flags) = remap_flags() {
+        command.env("CARGO_ENCODED_RUSTFLAGS", flags);
+    }
+    let output = command
         .current_dir(workspace_root())
         .args(["build", "--release", "--target", TARGET, "-p", package])
         .arg("--target-dir")
@@ -83,7 +87,6 @@ fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .output()
         .map_err(|e| BuildError::Spawn {
             cargo: cargo.clone(),
@@ -105,6 +108,16 @@ fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
     } else {
         Err(BuildError::Missing(artifact))
     }
+}
+
+/// Rustc flags that make the module independent of where the crates live: panic locations of
+/// dependencies embed their source path under `CARGO_HOME`, so without this the module (and the
+/// image digest pinned in `examples/istio/`) would differ between machines.
+fn remap_flags() -> Option<String> {
+    let home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))?;
+    Some(format!("--remap-path-prefix={home}=/cargo"))
 }
 
 #[cfg(test)]
