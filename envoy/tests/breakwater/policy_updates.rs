@@ -153,3 +153,35 @@ fn an_ecds_update_takes_effect_without_a_restart_and_an_open_breaker_stays_open(
     );
     assert_eq!(envoy.pid(), pid, "no restart");
 }
+
+#[test]
+fn an_operator_can_force_the_breaker_open_and_release_it_through_ecds() {
+    let upstream = upstream("a");
+    let policy = |mode: &str| json!({ "default": { "circuit_breaker": { "mode": mode } } });
+    let envoy = ecds_envoy(&upstream, &policy("enforce"));
+    assert_eq!(envoy.get("/before").expect("a response").status, 200);
+
+    let outcome = envoy
+        .update_filter_configuration(&policy("forced_open").to_string(), Some("2"))
+        .expect("Envoy decides");
+    assert_eq!(outcome, EcdsOutcome::Accepted);
+    let hits = upstream.total();
+    for i in 0..3 {
+        let response = envoy.get(&format!("/forced/{i}")).expect("a response");
+        assert!(
+            is_fallback(&response),
+            "forced_open: every request gets the fallback"
+        );
+    }
+    assert_eq!(upstream.total(), hits, "and the upstream sees none of them");
+
+    let outcome = envoy
+        .update_filter_configuration(&policy("enforce").to_string(), Some("3"))
+        .expect("Envoy decides");
+    assert_eq!(outcome, EcdsOutcome::Accepted);
+    let response = envoy.get("/after").expect("a response");
+    assert_eq!(
+        response.status, 200,
+        "released: traffic flows again: {response:?}"
+    );
+}

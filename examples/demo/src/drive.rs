@@ -23,7 +23,8 @@ pub struct PhaseReport {
     pub elapsed: Duration,
     /// Whether its goal was reached (always, for a phase that only waits for its duration).
     pub reached: bool,
-    /// The clients' counts per cluster during the phase, in the order of `load::CLUSTERS`.
+    /// The requests sent during the phase and what became of them, per cluster in the order of
+    /// `load::CLUSTERS`.
     pub counts: [Counts; 2],
     /// Requests that reached each upstream during the phase (retries and probes included).
     pub upstream_hits: [u64; 2],
@@ -69,12 +70,13 @@ pub fn drive(
     Condition::Healthy.apply(&stage.reviews);
     let mut events = LogEvents::default();
     events.skip_existing(stage);
-    let load = Load::start(stage.envoy.listener(), shape);
+    let load = Load::start(stage.envoy.listener(), shape, phases.len());
     let started = Instant::now();
     let mut reports = Vec::new();
     let mut interrupted = false;
     for (index, phase) in phases.iter().enumerate() {
         phase.catalog.apply(&stage.catalog);
+        load.set_phase(index);
         view.line("")?;
         view.line(&format!(
             "== phase {}/{}: {} ({}s) - catalog {} - {}",
@@ -85,7 +87,8 @@ pub fn drive(
             phase.catalog.describe(),
             phase.story
         ))?;
-        match run_phase(stage, phase, &load, view, &mut events, started, stop) {
+        let at = Progress { index, started };
+        match run_phase(stage, phase, at, &load, view, &mut events, stop) {
             Ok(report) => reports.push(report),
             // Ctrl-C reaches Envoy too (same process group): it may be gone already.
             Err(_) if stop.load(Ordering::Relaxed) => {}
@@ -96,7 +99,11 @@ pub fn drive(
             break;
         }
     }
-    load.stop();
+    // Answers that arrived after their phase ended belong to it.
+    let finals = load.stop();
+    for (report, counts) in reports.iter_mut().zip(finals) {
+        report.counts = counts;
+    }
     let workers = stage.envoy.config().concurrency;
     let stats = match stage.envoy.stats() {
         Ok(stats) => stats,
@@ -114,17 +121,23 @@ pub fn drive(
     })
 }
 
+/// Where the run is: the phase's index and when the first phase began.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    index: usize,
+    started: Instant,
+}
+
 fn run_phase(
     stage: &Stage,
     phase: &Phase,
+    at: Progress,
     load: &Load,
     view: &mut View,
     events: &mut LogEvents,
-    started: Instant,
     stop: &AtomicBool,
 ) -> Result<PhaseReport, DemoError> {
     let begin = Instant::now();
-    let counts_before = load.counts();
     let hits_before = stage.upstream_hits();
     let before = stage.breakers()?;
     let mut breakers = before.clone();
@@ -136,10 +149,10 @@ fn run_phase(
             breakers = stage.breakers()?;
         }
         for event in events.new_events(stage) {
-            let at = started.elapsed().as_secs_f64();
-            view.line(&format!("   t={at:.1}s  {event}"))?;
+            let t = at.started.elapsed().as_secs_f64();
+            view.line(&format!("   t={t:.1}s  {event}"))?;
         }
-        let catalog = load.counts()[0].since(counts_before[0]);
+        let catalog = load.counts(at.index)[0];
         let hits = stage.upstream_hits()[0] - hits_before[0];
         let line = progress_line(phase, elapsed, catalog, hits, &breakers);
         let reached = goal_reached(phase.until, &before, &breakers);
@@ -153,16 +166,12 @@ fn run_phase(
                     goal_text(phase.until)
                 ))?;
             }
-            let counts = load.counts();
             let hits_after = stage.upstream_hits();
             return Ok(PhaseReport {
                 name: phase.name,
                 elapsed,
                 reached,
-                counts: [
-                    counts[0].since(counts_before[0]),
-                    counts[1].since(counts_before[1]),
-                ],
+                counts: load.counts(at.index),
                 upstream_hits: [
                     hits_after[0] - hits_before[0],
                     hits_after[1] - hits_before[1],

@@ -1,13 +1,16 @@
 //! The clients: a few threads, each on its own keep-alive connection to Envoy (so both workers
 //! serve), sending paced requests to both clusters and sorting the responses.
 //!
+//! A request is counted in the phase during which it was sent, with whatever became of it, even
+//! if its answer (after retries) arrives in the next phase.
+//!
 //! # What a response says
 //! - `x-breakwater-breaker` present: the breaker's fallback (the upstream never saw it);
 //! - `x-breakwater-attempts` present: the request needed retries;
 //! - otherwise it is the upstream's (or Envoy's) own answer.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -71,19 +74,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// What happened between `earlier` and `self`.
-    pub fn since(self, earlier: Counts) -> Counts {
-        Counts {
-            requests: self.requests - earlier.requests,
-            ok: self.ok - earlier.ok,
-            retried: self.retried - earlier.retried,
-            rescued: self.rescued - earlier.rescued,
-            fallback: self.fallback - earlier.fallback,
-            failed: self.failed - earlier.failed,
-            errors: self.errors - earlier.errors,
-        }
-    }
-
     pub fn plus(self, other: Counts) -> Counts {
         Counts {
             requests: self.requests + other.requests,
@@ -133,18 +123,25 @@ impl Tally {
     }
 }
 
+/// Per phase, per cluster (in the order of [`CLUSTERS`]).
+type Tallies = Vec<[Tally; 2]>;
+
 /// The running clients.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
-    tallies: Arc<[Tally; 2]>,
+    tallies: Arc<Tallies>,
 }
 
 impl Load {
-    /// Starts `shape.connections` client threads against `listener`.
-    pub fn start(listener: SocketAddr, shape: LoadShape) -> Load {
+    /// Starts `shape.connections` client threads against `listener`, counting into phase 0 of
+    /// `phases`.
+    pub fn start(listener: SocketAddr, shape: LoadShape, phases: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let tallies: Arc<[Tally; 2]> = Arc::new(Default::default());
+        let phase = Arc::new(AtomicUsize::new(0));
+        let tallies: Arc<Tallies> =
+            Arc::new((0..phases.max(1)).map(|_| Default::default()).collect());
         let connections = shape.connections.max(1);
         let interval = Duration::from_secs_f64(connections as f64 / shape.rate.max(0.1));
         let threads = (0..connections)
@@ -155,6 +152,7 @@ impl Load {
                     interval,
                     reviews_every: shape.reviews_every.max(1),
                     stop: stop.clone(),
+                    phase: phase.clone(),
                     tallies: tallies.clone(),
                 };
                 thread::Builder::new()
@@ -165,22 +163,37 @@ impl Load {
             .collect();
         Load {
             stop,
+            phase,
             threads,
             tallies,
         }
     }
 
-    /// The counts of each cluster so far, in the order of [`CLUSTERS`].
-    pub fn counts(&self) -> [Counts; 2] {
-        [self.tallies[0].counts(), self.tallies[1].counts()]
+    /// Requests sent from now on count in phase `index`.
+    pub fn set_phase(&self, index: usize) {
+        self.phase
+            .store(index.min(self.tallies.len() - 1), Ordering::Relaxed);
     }
 
-    /// Stops the clients and waits for their last requests.
-    pub fn stop(self) {
+    /// The counts of each cluster of the requests sent during phase `index`, in the order of
+    /// [`CLUSTERS`].
+    pub fn counts(&self, index: usize) -> [Counts; 2] {
+        self.tallies
+            .get(index)
+            .map_or_else(Default::default, |t| [t[0].counts(), t[1].counts()])
+    }
+
+    /// Stops the clients, waits for their last requests, and returns the final counts of every
+    /// phase.
+    pub fn stop(self) -> Vec<[Counts; 2]> {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads {
             let _ = thread.join();
         }
+        self.tallies
+            .iter()
+            .map(|t| [t[0].counts(), t[1].counts()])
+            .collect()
     }
 }
 
@@ -191,7 +204,8 @@ struct Client {
     interval: Duration,
     reviews_every: u64,
     stop: Arc<AtomicBool>,
-    tallies: Arc<[Tally; 2]>,
+    phase: Arc<AtomicUsize>,
+    tallies: Arc<Tallies>,
 }
 
 impl Client {
@@ -210,8 +224,12 @@ impl Client {
             }
             next += self.interval;
             n += 1;
-            let cluster = if n % self.reviews_every == 0 { 1 } else { 0 };
-            let tally = &self.tallies[cluster];
+            let cluster = usize::from(n.is_multiple_of(self.reviews_every));
+            let phase = self.phase.load(Ordering::Relaxed);
+            let Some(tallies) = self.tallies.get(phase) else {
+                break;
+            };
+            let tally = &tallies[cluster];
             Tally::add(&tally.requests);
             let request = Request::get(&format!("/{}/item/{n}", CLUSTERS[cluster]));
             let outcome = match session.as_mut() {
