@@ -4,76 +4,31 @@
 
 use std::thread;
 
-use breakwater_envoy::{Envoy, Reply, Request, Response, Upstream};
+use breakwater_envoy::{Envoy, Reply, Request, Upstream};
 use serde_json::json;
 
 use crate::common::{
-    connections_per_worker, envoy_with, from_upstream, get_until_admitted, is_fallback,
-    send_on_both_workers, upstream, wait_until, Metrics,
+    assert_fallback, breaker_policy, envoy_with, from_upstream, get_until_admitted, is_fallback,
+    send_on_both_workers, session_per_worker, upstream, wait_until, Metrics,
 };
 
-/// A breaker that opens after 4 failed client requests and stays open 2 s; no retries, so every
-/// client request is one upstream request and one outcome.
-fn breaker_policy() -> serde_json::Value {
-    json!({
-        "default": {
-            "circuit_breaker": {
-                "failure_threshold": 4,
-                "timeout": "2s",
-                "max_timeout": "2s",
-                "half_open_attempts": 1,
-                "fallback": {
-                    "status": 503,
-                    "headers": { "content-type": "application/json" },
-                    "body": "{\"source\":\"fallback\"}"
-                }
-            },
-            "retry": null
-        }
-    })
-}
-
-fn assert_fallback(response: &Response, state: &str) {
-    assert_eq!(response.status, 503, "{response:?}");
-    assert_eq!(
-        response.header("x-breakwater-breaker"),
-        Some(state),
-        "{response:?}"
-    );
-    assert_eq!(
-        response.text(),
-        "{\"source\":\"fallback\"}",
-        "the policy's fallback body"
-    );
-    assert_eq!(response.header("content-type"), Some("application/json"));
-    assert!(
-        response.header("retry-after").is_some(),
-        "the fallback says when to come back: {response:?}"
-    );
-    assert!(!from_upstream(response), "the upstream never saw it");
-}
-
-/// Opens the breaker of cluster `a` with four failed requests: one on each worker, then two more
-/// on whichever workers. No single worker saw `failure_threshold` failures, so only the breaker the
-/// workers share can have opened.
+/// Opens the breaker of cluster `a` with four failed requests, two on each worker: no single
+/// worker saw `failure_threshold` failures, so only the breaker the workers share can have opened.
 fn open_across_both_workers(envoy: &Envoy, upstream: &Upstream) {
     upstream.respond_with(503);
-    let before = connections_per_worker(envoy);
-    let first = send_on_both_workers(envoy, 2, 1, |c, _| Request::get(&format!("/first/{c}")));
-    let after = connections_per_worker(envoy);
-    assert_eq!(
-        after
-            .iter()
-            .zip(&before)
-            .map(|(a, b)| a - b)
-            .collect::<Vec<_>>(),
-        vec![1, 1],
-        "one failure on each worker"
-    );
-    assert!(first.iter().all(|r| r.status == 503 && from_upstream(r)));
-
-    let third = envoy.get("/third").expect("a response");
-    assert!(from_upstream(&third), "admitted while closed: {third:?}");
+    let mut sessions = session_per_worker(envoy);
+    let mut fail_on = |worker: usize, path: &str| {
+        let response = sessions.on[worker]
+            .send(&Request::get(path))
+            .expect("a response");
+        assert!(
+            response.status == 503 && from_upstream(&response),
+            "admitted while closed, failed by the upstream: {response:?}"
+        );
+    };
+    fail_on(0, "/first/worker-0");
+    fail_on(1, "/first/worker-1");
+    fail_on(0, "/second/worker-0");
     let metrics = Metrics::read(envoy, "a");
     assert_eq!(metrics.get("failures_total"), 3);
     assert_eq!(
@@ -83,14 +38,13 @@ fn open_across_both_workers(envoy: &Envoy, upstream: &Upstream) {
     );
     assert_ne!(metrics.state(), Some(1), "not open");
 
-    let fourth = envoy.get("/fourth").expect("a response");
-    assert!(from_upstream(&fourth), "admitted while closed: {fourth:?}");
+    fail_on(1, "/second/worker-1");
     let metrics = Metrics::read(envoy, "a");
     assert_eq!(metrics.get("failures_total"), 4);
     assert_eq!(
         metrics.get("breaker_opened_total"),
         1,
-        "the fourth failure, counted across both workers, opened the breaker"
+        "the fourth failure opened the breaker: two on each worker, counted together"
     );
     assert_eq!(metrics.state(), Some(1), "the state gauge says open");
     assert_eq!(upstream.total(), 4);
@@ -198,6 +152,49 @@ fn after_the_timeout_one_probe_at_a_time_goes_through_and_a_healed_upstream_clos
 }
 
 #[test]
+fn a_probe_that_never_reports_gives_its_slot_back_after_probe_timeout() {
+    let upstream = upstream("a");
+    let mut policy = breaker_policy();
+    policy["default"]["circuit_breaker"]["probe_timeout"] = json!("1s");
+    let envoy = envoy_with(&upstream, "a", &policy);
+    open_across_both_workers(&envoy, &upstream);
+
+    upstream.respond_with(200);
+    upstream.hold();
+    thread::scope(|s| {
+        let first = s.spawn(|| get_until_admitted(&envoy, "/probe/stuck", "open"));
+        wait_until("the first probe to reach the upstream", || {
+            upstream.total() == 5
+        });
+        // The first probe hangs; after probe_timeout its slot is reclaimed and another probe is
+        // let through, while the first is still in flight.
+        let second = s.spawn(|| get_until_admitted(&envoy, "/probe/next", "half-open"));
+        wait_until("a second probe to reach the upstream", || {
+            upstream.total() == 6
+        });
+        let metrics = Metrics::read(&envoy, "a");
+        assert_eq!(metrics.get("probes_reclaimed_total"), 1);
+        assert_eq!(
+            metrics.get("breaker_half_opened_total"),
+            1,
+            "still the same half-open"
+        );
+        upstream.release();
+        for probe in [first, second] {
+            let response = probe.join().expect("a prober");
+            assert_eq!(response.status, 200, "{response:?}");
+        }
+    });
+    let metrics = Metrics::read(&envoy, "a");
+    assert_eq!(
+        metrics.get("breaker_closed_total"),
+        1,
+        "a successful probe closed the breaker"
+    );
+    assert_eq!(metrics.state(), Some(0));
+}
+
+#[test]
 fn resets_closed_connections_and_refused_connections_count_as_failures() {
     let upstream = upstream("a");
     let mut policy = breaker_policy();
@@ -241,155 +238,4 @@ fn resets_closed_connections_and_refused_connections_count_as_failures() {
         2,
         "only the reset and the close reached the upstream"
     );
-}
-
-#[test]
-fn each_cluster_has_its_own_breaker() {
-    let payments = upstream("payments");
-    let reviews = upstream("reviews");
-    let envoy = crate::common::start(
-        &breakwater_envoy::EnvoyConfig::new()
-            .cluster("payments", payments.addr())
-            .cluster("reviews", reviews.addr())
-            .route(breakwater_envoy::Route::prefix(
-                "reviews",
-                "/reviews/",
-                "reviews",
-            ))
-            .route(breakwater_envoy::Route::prefix("payments", "/", "payments"))
-            .filter(crate::common::breakwater(&breaker_policy())),
-    );
-    payments.respond_with(503);
-    for i in 0..4 {
-        envoy.get(&format!("/pay/{i}")).expect("a response");
-    }
-    assert!(is_fallback(&envoy.get("/pay/after").expect("a response")));
-    let responses = send_on_both_workers(&envoy, 4, 2, |c, i| {
-        Request::get(&format!("/reviews/{c}/{i}"))
-    });
-    assert!(
-        responses
-            .iter()
-            .all(|r| r.status == 200 && from_upstream(r)),
-        "the reviews cluster is unaffected by the payments breaker: {responses:?}"
-    );
-    assert_eq!(Metrics::read(&envoy, "payments").state(), Some(1));
-    assert_eq!(
-        Metrics::read(&envoy, "reviews").state(),
-        None,
-        "reviews never left closed"
-    );
-}
-
-#[test]
-fn with_count_retries_every_attempt_counts_towards_the_threshold() {
-    let upstream = upstream("a");
-    let envoy = envoy_with(
-        &upstream,
-        "a",
-        &json!({
-            "default": {
-                "circuit_breaker": { "failure_threshold": 3, "timeout": "30s", "count_retries": true },
-                "retry": { "max_attempts": 3, "base_delay": "10ms", "budget": null }
-            }
-        }),
-    );
-    upstream.respond_with(503);
-    let response = envoy.get("/one").expect("a response");
-    assert_eq!(response.status, 503);
-    assert_eq!(response.header("x-breakwater-attempts"), Some("3"));
-    let metrics = Metrics::read(&envoy, "a");
-    assert_eq!(
-        metrics.get("failures_total"),
-        3,
-        "each attempt was one outcome"
-    );
-    assert_eq!(
-        metrics.get("breaker_opened_total"),
-        1,
-        "one client request's three failed attempts opened the breaker"
-    );
-    assert!(is_fallback(&envoy.get("/two").expect("a response")));
-}
-
-#[test]
-fn a_breaker_that_opens_while_a_retry_waits_drops_the_retry_and_serves_the_fallback() {
-    let upstream = upstream("a");
-    let envoy = envoy_with(
-        &upstream,
-        "a",
-        &json!({
-            "default": {
-                "circuit_breaker": { "failure_threshold": 3, "timeout": "30s" },
-                // A long wait before the retry: the breaker opens meanwhile.
-                "retry": { "max_attempts": 2, "base_delay": "3s", "jitter": false, "budget": null }
-            }
-        }),
-    );
-    upstream.respond_with(503);
-    let response = thread::scope(|s| {
-        let waiting = s.spawn(|| envoy.get("/waiting").expect("a response"));
-        wait_until("the first attempt", || {
-            upstream.count("GET", "/waiting") == 1
-        });
-        // Three POSTs without an idempotency key: not retried, three failures, the breaker opens.
-        for i in 0..3 {
-            let post = envoy
-                .send(&Request::post(&format!("/orders/{i}"), "x"))
-                .expect("a response");
-            assert!(from_upstream(&post), "admitted while closed: {post:?}");
-        }
-        assert_eq!(Metrics::read(&envoy, "a").get("breaker_opened_total"), 1);
-        waiting.join().expect("the waiting client")
-    });
-    assert_fallback(&response, "open");
-    assert_eq!(
-        upstream.count("GET", "/waiting"),
-        1,
-        "the retry was dropped, not dispatched to an upstream the breaker protects"
-    );
-    assert_eq!(Metrics::read(&envoy, "a").skipped("breaker"), 1);
-}
-
-#[test]
-fn a_probe_that_never_reports_gives_its_slot_back_after_probe_timeout() {
-    let upstream = upstream("a");
-    let mut policy = breaker_policy();
-    policy["default"]["circuit_breaker"]["probe_timeout"] = json!("1s");
-    let envoy = envoy_with(&upstream, "a", &policy);
-    open_across_both_workers(&envoy, &upstream);
-
-    upstream.respond_with(200);
-    upstream.hold();
-    thread::scope(|s| {
-        let first = s.spawn(|| get_until_admitted(&envoy, "/probe/stuck", "open"));
-        wait_until("the first probe to reach the upstream", || {
-            upstream.total() == 5
-        });
-        // The first probe hangs; after probe_timeout its slot is reclaimed and another probe is
-        // let through, while the first is still in flight.
-        let second = s.spawn(|| get_until_admitted(&envoy, "/probe/next", "half-open"));
-        wait_until("a second probe to reach the upstream", || {
-            upstream.total() == 6
-        });
-        let metrics = Metrics::read(&envoy, "a");
-        assert_eq!(metrics.get("probes_reclaimed_total"), 1);
-        assert_eq!(
-            metrics.get("breaker_half_opened_total"),
-            1,
-            "still the same half-open"
-        );
-        upstream.release();
-        for probe in [first, second] {
-            let response = probe.join().expect("a prober");
-            assert_eq!(response.status, 200, "{response:?}");
-        }
-    });
-    let metrics = Metrics::read(&envoy, "a");
-    assert_eq!(
-        metrics.get("breaker_closed_total"),
-        1,
-        "a successful probe closed the breaker"
-    );
-    assert_eq!(metrics.state(), Some(0));
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use breakwater_envoy::client::Session;
 use breakwater_envoy::{worker_stat, Envoy, EnvoyConfig, Response, Upstream, WasmFilter};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// How long a poll for something that must happen (a breaker timeout passing, a request reaching
 /// the upstream) may take before the test fails. Generous: only a hung test ever waits this long.
@@ -104,6 +105,43 @@ pub fn assert_both_workers_served(before: &[u64], after: &[u64], what: &str) {
     );
 }
 
+/// One keep-alive connection on each worker (index = worker), found by opening connections one
+/// at a time and watching which worker's connection count grows. Connections that land on a
+/// worker that has one already are kept open too (they steer Envoy's exact balance to the other
+/// worker) and held with the rest.
+pub struct SessionPerWorker {
+    pub on: Vec<Session>,
+    /// Held open, never used.
+    _spare: Vec<Session>,
+}
+
+pub fn session_per_worker(envoy: &Envoy) -> SessionPerWorker {
+    let mut on: Vec<Option<Session>> = (0..WORKERS).map(|_| None).collect();
+    let mut spare = Vec::new();
+    for _ in 0..4 * WORKERS {
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+        let before = connections_per_worker(envoy);
+        let session = envoy.session().expect("a connection");
+        let mut after = before.clone();
+        wait_until("Envoy to accept the connection", || {
+            after = connections_per_worker(envoy);
+            after.iter().sum::<u64>() > before.iter().sum::<u64>()
+        });
+        let worker = (0..WORKERS)
+            .find(|&w| after[w] > before[w])
+            .expect("one worker's count grew");
+        match &mut on[worker] {
+            slot @ None => *slot = Some(session),
+            Some(_) => spare.push(session),
+        }
+    }
+    let on: Vec<Session> = on.into_iter().flatten().collect();
+    assert_eq!(on.len(), WORKERS, "a connection on every worker");
+    SessionPerWorker { on, _spare: spare }
+}
+
 /// Sends `connections × per_connection` requests over connections held open together, so both
 /// workers serve them, and returns the responses in order (a failed request fails the test).
 pub fn send_on_both_workers(
@@ -177,4 +215,61 @@ pub fn get_until_admitted(envoy: &Envoy, path: &str, expected_state: &str) -> Re
         );
         thread::sleep(POLL);
     }
+}
+
+/// Quick retries, no budget and a breaker that does not trip on the failures of these tests.
+pub fn quick_retries(max_attempts: u32) -> Value {
+    json!({
+        "default": {
+            "circuit_breaker": { "failure_threshold": 50 },
+            "retry": {
+                "max_attempts": max_attempts,
+                "base_delay": "10ms",
+                "max_delay": "50ms",
+                "budget": null
+            }
+        }
+    })
+}
+
+/// A breaker that opens after 4 failed client requests and stays open 2 s; no retries, so every
+/// client request is one upstream request and one outcome.
+pub fn breaker_policy() -> Value {
+    json!({
+        "default": {
+            "circuit_breaker": {
+                "failure_threshold": 4,
+                "timeout": "2s",
+                "max_timeout": "2s",
+                "half_open_attempts": 1,
+                "fallback": {
+                    "status": 503,
+                    "headers": { "content-type": "application/json" },
+                    "body": "{\"source\":\"fallback\"}"
+                }
+            },
+            "retry": null
+        }
+    })
+}
+
+/// Asserts that `response` is the fallback of [`breaker_policy`], saying `state`.
+pub fn assert_fallback(response: &Response, state: &str) {
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_eq!(
+        response.header("x-breakwater-breaker"),
+        Some(state),
+        "{response:?}"
+    );
+    assert_eq!(
+        response.text(),
+        "{\"source\":\"fallback\"}",
+        "the policy's fallback body"
+    );
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert!(
+        response.header("retry-after").is_some(),
+        "the fallback says when to come back: {response:?}"
+    );
+    assert!(!from_upstream(response), "the upstream never saw it");
 }

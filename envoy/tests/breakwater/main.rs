@@ -14,6 +14,8 @@
 mod common;
 
 mod breaker;
+mod breaker_with_retries;
 mod metrics;
 mod policy_updates;
 mod retries;
+mod retry_failures;
