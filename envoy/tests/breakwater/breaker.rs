@@ -9,16 +9,16 @@ use serde_json::json;
 
 use crate::common::{
     assert_fallback, breaker_policy, envoy_with, from_upstream, get_until_admitted, is_fallback,
-    send_on_both_workers, session_per_worker, upstream, wait_until, Metrics,
+    send_on_both_workers, upstream, wait_until, Metrics, Placed, WORKERS,
 };
 
 /// Opens the breaker of cluster `a` with four failed requests, two on each worker: no single
 /// worker saw `failure_threshold` failures, so only the breaker the workers share can have opened.
 fn open_across_both_workers(envoy: &Envoy, upstream: &Upstream) {
     upstream.respond_with(503);
-    let mut sessions = session_per_worker(envoy);
+    let mut placed = Placed::open(envoy, WORKERS);
     let mut fail_on = |worker: usize, path: &str| {
-        let response = sessions.on[worker]
+        let response = placed.by_worker[worker][0]
             .send(&Request::get(path))
             .expect("a response");
         assert!(

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use breakwater_envoy::client::Session;
-use breakwater_envoy::{worker_stat, Envoy, EnvoyConfig, Response, Upstream, WasmFilter};
+use breakwater_envoy::{worker_stat, Envoy, EnvoyConfig, Request, Response, Upstream, WasmFilter};
 use serde_json::{json, Value};
 
 /// How long a poll for something that must happen (a breaker timeout passing, a request reaching
@@ -96,80 +96,107 @@ pub fn connections_per_worker(envoy: &Envoy) -> Vec<u64> {
         .collect()
 }
 
-/// Asserts that every worker accepted connections between the two readings.
-pub fn assert_both_workers_served(before: &[u64], after: &[u64], what: &str) {
-    let served: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    assert!(
-        served.iter().all(|&n| n > 0),
-        "{what}: every worker must have served connections, per worker: {served:?}"
-    );
+/// Keep-alive connections to Envoy whose worker is known.
+///
+/// # Why connections are placed one at a time
+/// Envoy's exact balance hands each new connection to the worker with the fewest, but it counts a
+/// closed connection until that worker gets round to the close, so a batch opened right after
+/// other connections closed can land on one worker. Opening connections one at a time and
+/// watching which worker's `downstream_cx_total` grows tells for sure where each one is.
+pub struct Placed {
+    /// Open connections, per worker.
+    pub by_worker: Vec<Vec<Session>>,
 }
 
-/// One keep-alive connection on each worker (index = worker), found by opening connections one
-/// at a time and watching which worker's connection count grows. Connections that land on a
-/// worker that has one already are kept open too (they steer Envoy's exact balance to the other
-/// worker) and held with the rest.
-pub struct SessionPerWorker {
-    pub on: Vec<Session>,
-    /// Held open, never used.
-    _spare: Vec<Session>,
-}
-
-pub fn session_per_worker(envoy: &Envoy) -> SessionPerWorker {
-    let mut on: Vec<Option<Session>> = (0..WORKERS).map(|_| None).collect();
-    let mut spare = Vec::new();
-    for _ in 0..4 * WORKERS {
-        if on.iter().all(Option::is_some) {
-            break;
+impl Placed {
+    /// Opens connections until there are at least `at_least` and every worker has one (the
+    /// extra ones stay open too).
+    pub fn open(envoy: &Envoy, at_least: usize) -> Placed {
+        let mut by_worker: Vec<Vec<Session>> = (0..WORKERS).map(|_| Vec::new()).collect();
+        for _ in 0..at_least + 8 * WORKERS {
+            let placed: usize = by_worker.iter().map(Vec::len).sum();
+            if placed >= at_least && by_worker.iter().all(|s| !s.is_empty()) {
+                return Placed { by_worker };
+            }
+            let before = connections_per_worker(envoy);
+            let session = envoy.session().expect("a connection");
+            let mut after = before.clone();
+            wait_until("Envoy to accept the connection", || {
+                after = connections_per_worker(envoy);
+                after.iter().sum::<u64>() > before.iter().sum::<u64>()
+            });
+            let worker = (0..WORKERS)
+                .find(|&w| after[w] > before[w])
+                .expect("one worker's count grew");
+            by_worker[worker].push(session);
         }
-        let before = connections_per_worker(envoy);
-        let session = envoy.session().expect("a connection");
-        let mut after = before.clone();
-        wait_until("Envoy to accept the connection", || {
-            after = connections_per_worker(envoy);
-            after.iter().sum::<u64>() > before.iter().sum::<u64>()
-        });
-        let worker = (0..WORKERS)
-            .find(|&w| after[w] > before[w])
-            .expect("one worker's count grew");
-        match &mut on[worker] {
-            slot @ None => *slot = Some(session),
-            Some(_) => spare.push(session),
-        }
+        panic!(
+            "could not get a connection on every worker: {:?}",
+            by_worker.iter().map(Vec::len).collect::<Vec<_>>()
+        );
     }
-    let on: Vec<Session> = on.into_iter().flatten().collect();
-    assert_eq!(on.len(), WORKERS, "a connection on every worker");
-    SessionPerWorker { on, _spare: spare }
+
+    /// `n` of the connections, taken from the workers in turn (so every worker has some when
+    /// `n` is at least the number of workers).
+    pub fn take(&mut self, n: usize) -> Vec<Session> {
+        let mut taken = Vec::with_capacity(n);
+        while taken.len() < n {
+            let before = taken.len();
+            for sessions in &mut self.by_worker {
+                if taken.len() < n {
+                    taken.extend(sessions.pop());
+                }
+            }
+            assert!(
+                taken.len() > before,
+                "only {before} connections were placed"
+            );
+        }
+        taken
+    }
 }
 
-/// Sends `connections × per_connection` requests over connections held open together, so both
-/// workers serve them, and returns the responses in order (a failed request fails the test).
+/// Sends `connections × per_connection` requests over connections held open together and
+/// spread over both workers (each connection's requests one after another, the connections in
+/// parallel), and returns the responses in order (a failed request fails the test).
 pub fn send_on_both_workers(
     envoy: &Envoy,
     connections: usize,
     per_connection: usize,
-    make: impl Fn(usize, usize) -> breakwater_envoy::Request,
+    make: impl Fn(usize, usize) -> Request + Sync,
 ) -> Vec<Response> {
+    assert!(connections >= WORKERS, "at least one connection per worker");
+    let mut placed = Placed::open(envoy, connections);
+    let sessions = placed.take(connections);
     let before = connections_per_worker(envoy);
-    let outcomes = envoy
-        .send_concurrently(connections, per_connection, make)
-        .expect("the connections open");
-    let after = connections_per_worker(envoy);
-    assert_both_workers_served(&before, &after, "concurrent requests");
-    outcomes
-        .into_iter()
-        .enumerate()
-        .flat_map(|(c, connection)| {
-            assert_eq!(
-                connection.len(),
-                per_connection,
-                "connection {c} carried all its requests: {connection:?}"
-            );
-            connection
-                .into_iter()
-                .map(move |r| r.unwrap_or_else(|e| panic!("connection {c}: no response: {e}")))
-        })
-        .collect()
+    let make = &make;
+    let responses: Vec<Vec<Response>> = thread::scope(|s| {
+        let senders: Vec<_> = sessions
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut session)| {
+                s.spawn(move || {
+                    (0..per_connection)
+                        .map(|i| {
+                            session
+                                .send(&make(c, i))
+                                .unwrap_or_else(|e| panic!("connection {c}: no response: {e}"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    assert_eq!(
+        connections_per_worker(envoy),
+        before,
+        "every request went over the placed connections"
+    );
+    responses.into_iter().flatten().collect()
 }
 
 /// Whether `response` is Breakwater's fallback (it carries `x-breakwater-breaker`).

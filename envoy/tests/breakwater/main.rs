@@ -4,9 +4,9 @@
 //! would: at the client, at the upstream, and in Envoy's stats.
 //!
 //! # Rules these tests keep
-//! - Both workers serve: traffic that must prove cross-worker behaviour goes over connections held
-//!   open together (exact connection balance spreads them), and the per-worker listener stats show
-//!   that each worker took some.
+//! - Both workers serve: traffic that must prove cross-worker behaviour goes over keep-alive
+//!   connections whose worker is known (`common::Placed` opens them one at a time and reads the
+//!   per-worker listener stats), held open together and used in parallel.
 //! - Nothing depends on how fast the machine is: waits poll with generous deadlines, an upstream
 //!   that must be caught mid-request is held (`Upstream::hold`), never delayed, and no assertion
 //!   is about elapsed time. Breaker timeouts are short (1–2 s) to keep the suite fast.
