@@ -208,6 +208,35 @@ impl Connection {
     }
 }
 
+/// One keep-alive connection for a blocking caller, such as a load generator thread: its requests
+/// go one after another on the same connection, so they are all served by the same Envoy worker.
+///
+/// After a failed request the connection is broken (HTTP/1.1 cannot go on); open a new session.
+pub struct Session {
+    connection: Connection,
+}
+
+impl Session {
+    /// Opens a connection to `addr`.
+    pub fn open(addr: SocketAddr) -> Result<Session, ClientError> {
+        let connection = block_on(Connection::open(addr))?;
+        Ok(Session { connection })
+    }
+
+    /// Sends `request` on this connection and waits for the whole response.
+    pub fn send(&mut self, request: &Request) -> Result<Response, ClientError> {
+        block_on(self.connection.send(request))
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("addr", &self.connection.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Sends one request on a fresh connection.
 pub fn send(addr: SocketAddr, request: &Request) -> Result<Response, ClientError> {
     block_on(async {

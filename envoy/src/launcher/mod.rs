@@ -176,6 +176,11 @@ impl Envoy {
         Ok(client::send(self.listener, request)?)
     }
 
+    /// A keep-alive connection to Envoy's listener (see [`client::Session`]).
+    pub fn session(&self) -> Result<client::Session, EnvoyError> {
+        Ok(client::Session::open(self.listener)?)
+    }
+
     /// `GET path` through Envoy.
     pub fn get(&self, path: &str) -> Result<Response, EnvoyError> {
         self.send(&Request::get(path))

@@ -1,8 +1,9 @@
 //! A real HTTP/1.1 upstream for the Envoy tests and the demo, controlled at run time.
 //!
 //! # What it can do
-//! Answer with a fixed status, fail a seeded random share of requests, wait before answering,
-//! send `Retry-After`, close the connection instead of answering (with a TCP reset or a graceful
+//! Answer with a fixed status, fail a seeded random share of requests or the first attempts of
+//! every path, wait before answering, hold every reply until the test releases it, send
+//! `Retry-After`, close the connection instead of answering (with a TCP reset or a graceful
 //! close), and stop listening altogether (connections refused) and start again on the same port.
 //! Every request that reaches it is recorded with its headers (see [`record`]), so tests count
 //! upstream attempts exactly.
@@ -59,6 +60,8 @@ struct Shared {
     name: String,
     plan: Mutex<Plan>,
     record: Mutex<Record>,
+    /// `true` while replies are held ([`Upstream::hold`]).
+    gate: watch::Sender<bool>,
 }
 
 /// The serving side while listening.
@@ -96,6 +99,7 @@ impl Upstream {
                 name: name.to_string(),
                 plan: Mutex::new(Plan::default()),
                 record: Mutex::new(Record::default()),
+                gate: watch::Sender::new(false),
             }),
             _reservation: reservation,
             listening: Mutex::new(None),
@@ -132,6 +136,29 @@ impl Upstream {
     /// `seed`.
     pub fn fail_ratio(&self, ratio: f64, reply: Reply, seed: u64) {
         lock(&self.shared.plan).set_failures(ratio, reply, seed);
+    }
+
+    /// The first `per_path` requests of every distinct path fail with `reply` (after the script,
+    /// before the ratio and the default). With a fresh path per client request, each request
+    /// fails its first `per_path` attempts, however concurrent requests interleave.
+    pub fn fail_first_per_path(&self, per_path: usize, reply: Reply) {
+        lock(&self.shared.plan).set_path_failures(per_path, reply);
+    }
+
+    /// Stops per-path failures.
+    pub fn no_path_failures(&self) {
+        lock(&self.shared.plan).clear_path_failures();
+    }
+
+    /// Holds every reply from now on: requests are recorded as they arrive, but not answered
+    /// until [`Upstream::release`]. A test sees a request in flight without racing a delay.
+    pub fn hold(&self) {
+        self.shared.gate.send_replace(true);
+    }
+
+    /// Answers the held requests and stops holding.
+    pub fn release(&self) {
+        self.shared.gate.send_replace(false);
     }
 
     /// Stops random failures.
@@ -290,13 +317,15 @@ async fn handle(
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(_) => return Err(DropConnection),
     };
-    let decision = lock(&shared.plan).decide();
+    let path = parts.uri.path_and_query().map_or_else(
+        || parts.uri.path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    let decision = lock(&shared.plan).decide_for(&path);
+    let mut gate = shared.gate.subscribe();
     lock(&shared.record).push(RecordedRequest {
         method: parts.method.as_str().to_string(),
-        path: parts.uri.path_and_query().map_or_else(
-            || parts.uri.path().to_string(),
-            |pq| pq.as_str().to_string(),
-        ),
+        path,
         headers: parts
             .headers
             .iter()
@@ -310,6 +339,8 @@ async fn handle(
         body,
         reply: decision.reply,
     });
+    // Held: wait for the release (the sender lives as long as the upstream).
+    let _ = gate.wait_for(|held| !held).await;
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }

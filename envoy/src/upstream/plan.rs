@@ -3,13 +3,16 @@
 //! # Decision order
 //! 1. A scripted reply, if any is queued ([`Plan::script`]): tests that need "fail twice, then
 //!    succeed" get exactly that, independent of timing and of which Envoy worker sends what.
-//! 2. Otherwise, with probability `ratio`, the failure reply of [`Plan::failures`]. The draw comes
-//!    from an RNG seeded by the test, so a run is reproducible for a given order of arrivals.
-//! 3. Otherwise the default reply (200 unless changed).
+//! 2. Otherwise, if the request's path has had fewer than `n` requests, the failure reply of
+//!    [`Plan::set_path_failures`]: "every request fails its first `n` attempts" for many
+//!    concurrent requests with distinct paths, whatever order their attempts arrive in.
+//! 3. Otherwise, with probability `ratio`, the failure reply of [`Plan::set_failures`]. The draw
+//!    comes from an RNG seeded by the test, so a run is reproducible for a given order of arrivals.
+//! 4. Otherwise the default reply (200 unless changed).
 //!
 //! The delay and the `Retry-After` option apply to every reply.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -51,11 +54,20 @@ struct Failures {
     rng: StdRng,
 }
 
+/// Per-path failures: the first `per_path` requests of each path fail with `reply`.
+#[derive(Debug)]
+struct PathFailures {
+    per_path: usize,
+    reply: Reply,
+    seen: HashMap<String, usize>,
+}
+
 /// The upstream's behaviour, changed by the test at run time.
 #[derive(Debug)]
 pub struct Plan {
     default: Reply,
     script: VecDeque<Reply>,
+    path_failures: Option<PathFailures>,
     failures: Option<Failures>,
     delay: Duration,
     retry_after: Option<String>,
@@ -66,6 +78,7 @@ impl Default for Plan {
         Plan {
             default: Reply::Status(200),
             script: VecDeque::new(),
+            path_failures: None,
             failures: None,
             delay: Duration::ZERO,
             retry_after: None,
@@ -94,6 +107,21 @@ impl Plan {
         });
     }
 
+    /// The first `per_path` requests of each distinct path (after the script) fail with `reply`;
+    /// later requests of that path go on to the ratio and the default. Paths count from this call.
+    pub fn set_path_failures(&mut self, per_path: usize, reply: Reply) {
+        self.path_failures = Some(PathFailures {
+            per_path,
+            reply,
+            seen: HashMap::new(),
+        });
+    }
+
+    /// Turns per-path failures off.
+    pub fn clear_path_failures(&mut self) {
+        self.path_failures = None;
+    }
+
     /// Turns random failures off.
     pub fn clear_failures(&mut self) {
         self.failures = None;
@@ -108,9 +136,17 @@ impl Plan {
         self.retry_after = value;
     }
 
-    /// Decides the next request's fate.
+    /// Decides the next request's fate, for a request whose path is not known (per-path failures
+    /// count it under the empty path).
     pub fn decide(&mut self) -> Decision {
+        self.decide_for("")
+    }
+
+    /// Decides the fate of the next request, for `path` (with its query).
+    pub fn decide_for(&mut self, path: &str) -> Decision {
         let reply = if let Some(reply) = self.script.pop_front() {
+            reply
+        } else if let Some(reply) = self.path_failure(path) {
             reply
         } else if let Some(failures) = &mut self.failures {
             if failures.rng.random::<f64>() < failures.ratio {
@@ -126,6 +162,17 @@ impl Plan {
             delay: self.delay,
             retry_after: self.retry_after.clone(),
         }
+    }
+}
+
+impl Plan {
+    /// Counts a request of `path`; its failure reply while the path is within its first
+    /// `per_path` requests.
+    fn path_failure(&mut self, path: &str) -> Option<Reply> {
+        let failures = self.path_failures.as_mut()?;
+        let seen = failures.seen.entry(path.to_string()).or_insert(0);
+        *seen += 1;
+        (*seen <= failures.per_path).then_some(failures.reply)
     }
 }
 
@@ -177,6 +224,31 @@ mod tests {
             (800..1200).contains(&failed),
             "about a quarter of 4000 requests fail, got {failed}"
         );
+    }
+
+    #[test]
+    fn per_path_failures_fail_each_paths_first_requests_in_any_interleaving() {
+        let mut plan = Plan::default();
+        plan.script([Reply::Status(418)]);
+        plan.set_path_failures(2, Reply::Reset);
+        let order = ["/a", "/b", "/a", "/c", "/b", "/a", "/b", "/c", "/c"];
+        let got: Vec<Reply> = order.iter().map(|p| plan.decide_for(p).reply).collect();
+        assert_eq!(
+            got,
+            vec![
+                Reply::Status(418), // the script comes first (and does not count for /a)
+                Reply::Reset,       // /b 1
+                Reply::Reset,       // /a 1
+                Reply::Reset,       // /c 1
+                Reply::Reset,       // /b 2
+                Reply::Reset,       // /a 2
+                Reply::Status(200), // /b 3
+                Reply::Reset,       // /c 2
+                Reply::Status(200), // /c 3
+            ]
+        );
+        plan.clear_path_failures();
+        assert_eq!(plan.decide_for("/new").reply, Reply::Status(200));
     }
 
     #[test]

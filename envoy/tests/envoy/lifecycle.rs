@@ -25,13 +25,21 @@ fn envoy_starts_ready_with_two_workers_and_stops_cleanly_on_sigterm() {
         "the workers are running"
     );
     for worker in 0..2 {
-        assert!(
-            stats
-                .number(&format!("server.worker_{worker}.watchdog_miss"))
-                .is_some(),
-            "worker {worker} exists (two by default)"
-        );
+        // Each worker's watchdog stats appear when its thread registers, which can be a moment
+        // after the listener is ready on every worker.
+        envoy
+            .wait_for(
+                &format!("worker {worker} to exist (two by default)"),
+                || {
+                    Ok(envoy
+                        .stats()?
+                        .number(&format!("server.worker_{worker}.watchdog_miss"))
+                        .is_some())
+                },
+            )
+            .expect("both workers");
     }
+    let stats = envoy.stats().expect("stats");
     assert!(
         stats.number("server.worker_2.watchdog_miss").is_none(),
         "and no third"

@@ -197,3 +197,29 @@ fn envoy_native_retries_retry_a_failed_attempt() {
         "outlier detection is configured: {dump}"
     );
 }
+
+#[test]
+fn a_session_keeps_its_requests_on_one_connection() {
+    let upstream = upstream("a");
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .filter(noop("")),
+    );
+    let connections = || {
+        envoy
+            .stats()
+            .expect("stats")
+            .number_or_zero("http.ingress_http.downstream_cx_total")
+    };
+    let before = connections();
+    let mut session = envoy.session().expect("a connection");
+    for i in 0..3 {
+        let response = session
+            .send(&Request::get(&format!("/s/{i}")))
+            .expect("a response");
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(connections() - before, 1, "three requests, one connection");
+    assert_eq!(upstream.total(), 3);
+}

@@ -219,3 +219,41 @@ fn on_the_wire_a_reset_is_an_rst_a_close_a_fin_and_a_stopped_upstream_refuses() 
         "the reset and closed requests were recorded, the refused not"
     );
 }
+
+#[test]
+fn held_replies_wait_for_the_release_and_requests_are_recorded_on_arrival() {
+    let upstream = upstream("a");
+    let envoy = envoy_in_front_of(&upstream, noop(""));
+    upstream.hold();
+    std::thread::scope(|s| {
+        let client = s.spawn(|| envoy.get("/held").expect("a response"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while upstream.total() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the request arrives");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(upstream.count("GET", "/held"), 1, "recorded while held");
+        assert!(!client.is_finished(), "no reply while held");
+        upstream.release();
+        assert_eq!(client.join().expect("the client").status, 200);
+    });
+    assert_eq!(
+        envoy.get("/after").expect("a response").status,
+        200,
+        "released: replies flow"
+    );
+}
+
+#[test]
+fn per_path_failures_fail_each_paths_first_requests() {
+    let upstream = upstream("a");
+    let envoy = envoy_in_front_of(&upstream, noop(""));
+    upstream.fail_first_per_path(2, Reply::Status(502));
+    let statuses: Vec<u16> = ["/x", "/y", "/x", "/x", "/y", "/y"]
+        .iter()
+        .map(|p| envoy.get(p).expect("a response").status)
+        .collect();
+    assert_eq!(statuses, vec![502, 502, 502, 200, 502, 200]);
+    upstream.no_path_failures();
+    assert_eq!(envoy.get("/z").expect("a response").status, 200);
+}
