@@ -92,7 +92,13 @@ pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u3
             ..
         } => Some((
             reply.delay,
-            CallOutcome::Answered(upstream::upstream_message(*status, headers, body, trailers)),
+            CallOutcome::Answered(upstream::upstream_message(
+                *status,
+                headers,
+                body,
+                trailers,
+                reply.delay,
+            )),
         )),
         ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),
         ReplyKind::Reset => Some((reply.delay, synthesized(UpstreamFailure::Reset))),
