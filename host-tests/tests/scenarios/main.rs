@@ -3,4 +3,13 @@
 
 mod common;
 
-mod smoke;
+mod breaker_open;
+mod disconnect;
+mod half_open;
+mod passthrough;
+mod reconfigure;
+mod retry_basic;
+mod retry_breaker;
+mod retry_eligibility;
+mod retry_limits;
+mod triggers;
