@@ -163,21 +163,68 @@ fn the_tick_period_follows_the_queue_and_returns_to_zero_when_it_is_empty() {
 }
 
 #[test]
-fn a_reconfiguration_re_arms_the_new_root_and_the_waiting_retry_still_runs_on_time() {
+fn after_a_reconfiguration_the_old_root_serves_its_waiting_retry_and_the_new_root_arms_its_own() {
     let mut w = world(1, &with_fallback("A", 5));
     w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
-    let s = get(&mut w, 0);
+    let old = get(&mut w, 0);
     w.advance(ms(200));
     assert!(w.reconfigure(with_fallback("B", 5).to_string()));
     assert_eq!(
         w.tick_period(0),
-        Some(ms(800)),
-        "the new root arms its own timer for the retry queued under the old one"
+        None,
+        "the new root has no retry of its own yet: its timer is off"
     );
-    w.advance(ms(800));
-    assert_eq!(retries_sent(&w, CLUSTER)[0].request.at, ms(1_000));
-    assert_eq!(response(&w, s).status, 200);
+    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
+    let new = get(&mut w, 0);
+    assert_eq!(
+        w.tick_period(0),
+        Some(ms(1_000)),
+        "the new root set its own period for its stream's retry"
+    );
     w.run_until_idle();
-    assert_eq!(w.tick_period(0), None);
+    let at: Vec<_> = retries_sent(&w, CLUSTER)
+        .iter()
+        .map(|a| a.request.at)
+        .collect();
+    assert_eq!(
+        at,
+        vec![ms(1_000), ms(1_200)],
+        "each retry went out on time"
+    );
+    assert_eq!(
+        response(&w, old).status,
+        200,
+        "the old root kept serving its stream"
+    );
+    assert_eq!(response(&w, new).status, 200);
+    assert_eq!(
+        w.tick_period(0),
+        None,
+        "nothing waits: the new root's timer is off again"
+    );
+    assert_no_errors(&w);
+}
+
+#[test]
+fn retries_of_streams_under_old_and_new_roots_due_together_are_all_answered() {
+    // S1 belongs to the old root, S2 to the new one; their retries are due at the same instant.
+    // Whichever root's tick serves them, both clients must be answered, even after the old root
+    // goes away with its last stream.
+    let mut w = world(1, &with_fallback("A", 5));
+    w.upstream(
+        CLUSTER,
+        Reply::sequence([
+            Reply::status(503),
+            Reply::status(503),
+            Reply::ok().body("s1 retried").after(ms(10)),
+            Reply::ok().body("s2 retried").after(ms(50)),
+        ]),
+    );
+    let s1 = get(&mut w, 0);
+    assert!(w.reconfigure(with_fallback("B", 5).to_string()));
+    let s2 = get(&mut w, 0);
+    w.run_until_idle();
+    assert_eq!(response(&w, s1).body_text(), "s1 retried");
+    assert_eq!(response(&w, s2).body_text(), "s2 retried");
     assert_no_errors(&w);
 }
