@@ -5,6 +5,7 @@ mod common;
 
 mod breaker_open;
 mod disconnect;
+mod failure_shapes;
 mod half_open;
 mod passthrough;
 mod reconfigure;

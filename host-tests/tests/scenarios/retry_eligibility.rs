@@ -246,3 +246,36 @@ fn a_body_over_max_request_body_is_forwarded_but_not_retried() {
     assert_eq!(response(&w, s).status, 200, "8 bytes fit and are replayed");
     assert_eq!(w.upstream_attempts(CLUSTER)[2].request.body, b"12345678");
 }
+
+#[test]
+fn a_request_with_a_header_value_that_is_not_utf8_is_forwarded_as_is_but_not_retried() {
+    let mut w = retrying(json!({}));
+    w.upstream(CLUSTER, Reply::status(503));
+    let s = w
+        .request(0)
+        .header_bytes("x-name", b"Jos\xe9")
+        .header_bytes("x-breakwater-attempt", b"\xff")
+        .cluster(CLUSTER)
+        .send();
+    w.run_until_idle();
+    let attempts = w.upstream_attempts(CLUSTER);
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the SDK can only send UTF-8 values, so a request it could not replay is not retried"
+    );
+    let sent = &attempts[0].request;
+    assert_eq!(
+        sent.headers.get_bytes("x-name"),
+        Some(&b"Jos\xe9"[..]),
+        "passed through"
+    );
+    assert_eq!(
+        sent.headers.get_bytes("x-breakwater-attempt"),
+        None,
+        "removed all the same"
+    );
+    assert_eq!(response(&w, s).status, 503);
+    assert_eq!(skipped(&w, "not_eligible"), 1);
+    assert_no_errors(&w);
+}
