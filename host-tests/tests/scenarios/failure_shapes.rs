@@ -109,17 +109,21 @@ fn the_client_gets_envoys_reply_for_a_final_retry_that_failed() {
     }
 }
 
+/// A way for the upstream to fail.
+type Failure = fn() -> Reply;
+
 #[test]
 fn a_refused_or_reset_first_attempt_is_a_failure_and_is_retried_by_default() {
-    for (shape, reply) in [("refused", Reply::refuse()), ("reset", Reply::reset())] {
-        let mut w = world(
-            1,
-            &policy(
-                json!({ "failure_threshold": 2 }),
-                json!({ "base_delay": "10ms" }),
-            ),
+    for (shape, failure) in [
+        ("refused", Reply::refuse as Failure),
+        ("reset", Reply::reset),
+    ] {
+        let p = policy(
+            json!({ "failure_threshold": 2 }),
+            json!({ "base_delay": "10ms" }),
         );
-        w.upstream(CLUSTER, Reply::sequence([reply, Reply::ok()]));
+        let mut w = world(1, &p);
+        w.upstream(CLUSTER, Reply::sequence([failure(), Reply::ok()]));
         let s = w.request(0).cluster(CLUSTER).send();
         w.run_until_idle();
         assert_eq!(
@@ -133,26 +137,20 @@ fn a_refused_or_reset_first_attempt_is_a_failure_and_is_retried_by_default() {
             "{shape}: the request's outcome is its last"
         );
 
-        w.upstream(CLUSTER, reply_again(shape));
+        w.upstream(CLUSTER, failure());
         let s = w.request(0).method("POST").cluster(CLUSTER).send();
         w.run_until_idle();
+        let r = response(&w, s);
         assert_eq!(
-            response(&w, s).status,
-            503,
-            "{shape}: Envoy's own 503 reaches the client"
+            (r.status, r.source),
+            (503, Source::Envoy),
+            "{shape}: Envoy's own 503"
         );
         assert_eq!(
             count(&w, "failures_total"),
             1,
             "{shape}: counted by the breaker"
         );
-    }
-}
-
-fn reply_again(shape: &str) -> Reply {
-    match shape {
-        "refused" => Reply::refuse(),
-        _ => Reply::reset(),
     }
 }
 
@@ -173,7 +171,7 @@ fn a_first_attempt_that_times_out_is_a_failure_retried_only_when_timeout_is_list
     };
     let (r, opened) = run(json!(["5xx", "reset", "connect-failure"]));
     assert_eq!(r.status, 504, "the route timeout's 504 is final");
-    assert_eq!(r.source, breakwater_host_tests::Source::Envoy);
+    assert_eq!(r.source, Source::Envoy);
     assert_eq!(opened, 1, "and a failure: threshold 1 opened the breaker");
 
     let (r, opened) = run(json!(["timeout"]));

@@ -4,9 +4,11 @@
 mod common;
 
 mod breaker_open;
+mod cost;
 mod disconnect;
 mod failure_shapes;
 mod half_open;
+mod interleavings;
 mod passthrough;
 mod reconfigure;
 mod retry_basic;
