@@ -206,3 +206,29 @@ fn disabled_mode_neither_rejects_nor_opens_and_retries_still_run() {
         "a disabled breaker writes no state"
     );
 }
+
+#[test]
+fn in_shadow_mode_the_state_gauge_follows_the_phase_enforce_would_be_in() {
+    let (mut w, _) = failing("shadow");
+    w.upstream(CLUSTER, Reply::status(503));
+    for i in 0..3 {
+        w.request(i % 2).method("POST").cluster(CLUSTER).send();
+    }
+    assert_eq!(count(&w, "breaker_would_open_total"), 1);
+    assert_eq!(
+        crate::common::state_gauge(&w, CLUSTER),
+        Some(1),
+        "would-open: enforce would be open now"
+    );
+    w.advance(ms(12_000));
+    w.upstream(CLUSTER, Reply::ok());
+    get(&mut w, 0);
+    w.run_until_idle();
+    assert_eq!(count(&w, "breaker_half_opened_total"), 1);
+    assert_eq!(
+        count(&w, "breaker_closed_total"),
+        1,
+        "the shadow probe succeeded"
+    );
+    assert_eq!(crate::common::state_gauge(&w, CLUSTER), Some(0));
+}
