@@ -4,6 +4,7 @@
 mod common;
 
 mod breaker_open;
+mod budget;
 mod cost;
 mod disconnect;
 mod failure_shapes;
@@ -15,4 +16,5 @@ mod retry_basic;
 mod retry_breaker;
 mod retry_eligibility;
 mod retry_limits;
+mod scopes;
 mod triggers;

@@ -1,7 +1,7 @@
-//! What stops retries: `max_attempts`, `per_try_timeout`, `deadline` and the budget, each with
-//! the metric that says so.
+//! What stops retries: `max_attempts`, `per_try_timeout` and `deadline`, each with the metric
+//! that says so (the budget has its own file, `budget.rs`).
 
-use breakwater_host_tests::{ms, AttemptKind, Reply, StreamId, World};
+use breakwater_host_tests::{ms, AttemptKind, Reply, World};
 use serde_json::{json, Value};
 
 use crate::common::{count, response, retries_sent, retry_only, skipped, world, CLUSTER};
@@ -115,68 +115,6 @@ fn the_deadline_stops_retries_that_could_not_finish_in_time() {
     assert_eq!(skipped(&w, "deadline"), 1);
     assert_eq!(count(&w, "retries_exhausted_total"), 0);
     assert_eq!(response(&w, s).header("x-breakwater-attempts"), Some("3"));
-}
-
-/// `n` GETs that fail, arriving together on worker 0.
-fn failing_together(w: &mut World, n: usize) -> Vec<StreamId> {
-    let streams = (0..n)
-        .map(|_| w.request(0).cluster(CLUSTER).enqueue())
-        .collect();
-    w.run_until_idle();
-    streams
-}
-
-#[test]
-fn the_budget_floor_allows_min_per_second_retries_per_window_pending_ones_included() {
-    // ratio 0: only the floor, 1 retry per second over a 1 s window.
-    let mut w = world_with(json!({
-        "base_delay": "50ms", "max_attempts": 2,
-        "budget": { "ratio": 0.0, "min_per_second": 1, "window": "1s" }
-    }));
-    w.upstream(CLUSTER, Reply::status(503).after(ms(5)));
-    let streams = failing_together(&mut w, 3);
-    assert_eq!(
-        retries_sent(&w, CLUSTER).len(),
-        1,
-        "one retry fits the floor"
-    );
-    assert_eq!(
-        skipped(&w, "budget"),
-        2,
-        "the other two were refused by the budget"
-    );
-    for s in streams {
-        assert_eq!(response(&w, s).status, 503, "every client got its failure");
-    }
-    w.advance(ms(1_000));
-    failing_together(&mut w, 1);
-    assert_eq!(
-        retries_sent(&w, CLUSTER).len(),
-        2,
-        "a window later the budget has room again"
-    );
-}
-
-#[test]
-fn the_budget_ratio_grows_with_the_requests_this_worker_counted() {
-    // ratio 0.5, no floor: 4 requests counted before the first withdrawal allow 2 retries.
-    let mut w = world_with(json!({
-        "base_delay": "50ms", "max_attempts": 2,
-        "budget": { "ratio": 0.5, "min_per_second": 0, "window": "10s" }
-    }));
-    w.upstream(CLUSTER, Reply::status(503).after(ms(5)));
-    failing_together(&mut w, 4);
-    assert_eq!(retries_sent(&w, CLUSTER).len(), 2, "0.5 × 4 requests");
-    assert_eq!(skipped(&w, "budget"), 2);
-}
-
-#[test]
-fn without_a_budget_every_failure_may_retry() {
-    let mut w = world_with(json!({ "base_delay": "50ms", "max_attempts": 2, "budget": null }));
-    w.upstream(CLUSTER, Reply::status(503).after(ms(5)));
-    failing_together(&mut w, 20);
-    assert_eq!(retries_sent(&w, CLUSTER).len(), 20);
-    assert!(w.shared_data(crate::common::budget_key(CLUSTER)).is_none());
 }
 
 #[test]
