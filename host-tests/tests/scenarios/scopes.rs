@@ -118,3 +118,21 @@ fn two_plugins_keep_their_state_under_their_own_names() {
         "keys carry the plugin's name and the format version (Istio shares one namespace)"
     );
 }
+
+#[test]
+fn istio_cluster_names_name_the_stats_and_a_semicolon_cannot_break_the_tag_encoding() {
+    let p = json!({ "default": { "circuit_breaker": { "failure_threshold": 3 }, "retry": null } });
+    let mut w = builder(1, &p).build().expect("starts");
+    let istio = "outbound|8080||payments.shop.svc.cluster.local";
+    for cluster in [istio, "evil;.;cluster"] {
+        w.upstream(cluster, Reply::ok());
+        w.request(0).cluster(cluster).send();
+    }
+    w.run_until_idle();
+    assert_eq!(w.counter(&stat(istio, "requests_total")), Some(1));
+    assert_eq!(
+        w.counter(&stat("evil_._cluster", "requests_total")),
+        Some(1),
+        "';' would end the tag early, so it becomes '_'"
+    );
+}
