@@ -45,7 +45,7 @@ pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u3
         return Err(status::BAD_ARGUMENT);
     }
     let required = [":method", ":path", ":authority"];
-    if required.iter().any(|h| call.headers.get(h).is_none()) {
+    if required.iter().any(|h| call.headers.get_bytes(h).is_none()) {
         return Err(status::BAD_ARGUMENT);
     }
     if !call.body.is_empty() {
@@ -92,7 +92,13 @@ pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u3
             ..
         } => Some((
             reply.delay,
-            CallOutcome::Answered(upstream::upstream_message(*status, headers, body, trailers)),
+            CallOutcome::Answered(upstream::upstream_message(
+                *status,
+                headers,
+                body,
+                trailers,
+                reply.delay,
+            )),
         )),
         ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),
         ReplyKind::Reset => Some((reply.delay, synthesized(UpstreamFailure::Reset))),

@@ -4,13 +4,23 @@
 //! Envoy stores every name lower-cased (`Http::LowerCaseString`), so a filter that adds
 //! `X-Thing` reads it back as `x-thing`; `replace` is Envoy's `setCopy`, which rewrites the
 //! first occurrence and leaves later ones alone (`envoy/http/header_map.h`).
+//!
+//! # Values are bytes
+//! Envoy keeps header values as bytes and accepts obs-text (0x80–0xFF) in them: its validity
+//! check only refuses NUL, CR and LF (`HeaderUtility::headerValueIsValid`,
+//! `source/common/http/header_utility.cc`, with `ObsTextOption::kAllow`), and the wasm host hands
+//! the bytes over as they are (`Context::getHeaderMapPairs`). So a filter can meet a value that is
+//! not UTF-8. The map stores bytes; the text accessors ([`HeaderMap::get`],
+//! [`HeaderMap::get_all`]) answer only UTF-8 values, [`HeaderMap::get_bytes`] and
+//! [`HeaderMap::iter_bytes`] answer everything.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// An ordered list of `(name, value)` pairs, names lower-cased.
+/// An ordered list of `(name, value)` pairs, names lower-cased, values as bytes.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
-    entries: Vec<(String, String)>,
+    entries: Vec<(String, Vec<u8>)>,
 }
 
 impl HeaderMap {
@@ -19,37 +29,53 @@ impl HeaderMap {
         Self::default()
     }
 
-    /// The first value of `name` (any case).
+    /// The first value of `name` (any case), if it is UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of `name` (any case), as bytes.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         let name = name.to_ascii_lowercase();
         self.entries
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// Every value of `name`, in order.
+    /// Every UTF-8 value of `name`, in order.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
         self.entries
             .iter()
             .filter(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .collect()
     }
 
     /// Appends a pair (Envoy's `addCopy`).
     pub fn add(&mut self, name: &str, value: &str) {
+        self.add_bytes(name, value.as_bytes());
+    }
+
+    /// Appends a pair whose value may be any bytes.
+    pub fn add_bytes(&mut self, name: &str, value: &[u8]) {
         self.entries
-            .push((name.to_ascii_lowercase(), value.to_string()));
+            .push((name.to_ascii_lowercase(), value.to_vec()));
     }
 
     /// Rewrites the first value of `name`, or appends it (Envoy's `setCopy`).
     pub fn replace(&mut self, name: &str, value: &str) {
+        self.replace_bytes(name, value.as_bytes());
+    }
+
+    /// [`HeaderMap::replace`] with a value that may be any bytes.
+    pub fn replace_bytes(&mut self, name: &str, value: &[u8]) {
         let name = name.to_ascii_lowercase();
         match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.entries.push((name, value.to_string())),
+            Some(entry) => entry.1 = value.to_vec(),
+            None => self.entries.push((name, value.to_vec())),
         }
     }
 
@@ -71,13 +97,20 @@ impl HeaderMap {
         self.entries.is_empty()
     }
 
-    /// The pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    /// The pairs in order, values as text (bytes that are not UTF-8 replaced).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        self.entries
+            .iter()
+            .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v)))
+    }
+
+    /// The pairs in order, values as bytes.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
     /// The pairs as a slice.
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub fn pairs(&self) -> &[(String, Vec<u8>)] {
         &self.entries
     }
 
@@ -85,12 +118,22 @@ impl HeaderMap {
     pub fn byte_size(&self) -> usize {
         self.entries.iter().map(|(n, v)| n.len() + v.len()).sum()
     }
+
+    /// A map of pairs as the wire carries them (names lower-cased; a name that is not UTF-8 has
+    /// its bad bytes replaced).
+    pub(crate) fn from_byte_pairs(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        let mut map = HeaderMap::new();
+        for (n, v) in pairs {
+            map.add_bytes(&String::from_utf8_lossy(&n), &v);
+        }
+        map
+    }
 }
 
 impl fmt::Debug for HeaderMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(n, v)| format!("{n}: {v}")))
+            .entries(self.iter().map(|(n, v)| format!("{n}: {v}")))
             .finish()
     }
 }
@@ -137,6 +180,17 @@ mod tests {
         assert_eq!(map.get_all("a"), vec!["3", "2"]);
         map.replace("b", "4");
         assert_eq!(map.get("b"), Some("4"), "a missing name is appended");
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_kept_as_bytes_and_hidden_from_the_text_accessors() {
+        let mut map = HeaderMap::new();
+        map.add_bytes("x-latin", b"caf\xe9");
+        map.add("x-latin", "plain");
+        assert_eq!(map.get_bytes("x-latin"), Some(&b"caf\xe9"[..]));
+        assert_eq!(map.get("x-latin"), None, "the first value is not text");
+        assert_eq!(map.get_all("x-latin"), vec!["plain"]);
+        assert_eq!(map.byte_size(), 2 * "x-latin".len() + 4 + 5);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct RequestBuilder<'w> {
     path: String,
     authority: String,
     scheme: String,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     trailers: Vec<(String, String)>,
     cluster: Option<String>,
@@ -78,8 +78,15 @@ impl<'w> RequestBuilder<'w> {
     }
 
     /// Adds a request header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.into()));
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a request header whose value may be any bytes, such as obs-text (0x80–0xFF), which
+    /// Envoy accepts and hands to the filter as is (see [`HeaderMap`]).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_vec()));
         self
     }
 
@@ -178,7 +185,7 @@ impl<'w> RequestBuilder<'w> {
         headers.add(":authority", &self.authority);
         headers.add(":scheme", &self.scheme);
         for (name, value) in &self.headers {
-            headers.add(name, value);
+            headers.add_bytes(name, value);
         }
         if headers.get("x-forwarded-proto").is_none() {
             headers.add("x-forwarded-proto", &self.scheme);

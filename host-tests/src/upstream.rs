@@ -14,7 +14,9 @@
 //! | [`Reply::reset_after_headers`] | the upstream headers, then the stream is reset (the client gets no whole response) | `proxy_on_http_call_response` with 0 headers, 0 body; `get_status` says 11 (`BrokenConnection`), `reset` |
 //!
 //! The bodies are Envoy's: `upstream connect error or disconnect/reset before headers. reset
-//! reason: connection failure` (or `remote reset`), and `upstream request timeout`.
+//! reason: connection failure` (or `remote reset`), and `upstream request timeout`. A response
+//! that really came from the upstream carries the router's `x-envoy-upstream-service-time` on
+//! both paths; Envoy's own replies never do (see [`UPSTREAM_SERVICE_TIME`]).
 
 use crate::observe::{StreamId, VmId};
 use crate::HeaderMap;
@@ -302,13 +304,27 @@ pub(crate) fn local_reply(status: u16, extra: &[(String, String)], body: &[u8]) 
     }
 }
 
-/// The message an upstream sends for a scripted response: `:status`, the script's headers, and
-/// `content-length` if the script did not set one.
+/// The router's header on every response that really came from the upstream: milliseconds from
+/// the complete request to the response headers.
+pub const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
+
+/// The message an upstream sends for a scripted response, as the filter sees it: `:status`, the
+/// script's headers, `content-length` if the script did not set one, and the router's
+/// [`UPSTREAM_SERVICE_TIME`] (`service_time` after the request went out).
+///
+/// Envoy's router sets that header on every upstream response once the downstream request was
+/// complete, unless `suppress_envoy_headers` (`Filter::onUpstreamHeaders` in
+/// `source/common/router/router.cc`, `setEnvoyUpstreamServiceTime`); it does so before the
+/// encoder filters run, so the filter sees it on the stream path. The `AsyncClient` behind a
+/// dispatched call runs the same router with `suppress_envoy_headers = false`
+/// (`AsyncClientImpl`'s `Router::FilterConfig` in `source/common/http/async_client_impl.cc`), so
+/// a call's real response carries it too, while the replies Envoy synthesizes never do.
 pub(crate) fn upstream_message(
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
     trailers: &[(String, String)],
+    service_time: Duration,
 ) -> Message {
     let mut map = HeaderMap::new();
     map.add(":status", &status.to_string());
@@ -318,6 +334,7 @@ pub(crate) fn upstream_message(
     if !body.is_empty() && map.get("content-length").is_none() {
         map.add("content-length", &body.len().to_string());
     }
+    map.replace(UPSTREAM_SERVICE_TIME, &service_time.as_millis().to_string());
     Message {
         headers: map,
         body: body.to_vec(),

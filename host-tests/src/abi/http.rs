@@ -9,6 +9,7 @@ use super::{allowed, read, status, text, write_u32, Ctx};
 use crate::calls;
 use crate::host::{Deferred, Direction, HostState};
 use crate::pairs;
+use crate::HeaderMap;
 use wasmtime::Linker;
 
 const REQUEST: u32 = 0;
@@ -146,9 +147,9 @@ fn http_call(
     }
     let request = calls::CallRequest {
         cluster: text(&uri),
-        headers: pairs::decode_strings(&headers).into_iter().collect(),
+        headers: HeaderMap::from_byte_pairs(pairs::decode(&headers)),
         body,
-        trailers: pairs::decode_strings(&trailers).into_iter().collect(),
+        trailers: HeaderMap::from_byte_pairs(pairs::decode(&trailers)),
         timeout_ms,
     };
     match calls::dispatch(caller.data_mut(), request) {

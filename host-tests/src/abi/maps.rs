@@ -33,7 +33,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |caller: Ctx<'_>, map: u32, k: u32, kl: u32, v: u32, vl: u32| {
             allowed(&caller, "proxy_add_header_map_value")?;
             wasmtime::Result::Ok(modify(&caller, map, k, kl, Some((v, vl)), |m, k, v| {
-                m.add(k, v)
+                m.add_bytes(k, v)
             }))
         },
     )?;
@@ -43,7 +43,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |caller: Ctx<'_>, map: u32, k: u32, kl: u32, v: u32, vl: u32| {
             allowed(&caller, "proxy_replace_header_map_value")?;
             wasmtime::Result::Ok(modify(&caller, map, k, kl, Some((v, vl)), |m, k, v| {
-                m.replace(k, v)
+                m.replace_bytes(k, v)
             }))
         },
     )?;
@@ -157,19 +157,14 @@ fn get_value(
         let state = core.state.borrow();
         match const_map(host, &state, map) {
             Found::Map(m) => m
-                .get(&text(&key))
-                .map(str::to_string)
+                .get_bytes(&text(&key))
+                .map(<[u8]>::to_vec)
                 .ok_or(status::NOT_FOUND),
             Found::Absent { status } => Err(status),
         }
     };
     match value {
-        Ok(value) => Ok(ok_if(copy_out(
-            &mut caller,
-            value.as_bytes(),
-            ret_ptr,
-            ret_len,
-        )?)),
+        Ok(value) => Ok(ok_if(copy_out(&mut caller, &value, ret_ptr, ret_len)?)),
         Err(status) => Ok(status),
     }
 }
@@ -206,7 +201,7 @@ fn set_pairs(caller: Ctx<'_>, map: u32, ptr: u32, len: u32) -> wasmtime::Result<
     let mut state = core.state.borrow_mut();
     match mutable_map(host, &mut state, map) {
         Some(target) => {
-            *target = pairs::decode_strings(&bytes).into_iter().collect();
+            *target = HeaderMap::from_byte_pairs(pairs::decode(&bytes));
             Ok(status::OK)
         }
         None => Ok(status::BAD_ARGUMENT),
@@ -219,7 +214,7 @@ fn modify(
     key: u32,
     key_len: u32,
     value: Option<(u32, u32)>,
-    change: impl FnOnce(&mut HeaderMap, &str, &str),
+    change: impl FnOnce(&mut HeaderMap, &str, &[u8]),
 ) -> u32 {
     if map > MAX_MAP_TYPE {
         return status::BAD_ARGUMENT;
@@ -229,10 +224,10 @@ fn modify(
     };
     let value = match value {
         Some((ptr, len)) => match read(caller, ptr, len) {
-            Some(v) => text(&v),
+            Some(v) => v,
             None => return status::INVALID_MEMORY_ACCESS,
         },
-        None => String::new(),
+        None => Vec::new(),
     };
     let host = caller.data();
     let core = host.core();

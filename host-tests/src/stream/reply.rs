@@ -113,14 +113,15 @@ pub(crate) fn upstream_answer(
     id: StreamId,
     attempt: usize,
 ) -> Result<(), Failure> {
-    let kind = {
+    let (kind, service_time) = {
         let mut state = core.state.borrow_mut();
         let s = &state.streams[id.0];
         if s.finished() || s.upstream != Some(attempt) {
             return Ok(());
         }
-        state.attempts[attempt].delivered = true;
-        state.attempts[attempt].reply.kind.clone()
+        let answered = &mut state.attempts[attempt];
+        answered.delivered = true;
+        (answered.reply.kind.clone(), answered.reply.delay)
     };
     let (status, headers, body, trailers, reset_after_headers) = match kind {
         ReplyKind::Respond {
@@ -141,7 +142,11 @@ pub(crate) fn upstream_answer(
         s.info.code = Some(status);
         s.info.details = Some("via_upstream".into());
         s.response = Some(upstream::upstream_message(
-            status, &headers, &body, &trailers,
+            status,
+            &headers,
+            &body,
+            &trailers,
+            service_time,
         ));
         s.response_started = true;
         s.resp = Flow::start();

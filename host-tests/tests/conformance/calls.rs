@@ -79,8 +79,9 @@ fn an_answered_call_comes_back_to_the_context_that_dispatched_it() {
     let response = run(&mut world, "dispatch auth 1000");
     assert_eq!(
         call_result(&response),
-        "call token=4 status=201 headers=2 body=yes get_status=0:",
-        ":status and content-length; get_status untouched by a success"
+        "call token=4 status=201 headers=3 body=yes get_status=0:",
+        ":status, content-length and x-envoy-upstream-service-time; get_status untouched by a \
+         success"
     );
     let call = &world.upstream_attempts("auth")[0];
     assert_eq!(call.request.method(), "GET");

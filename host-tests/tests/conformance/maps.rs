@@ -124,3 +124,28 @@ fn on_log_reads_the_final_maps() {
         "s"
     );
 }
+
+/// Envoy accepts obs-text (0x80–0xFF) in header values (`HeaderUtility::headerValueIsValid`
+/// allows it, `source/common/http/header_utility.cc`) and the wasm host hands the bytes over as
+/// they are (`Context::getHeaderMapPairs`). The fixture reads its scripts with the Rust SDK's
+/// `get_http_request_headers`, which unwraps every value as UTF-8: it traps, and its panic shows
+/// the very bytes the client sent.
+#[test]
+fn a_header_value_that_is_not_utf8_reaches_the_filter_as_its_bytes() {
+    let mut world = world();
+    let failure = world
+        .request(0)
+        .cluster("c")
+        .header_bytes("x-latin", b"caf\xe9")
+        .try_send()
+        .expect_err("the SDK unwraps every value as UTF-8");
+    let panic = failure.panic.clone().unwrap_or_default();
+    assert!(
+        panic.contains("FromUtf8Error { bytes: [99, 97, 102, 233]"),
+        "the filter got b\"caf\\xe9\" unchanged: {failure}"
+    );
+    assert!(
+        world.upstream_attempts("c").is_empty(),
+        "the trapped filter stopped it"
+    );
+}

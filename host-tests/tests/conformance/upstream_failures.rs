@@ -128,3 +128,27 @@ fn without_a_route_timeout_a_silent_upstream_leaves_the_world_stuck() {
         "the report says where the stream waits: {stuck}"
     );
 }
+
+/// Envoy's router adds `x-envoy-upstream-service-time` to every upstream response before the
+/// encoder filters see it (`Filter::onUpstreamHeaders`, `source/common/router/router.cc`), and
+/// never to its own local replies.
+#[test]
+fn an_upstream_answer_carries_the_routers_service_time_and_envoys_own_replies_do_not() {
+    const GET: &str = "header response get x-envoy-upstream-service-time";
+    let seen = |reply: Reply| {
+        let mut world = fixture().build().expect("starts");
+        world.upstream("c", reply);
+        let s = world
+            .request(0)
+            .cluster("c")
+            .timeout(ms(100))
+            .header("x-fixture-response", GET)
+            .send();
+        world.advance(ms(200));
+        result(&world.response(s).expect("answered"), GET)
+    };
+    assert_eq!(seen(Reply::status(503).after(ms(7))), "7");
+    assert_eq!(seen(Reply::ok()), "0");
+    assert_eq!(seen(Reply::refuse()), "missing");
+    assert_eq!(seen(Reply::timeout()), "missing");
+}

@@ -3,4 +3,18 @@
 
 mod common;
 
-mod smoke;
+mod breaker_open;
+mod budget;
+mod cost;
+mod disconnect;
+mod failure_shapes;
+mod half_open;
+mod interleavings;
+mod passthrough;
+mod reconfigure;
+mod retry_basic;
+mod retry_breaker;
+mod retry_eligibility;
+mod retry_limits;
+mod scopes;
+mod triggers;

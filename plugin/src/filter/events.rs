@@ -1,5 +1,9 @@
 //! Breaker events become log lines and metrics, as the seed does: a warning when a breaker opens,
 //! info when it half-opens and closes, and counters for each so operators can alert on them.
+//!
+//! The state gauge follows the breaker's state machine. In `shadow` mode that is the machine
+//! that runs beside the traffic without rejecting anything, so the gauge shows the phase
+//! `enforce` would be in: open on a would-open, then half-open and closed as reported.
 
 use crate::core::breaker::{Events, Phase};
 
@@ -44,5 +48,6 @@ pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
             opening.reason
         );
         w.metrics.add(cluster, Counter::BreakerWouldOpen, 1);
+        w.metrics.state(cluster, Phase::Open.gauge());
     }
 }

@@ -52,15 +52,18 @@ enum Stage {
 /// One client request.
 pub struct Stream {
     id: u32,
+    /// The root context that created this stream; it serves the stream's retries.
+    root: u32,
     config: Option<Rc<Config>>,
     stage: Stage,
     exchange: Option<Exchange>,
 }
 
 impl Stream {
-    pub fn new(id: u32, config: Option<Rc<Config>>) -> Stream {
+    pub fn new(id: u32, root: u32, config: Option<Rc<Config>>) -> Stream {
         Stream {
             id,
+            root,
             config,
             stage: Stage::PassThrough,
             exchange: None,
@@ -163,6 +166,7 @@ impl Stream {
         match exchange.after_attempt(w, &outcome, retry_after.as_deref(), now) {
             Next::Retry { due } => {
                 let job = Job {
+                    root: self.root,
                     exchange,
                     stage: JobStage::Waiting { due },
                     last: Last::Held,

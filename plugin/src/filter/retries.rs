@@ -10,11 +10,15 @@
 //! the stream gets that attempt's response through `set_effective_context` and
 //! `send_http_response`.
 //!
-//! # Timer
-//! The tick period always points at the earliest due retry and is 0 while nothing waits. A call
-//! to set it from a stream's callback sets its root's timer (proxy-wasm-cpp-host sets the timer of
-//! the calling context's root), and any root's tick serves the whole worker's queue, so a queue
-//! filled under an older configuration is still served after a reconfiguration.
+//! # Timer and roots
+//! Each root context serves the retries of its own streams: its tick period points at their
+//! earliest due retry and is 0 while none waits. A stream's callback that queues a retry sets its
+//! root's timer (proxy-wasm-cpp-host sets the timer of the calling context's root), and the root
+//! dispatches the retry from its tick, so the call belongs to that root too. A root outlives its
+//! streams: after a reconfiguration the old root keeps ticking until its last stream ends, so a
+//! retry queued under an older configuration is still served. A root must never dispatch another
+//! root's retry: Envoy cancels a root's calls when it goes away with its last stream, and the
+//! other root's client would wait for an answer that never comes.
 //!
 //! # Clients that leave
 //! A stream that ends while its retry waits removes it ([`cancel`]): nothing is dispatched, the
@@ -59,6 +63,8 @@ pub enum Stage {
 /// A client request with retries pending.
 #[derive(Debug)]
 pub struct Job {
+    /// The root context of the client's stream: the one that ticks for it and dispatches it.
+    pub root: u32,
     pub exchange: Exchange,
     pub stage: Stage,
     pub last: Last,
@@ -66,13 +72,17 @@ pub struct Job {
     pub outcome: Outcome,
 }
 
+/// Due times of one root's waiting retries; entries of jobs since cancelled or moved on are
+/// skipped when popped.
+type Queue = BinaryHeap<Reverse<(Millis, u32)>>;
+
 /// The worker's pending retries.
 #[derive(Debug, Default)]
 pub struct Retries {
     /// By HTTP context id.
     jobs: HashMap<u32, Job>,
-    /// Due times; entries of jobs since cancelled or moved on are skipped when popped.
-    queue: BinaryHeap<Reverse<(Millis, u32)>>,
+    /// By root context id; a root's entry goes when its queue empties.
+    queues: HashMap<u32, Queue>,
     /// Dispatched calls: token → HTTP context id.
     calls: HashMap<u32, u32>,
 }
@@ -80,37 +90,39 @@ pub struct Retries {
 impl Retries {
     fn insert_waiting(&mut self, context_id: u32, job: Job) {
         if let Stage::Waiting { due } = job.stage {
-            self.queue.push(Reverse((due, context_id)));
+            self.queues
+                .entry(job.root)
+                .or_default()
+                .push(Reverse((due, context_id)));
         }
         self.jobs.insert(context_id, job);
     }
 
-    /// The earliest due time of a waiting retry, after dropping stale queue entries.
-    fn next_due(&mut self) -> Option<Millis> {
-        while let Some(Reverse((due, id))) = self.queue.peek().copied() {
-            if self.is_waiting(id, due) {
+    /// The earliest due time of a retry waiting for `root`, after dropping stale queue entries.
+    fn next_due(&mut self, root: u32) -> Option<Millis> {
+        let queue = self.queues.get_mut(&root)?;
+        while let Some(Reverse((due, id))) = queue.peek().copied() {
+            if is_waiting(&self.jobs, id, due) {
                 return Some(due);
             }
-            self.queue.pop();
+            queue.pop();
         }
+        self.queues.remove(&root);
         None
     }
 
-    fn is_waiting(&self, id: u32, due: Millis) -> bool {
-        self.jobs
-            .get(&id)
-            .is_some_and(|job| job.stage == Stage::Waiting { due })
-    }
-
-    /// Removes and returns the jobs due at `now`.
-    fn take_due(&mut self, now: Millis) -> Vec<(u32, Job)> {
+    /// Removes and returns the jobs of `root` due at `now`.
+    fn take_due(&mut self, root: u32, now: Millis) -> Vec<(u32, Job)> {
         let mut due_jobs = Vec::new();
-        while let Some(Reverse((due, id))) = self.queue.peek().copied() {
+        let Some(queue) = self.queues.get_mut(&root) else {
+            return due_jobs;
+        };
+        while let Some(Reverse((due, id))) = queue.peek().copied() {
             if due > now {
                 break;
             }
-            self.queue.pop();
-            if self.is_waiting(id, due) {
+            queue.pop();
+            if is_waiting(&self.jobs, id, due) {
                 if let Some(job) = self.jobs.remove(&id) {
                     due_jobs.push((id, job));
                 }
@@ -120,10 +132,17 @@ impl Retries {
     }
 }
 
-/// Queues a retry of the stream `context_id` and arms the timer of the calling context's root.
+fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, due: Millis) -> bool {
+    jobs.get(&id)
+        .is_some_and(|job| job.stage == Stage::Waiting { due })
+}
+
+/// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
+/// the timer of its own root).
 pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
+    let root = job.root;
     w.retries.insert_waiting(context_id, job);
-    arm(w, now);
+    arm(w, root, now);
 }
 
 /// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
@@ -133,17 +152,18 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
     }
 }
 
-/// The root's tick: dispatches the due retries and re-arms the timer.
+/// The root's tick: dispatches its due retries and re-arms its timer.
 pub fn tick(w: &mut Worker, root_id: u32, now: Millis) {
-    for (id, job) in w.retries.take_due(now) {
+    for (id, job) in w.retries.take_due(root_id, now) {
         dispatch(w, root_id, id, job, now);
     }
-    arm(w, now);
+    arm(w, root_id, now);
 }
 
-/// Points the calling context's root timer at the earliest due retry, or turns it off.
-pub fn arm(w: &mut Worker, now: Millis) {
-    let period = match w.retries.next_due() {
+/// Points the timer of `root` (which must be the calling context's root) at the earliest retry
+/// due for it, or turns it off.
+pub fn arm(w: &mut Worker, root: u32, now: Millis) {
+    let period = match w.retries.next_due(root) {
         Some(due) => due.saturating_sub(now).max(1),
         None => 0,
     };

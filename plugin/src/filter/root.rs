@@ -50,7 +50,7 @@ impl Context for Root {
         let id = self.id;
         worker::with(|w| {
             retries::call_response(w, id, token, num_headers, body_size, now);
-            retries::arm(w, now);
+            retries::arm(w, id, now);
         });
     }
 }
@@ -87,9 +87,8 @@ impl RootContext for Root {
             policy: parsed.policy,
             keys: Keys::new(&plugin_name),
         }));
-        // Retries queued under an earlier configuration keep being served by this root's tick.
-        let now = host::now();
-        worker::with(|w| retries::arm(w, now));
+        // Retries queued under an earlier configuration are served by their own (older) root,
+        // which keeps ticking until its last stream ends.
         log::info!("breakwater: policy loaded for plugin '{plugin_name}'");
         true
     }
@@ -102,7 +101,11 @@ impl RootContext for Root {
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Never None: the SDK panics on it. Without a valid configuration a stream passes through.
-        Some(Box::new(Stream::new(context_id, self.config.clone())))
+        Some(Box::new(Stream::new(
+            context_id,
+            self.id,
+            self.config.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {
