@@ -37,7 +37,7 @@ pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
         log::warn!(
             "breakwater: circuit breaker '{cluster}' OPEN after {}; open for {} ms",
             opening.reason,
-            opening.open_for.as_millis()
+            crate::core::millis(opening.open_for)
         );
         w.metrics.add(cluster, Counter::BreakerOpened, 1);
         w.metrics.state(cluster, Phase::Open.gauge());

@@ -200,6 +200,9 @@ impl Exchange {
         let (Some(policy), Some(permit)) = (self.breaker_policy(), self.permit) else {
             return;
         };
+        if policy.mode == BreakerMode::Disabled {
+            return;
+        }
         let elapsed = now.saturating_sub(self.attempt_started);
         let call = Call {
             failed: policy.failure_on.matches(outcome),

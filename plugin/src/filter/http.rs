@@ -20,10 +20,10 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::core::breaker::{Admission, Breaker};
+use crate::core::breaker::{Admission, Breaker, Phase};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::eligible;
-use crate::policy::Effective;
+use crate::policy::{BreakerMode, Effective};
 
 use super::exchange::{Exchange, Next, RequestCopy};
 use super::host;
@@ -113,6 +113,10 @@ impl Stream {
             );
             match admission {
                 Some(Admission::Rejected(rejection)) => {
+                    if policy.mode == BreakerMode::ForcedOpen {
+                        // The kill switch leaves the shared state alone; the gauge says "open".
+                        w.metrics.state(&cluster, Phase::Open.gauge());
+                    }
                     send_fallback(policy, rejection.phase, rejection.retry_after);
                     w.metrics.add(&cluster, Counter::Rejected, 1);
                     self.stage = Stage::Replied;
@@ -132,7 +136,7 @@ impl Stream {
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
             w.count_request(&config.keys, &cluster, budget, now);
         }
-        let copy = request_copy(effective, &headers);
+        let copy = request_copy(effective, headers);
         self.exchange = Some(Exchange {
             config: Rc::clone(&config),
             cluster,
@@ -224,7 +228,7 @@ fn response_outcome() -> Outcome {
 /// A copy of the request if it may be retried; the body follows in `on_http_request_body`.
 fn request_copy(
     effective: &Effective,
-    headers: &[(String, Option<String>)],
+    headers: Vec<(String, Option<String>)>,
 ) -> Option<RequestCopy> {
     let policy = effective.retry.as_ref().filter(|r| r.max_attempts > 1)?;
     let method = headers
@@ -238,11 +242,11 @@ fn request_copy(
     eligible(policy, method, has_key).ok()?;
     let mut copied = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        if !is_copied(name) {
-            continue;
-        }
         // The SDK can only send UTF-8 header values: a request it cannot replay is not retried.
-        copied.push((name.clone(), value.clone()?));
+        let value = value?;
+        if is_copied(&name, &value) {
+            copied.push((name, value));
+        }
     }
     Some(RequestCopy {
         headers: copied,

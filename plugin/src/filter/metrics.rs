@@ -12,7 +12,7 @@
 //! Metric ids are defined lazily, once per cluster and metric in each worker VM, and cached.
 //! Counters from all workers add up in the same Envoy stat.
 
-use hashbrown::HashMap;
+type HashMap<K, V> = hashbrown::HashMap<K, V, crate::policy::names::FnvBuildHasher>;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;

@@ -31,8 +31,12 @@ const HOP_BY_HOP: [&str; 9] = [
     "expect",
 ];
 
-/// Whether a header is copied onto a replayed request or a relayed response.
-pub fn is_copied(name: &str) -> bool {
+/// Whether a header is copied onto a replayed request or a relayed response. `te: trailers` is
+/// the one `te` that HTTP/2 allows end to end (gRPC needs it), so it is kept.
+pub fn is_copied(name: &str, value: &str) -> bool {
+    if name == "te" {
+        return value.eq_ignore_ascii_case("trailers");
+    }
     !HOP_BY_HOP.contains(&name) && !name.starts_with("x-breakwater-")
 }
 
@@ -56,7 +60,7 @@ impl Reply {
     pub fn from_call(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Reply {
         let headers = headers
             .into_iter()
-            .filter(|(name, _)| !name.starts_with(':') && is_copied(name))
+            .filter(|(name, value)| !name.starts_with(':') && is_copied(name, value))
             .collect();
         Reply {
             status,

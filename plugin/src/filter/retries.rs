@@ -148,6 +148,11 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 /// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
     if let Some(mut job) = w.retries.jobs.remove(&context_id) {
+        if let Stage::InFlight { token } = job.stage {
+            // Its response, if it ever comes, finds no job and is dropped; the token goes now so
+            // that a call Envoy cancels (its root went away) leaves nothing behind.
+            w.retries.calls.remove(&token);
+        }
         job.exchange.abandon(w, now);
     }
 }

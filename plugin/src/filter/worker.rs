@@ -16,7 +16,7 @@
 
 use std::cell::RefCell;
 
-use hashbrown::HashMap;
+type HashMap<K, V> = hashbrown::HashMap<K, V, crate::policy::names::FnvBuildHasher>;
 
 use crate::core::breaker::Breaker;
 use crate::core::budget::{Budget, Withdrawal};
