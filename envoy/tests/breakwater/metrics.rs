@@ -112,13 +112,18 @@ fn every_metric_appears_in_prometheus_with_its_cluster_label_and_exact_value() {
         ("requests_total", "shadowed", 4.0),
         ("failures_total", "shadowed", 4.0),
         ("breaker_would_open_total", "shadowed", 1.0),
+        // Shadow mode tracks the state it would be in: open.
+        ("breaker_state", "shadowed", 1.0),
         ("shadow_rejected_total", "shadowed", 1.0),
         ("requests_total", "frugal", 1.0),
         ("failures_total", "frugal", 1.0),
         ("retries_skipped_total", "frugal,reason=budget", 1.0),
+        // Every cluster's gauge exists from its first request: closed.
+        ("breaker_state", "frugal", 0.0),
         ("requests_total", "hurried", 1.0),
         ("failures_total", "hurried", 1.0),
         ("retries_skipped_total", "hurried,reason=deadline", 1.0),
+        ("breaker_state", "hurried", 0.0),
     ]
     .into_iter()
     .map(|(name, labels, value)| {
