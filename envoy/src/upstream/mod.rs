@@ -20,6 +20,7 @@ pub mod record;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ struct Shared {
     name: String,
     plan: Mutex<Plan>,
     record: Mutex<Record>,
+    /// Whether each request is copied into the record (else only counted).
+    keep: AtomicBool,
 }
 
 /// The serving side while listening.
@@ -96,6 +99,7 @@ impl Upstream {
                 name: name.to_string(),
                 plan: Mutex::new(Plan::default()),
                 record: Mutex::new(Record::default()),
+                keep: AtomicBool::new(true),
             }),
             _reservation: reservation,
             listening: Mutex::new(None),
@@ -156,6 +160,13 @@ impl Upstream {
             );
         }
         lock(&self.shared.plan).set_retry_after(value.map(str::to_string));
+    }
+
+    /// Whether requests are kept with their headers and body (the default) or only counted
+    /// (benchmarks: [`Upstream::total`] still counts every request, [`Upstream::requests`] and
+    /// the per-path counts see only those kept).
+    pub fn keep_requests(&self, keep: bool) {
+        self.shared.keep.store(keep, Ordering::Relaxed);
     }
 
     /// A copy of every request received so far, in arrival order.
@@ -291,25 +302,29 @@ async fn handle(
         Err(_) => return Err(DropConnection),
     };
     let decision = lock(&shared.plan).decide();
-    lock(&shared.record).push(RecordedRequest {
-        method: parts.method.as_str().to_string(),
-        path: parts.uri.path_and_query().map_or_else(
-            || parts.uri.path().to_string(),
-            |pq| pq.as_str().to_string(),
-        ),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-        reply: decision.reply,
-    });
+    if !shared.keep.load(Ordering::Relaxed) {
+        lock(&shared.record).count_only();
+    } else {
+        lock(&shared.record).push(RecordedRequest {
+            method: parts.method.as_str().to_string(),
+            path: parts.uri.path_and_query().map_or_else(
+                || parts.uri.path().to_string(),
+                |pq| pq.as_str().to_string(),
+            ),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+            reply: decision.reply,
+        });
+    }
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
