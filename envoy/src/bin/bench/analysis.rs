@@ -22,6 +22,17 @@ pub fn success_rate(samples: &[Sample]) -> Option<f64> {
     (!samples.is_empty()).then(|| ok as f64 / samples.len() as f64)
 }
 
+/// The `q` quantile (0..=1) of the samples' latencies, in milliseconds (nearest rank).
+pub fn latency_ms(samples: &[Sample], q: f64) -> Option<f64> {
+    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    latencies.sort_unstable();
+    let last = latencies.len().checked_sub(1)?;
+    let rank = ((q.clamp(0.0, 1.0) * latencies.len() as f64).ceil() as usize).saturating_sub(1);
+    latencies
+        .get(rank.min(last))
+        .map(|d| d.as_secs_f64() * 1000.0)
+}
+
 /// Responses per second that arrived in `[from, to)`.
 pub fn rate(samples: &[Sample], from: Duration, to: Duration) -> f64 {
     let seconds = to.saturating_sub(from).as_secs_f64();
@@ -117,6 +128,55 @@ pub fn summarize(outage: &Outage) -> OutageSummary {
     }
 }
 
+/// What happened in one slice of the outage scenario.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slice {
+    /// The slice's start, from the scenario's start.
+    pub at: Duration,
+    /// Client responses: 2xx, other (errors included), and of those Breakwater's fallbacks.
+    pub ok: usize,
+    pub failed: usize,
+    pub fallback: usize,
+    /// Requests that reached the upstream, from the polls around the slice.
+    pub upstream: usize,
+}
+
+/// The scenario cut into slices of `width`: what the client got and what the upstream received.
+pub fn timeline(outage: &Outage, width: Duration) -> Vec<Slice> {
+    let end = outage.samples.last().map_or(Duration::ZERO, |s| s.at);
+    let upstream_at = |t: Duration| {
+        outage
+            .polls
+            .iter()
+            .rfind(|p| p.at <= t)
+            .map_or(0, |p| p.upstream)
+    };
+    let mut slices = Vec::new();
+    let mut at = Duration::ZERO;
+    while at <= end && !width.is_zero() {
+        let next = at + width;
+        let inside = outage.samples.iter().filter(|s| s.at >= at && s.at < next);
+        let (mut ok, mut failed, mut fallback) = (0, 0, 0);
+        for s in inside {
+            if s.is_success() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
+            fallback += usize::from(s.fallback);
+        }
+        slices.push(Slice {
+            at,
+            ok,
+            failed,
+            fallback,
+            upstream: upstream_at(next).saturating_sub(upstream_at(at)),
+        });
+        at = next;
+    }
+    slices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +186,7 @@ mod tests {
             at: Duration::from_millis(at_ms),
             status,
             fallback: status == 503,
+            latency: Duration::from_millis(1),
         }
     }
 
@@ -138,6 +199,20 @@ mod tests {
         let samples = [s(1, 200), s(2, 204), s(3, 503), s(4, 0)];
         assert_eq!(success_rate(&samples), Some(0.5));
         assert_eq!(success_rate(&[]), None, "no responses, no rate");
+    }
+
+    #[test]
+    fn latency_quantiles_use_the_nearest_rank() {
+        let samples: Vec<Sample> = (1..=100)
+            .map(|i| Sample {
+                latency: ms(i),
+                ..s(i, 200)
+            })
+            .collect();
+        assert_eq!(latency_ms(&samples, 0.5), Some(50.0));
+        assert_eq!(latency_ms(&samples, 0.99), Some(99.0));
+        assert_eq!(latency_ms(&samples, 1.0), Some(100.0));
+        assert_eq!(latency_ms(&[], 0.5), None);
     }
 
     #[test]
@@ -204,6 +279,27 @@ mod tests {
         assert_eq!(summary.recovery_seconds, Some(2.5));
         let shed = summary.shed_fraction().expect("offered load");
         assert!(shed < 0.01, "{shed}");
+    }
+
+    #[test]
+    fn the_timeline_counts_responses_and_upstream_requests_per_slice() {
+        let slices = timeline(&outage(true), ms(1000));
+        assert_eq!(slices.len(), 8, "0 s to 7.5 s in 1 s slices");
+        assert_eq!(
+            (slices[0].ok, slices[0].failed),
+            (1000, 0),
+            "healthy first second"
+        );
+        assert_eq!(
+            slices[1].upstream, 401,
+            "polls at 0.95 s and 1.15 s: 1000 → 1401"
+        );
+        assert_eq!((slices[1].failed, slices[1].fallback), (2000, 2000));
+        assert_eq!(
+            (slices[7].ok, slices[7].failed),
+            (1, 0),
+            "the success at 7.5 s"
+        );
     }
 
     #[test]

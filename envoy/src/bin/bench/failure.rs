@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use breakwater_envoy::{Envoy, Reply, Upstream};
 
-use crate::analysis::{self, Outage, OutageSummary, Poll};
+use crate::analysis::{self, Outage, OutageSummary, Poll, Slice};
 use crate::load::Load;
 use crate::setups::{Modules, Resilience, CLUSTER};
 use crate::BenchResult;
@@ -29,6 +29,8 @@ pub const FLAKY_RATIO: f64 = 0.3;
 const SEED: u64 = 0x5eed;
 /// How often the outage checks whether the breaker tripped.
 const POLL_EVERY: Duration = Duration::from_millis(50);
+/// The width of the outage timeline's slices.
+pub const SLICE: Duration = Duration::from_millis(500);
 
 /// How long each phase lasts.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +54,9 @@ pub struct Flaky {
     pub client_requests: usize,
     pub upstream_requests: usize,
     pub client_rps: f64,
+    /// The client's latency (milliseconds): retries add their delays to it.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
     /// Envoy's retry and outlier stats, or Breakwater's metrics, after the run.
     pub stats: Vec<(String, u64)>,
 }
@@ -62,6 +67,8 @@ pub struct Results {
     pub flaky: Flaky,
     pub outage: OutageSummary,
     pub outage_stats: Vec<(String, u64)>,
+    /// The outage in [`SLICE`] slices.
+    pub outage_timeline: Vec<Slice>,
 }
 
 fn start(resilience: Resilience, modules: &Modules) -> BenchResult<(Upstream, Envoy)> {
@@ -124,6 +131,8 @@ pub fn flaky(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchRes
         client_requests,
         upstream_requests,
         client_rps: client_requests as f64 / plan.flaky.as_secs_f64(),
+        p50_ms: analysis::latency_ms(&samples, 0.5),
+        p99_ms: analysis::latency_ms(&samples, 0.99),
         stats: explaining_stats(&envoy)?,
     })
 }
@@ -166,7 +175,7 @@ pub fn outage(
     resilience: Resilience,
     modules: &Modules,
     plan: &Plan,
-) -> BenchResult<(OutageSummary, Vec<(String, u64)>)> {
+) -> BenchResult<(OutageSummary, Vec<Slice>, Vec<(String, u64)>)> {
     let (upstream, envoy) = start(resilience, modules)?;
     warm_up(&envoy, plan)?;
     let epoch = Instant::now();
@@ -195,17 +204,28 @@ pub fn outage(
     let upstream_at_recovery = upstream.total();
     let recovered_at = epoch.elapsed();
     upstream.respond_with(200);
-    thread::sleep(plan.after);
+    poll_until(
+        &envoy,
+        &upstream,
+        resilience,
+        epoch,
+        recovered_at + plan.after,
+        &mut polls,
+    )?;
     let samples = load.stop()?;
-    let summary = analysis::summarize(&Outage {
+    let outage = Outage {
         failing_from,
         recovered_at,
         upstream_at_recovery,
         healthy_from,
         polls,
         samples,
-    });
-    Ok((summary, explaining_stats(&envoy)?))
+    };
+    Ok((
+        analysis::summarize(&outage),
+        analysis::timeline(&outage, SLICE),
+        explaining_stats(&envoy)?,
+    ))
 }
 
 /// Both scenarios for `resilience`.
@@ -219,7 +239,7 @@ pub fn run(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchResul
         flaky.client_requests,
         flaky.upstream_requests
     );
-    let (outage, outage_stats) = outage(resilience, modules, plan)?;
+    let (outage, outage_timeline, outage_stats) = outage(resilience, modules, plan)?;
     eprintln!(
         "bench: outage {:<32} tripped after {}  upstream {:.2} req/s of {:.0} offered  recovery {}",
         resilience.label(),
@@ -236,5 +256,6 @@ pub fn run(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchResul
         flaky,
         outage,
         outage_stats,
+        outage_timeline,
     })
 }

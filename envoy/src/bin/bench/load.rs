@@ -34,6 +34,8 @@ pub struct Sample {
     pub status: u16,
     /// Whether the response was Breakwater's fallback (it carries `x-breakwater-breaker`).
     pub fallback: bool,
+    /// From sending the request to its whole response (or the error).
+    pub latency: Duration,
 }
 
 impl Sample {
@@ -113,12 +115,14 @@ async fn connection_loop(addr: SocketAddr, epoch: Instant, stop: Arc<AtomicBool>
                         at: epoch.elapsed(),
                         status: 0,
                         fallback: false,
+                        latency: Duration::ZERO,
                     });
                     tokio::time::sleep(RECONNECT_PAUSE).await;
                     continue;
                 }
             },
         };
+        let sent = Instant::now();
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange(ready, addr)).await;
         let (status, fallback) = match outcome {
             Ok(Some(answer)) => answer,
@@ -131,6 +135,7 @@ async fn connection_loop(addr: SocketAddr, epoch: Instant, stop: Arc<AtomicBool>
             at: epoch.elapsed(),
             status,
             fallback,
+            latency: sent.elapsed(),
         });
     }
     samples

@@ -45,8 +45,8 @@ usage: cargo run --release -p breakwater-envoy --bin bench [-- OPTIONS]
 
   --quick          every scenario briefly (under 90 s), for smoke checks; BENCHMARKS.md is
                    left alone unless --markdown is given
-  --rounds N       overhead rounds (default 5; quick 1)
-  --seconds S      seconds per overhead run (default 10; quick 2)
+  --rounds N       overhead rounds (default 8; quick 1)
+  --seconds S      seconds per overhead run (default 6; quick 2)
   --connections C  connections of every load (default 16)
   --markdown       rewrite BENCHMARKS.md even with --quick
   --no-markdown    never rewrite BENCHMARKS.md
@@ -76,8 +76,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let quick = args.iter().any(|a| a == "--quick");
     let mut options = Options {
         quick,
-        rounds: if quick { 1 } else { 5 },
-        seconds: if quick { 2 } else { 10 },
+        rounds: if quick { 1 } else { 8 },
+        seconds: if quick { 2 } else { 6 },
         connections: 16,
         markdown: !quick,
         serve: None,
@@ -259,10 +259,9 @@ fn write(report: &Report, options: &Options) -> BenchResult<()> {
     fs::create_dir_all(&dir)?;
     let json_path = dir.join("results.json");
     fs::write(&json_path, serde_json::to_string_pretty(&report.to_json())?)?;
-    println!("{}", markdown::render("overhead", report));
-    println!("{}", markdown::render("failure", report));
-    println!("{}", markdown::render("harness", report));
-    println!("{}", markdown::render("targets", report));
+    for section in ["overhead", "failure", "harness", "targets"] {
+        println!("{}\n", markdown::render(section, report).trim_end());
+    }
     println!("wrote {}", json_path.display());
     let md: PathBuf = root.join("BENCHMARKS.md");
     if options.markdown {

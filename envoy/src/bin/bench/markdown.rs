@@ -152,8 +152,8 @@ fn failure(r: &Report) -> String {
     let mut out = format!(
         "{} connections, closed loop. Flaky: 30% of requests answered 503 at random, {} s. \
          Outage: {} s healthy, {} s of 503 to every request, then {} s healthy again.\n\n\
-         | | success rate (flaky) | amplification (flaky) | upstream req/s after the trip (outage) | offered req/s | tripped after | recovery |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | | flaky: success rate | flaky: amplification | flaky: client req/s, p50 / p99 ms | outage: upstream req/s after the trip | outage: offered req/s | outage: tripped after | outage: recovery |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         p.connections,
         p.flaky.as_secs(),
         p.healthy.as_secs_f64(),
@@ -163,15 +163,22 @@ fn failure(r: &Report) -> String {
     for who in Resilience::ALL {
         let Some(x) = r.results_of(who) else { continue };
         let seconds = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2} s"));
+        let recovery = x.outage.recovery_seconds.map_or(
+            format!("no success in {:.0} s", p.after.as_secs_f64()),
+            |v| format!("{v:.2} s"),
+        );
         out.push_str(&format!(
-            "| {} | {:.4} | {:.3} | {:.2} | {:.0} | {} | {} |\n",
+            "| {} | {:.4} | {:.3} | {:.0}, {} / {} | {:.2} | {:.0} | {} | {} |\n",
             who.label(),
             x.flaky.success_rate,
             x.flaky.amplification,
+            x.flaky.client_rps,
+            number(x.flaky.p50_ms, 2),
+            number(x.flaky.p99_ms, 1),
             x.outage.upstream_rps_after_trip,
             x.outage.offered_rps,
             seconds(x.outage.tripped_after),
-            seconds(x.outage.recovery_seconds),
+            recovery,
         ));
     }
     out.push_str(&format!(

@@ -249,12 +249,22 @@ impl Report {
         let mut outage = Map::new();
         for (who, r) in &self.failure {
             flaky.insert(who.key().into(), flaky_json(&r.flaky));
-            outage.insert(who.key().into(), outage_json(&r.outage, &r.outage_stats));
+            outage.insert(who.key().into(), outage_json(r));
         }
         flaky.insert("failure_ratio".into(), json!(failure::FLAKY_RATIO));
         flaky.insert(
             "seconds".into(),
             json!(self.failure_plan.flaky.as_secs_f64()),
+        );
+        outage.insert(
+            "timeline_columns".into(),
+            json!([
+                "slice start (s)",
+                "client 2xx",
+                "client other",
+                "of which Breakwater fallbacks",
+                "upstream requests"
+            ]),
         );
         outage.insert(
             "seconds".into(),
@@ -309,11 +319,27 @@ fn flaky_json(f: &Flaky) -> Value {
         "client_requests": f.client_requests,
         "upstream_requests": f.upstream_requests,
         "client_rps": round(f.client_rps, 1),
+        "p50_ms": f.p50_ms.map(|v| round(v, 3)),
+        "p99_ms": f.p99_ms.map(|v| round(v, 3)),
         "envoy_stats": stats_json(&f.stats),
     })
 }
 
-fn outage_json(o: &OutageSummary, stats: &[(String, u64)]) -> Value {
+fn outage_json(r: &failure::Results) -> Value {
+    let o = &r.outage;
+    let timeline: Vec<Value> = r
+        .outage_timeline
+        .iter()
+        .map(|s| {
+            json!([
+                round(s.at.as_secs_f64(), 1),
+                s.ok,
+                s.failed,
+                s.fallback,
+                s.upstream
+            ])
+        })
+        .collect();
     json!({
         "upstream_rps_after_trip": round(o.upstream_rps_after_trip, 3),
         "recovery_seconds": o.recovery_seconds.map(|v| round(v, 3)),
@@ -322,6 +348,7 @@ fn outage_json(o: &OutageSummary, stats: &[(String, u64)]) -> Value {
         "client_rps_after_trip": round(o.client_rps_after_trip, 1),
         "healthy_rps": round(o.healthy_rps, 1),
         "upstream_share_of_offered": o.shed_fraction().map(|v| round(v, 5)),
-        "envoy_stats": stats_json(stats),
+        "envoy_stats": stats_json(&r.outage_stats),
+        "timeline": timeline,
     })
 }

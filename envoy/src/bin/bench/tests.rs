@@ -60,6 +60,8 @@ fn flaky(success_rate: f64, amplification: f64) -> Flaky {
         client_requests: 60_000,
         upstream_requests: (60_000.0 * amplification) as usize,
         client_rps: 3000.0,
+        p50_ms: Some(1.2),
+        p99_ms: Some(45.0),
         stats: vec![("retries_total".to_string(), 25_000)],
     }
 }
@@ -99,6 +101,7 @@ fn report() -> Report {
                     flaky: flaky(0.992, 1.42),
                     outage: outage(0.33, Some(2.1)),
                     outage_stats: vec![],
+                    outage_timeline: vec![],
                 },
             ),
             (
@@ -107,6 +110,7 @@ fn report() -> Report {
                     flaky: flaky(0.97, 1.6),
                     outage: outage(2400.0, Some(0.01)),
                     outage_stats: vec![],
+                    outage_timeline: vec![],
                 },
             ),
         ],
@@ -347,7 +351,7 @@ fn quick_runs_are_short_and_leave_benchmarks_md_alone() {
         }
     );
     let full = parse_options(&[]).expect("valid");
-    assert!(full.markdown && full.rounds == 5 && full.seconds == 10);
+    assert!(full.markdown && full.rounds == 8 && full.seconds == 6);
     let forced = parse_options(&["--quick".into(), "--markdown".into()]).expect("valid");
     assert!(forced.markdown, "--markdown overrides the quick default");
 }
