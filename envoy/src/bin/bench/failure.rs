@@ -171,11 +171,14 @@ fn poll_until(
     Ok(())
 }
 
-pub fn outage(
-    resilience: Resilience,
-    modules: &Modules,
-    plan: &Plan,
-) -> BenchResult<(OutageSummary, Vec<Slice>, Vec<(String, u64)>)> {
+/// What the outage scenario gives.
+pub struct OutageRun {
+    pub summary: OutageSummary,
+    pub timeline: Vec<Slice>,
+    pub stats: Vec<(String, u64)>,
+}
+
+pub fn outage(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchResult<OutageRun> {
     let (upstream, envoy) = start(resilience, modules)?;
     warm_up(&envoy, plan)?;
     let epoch = Instant::now();
@@ -221,11 +224,11 @@ pub fn outage(
         polls,
         samples,
     };
-    Ok((
-        analysis::summarize(&outage),
-        analysis::timeline(&outage, SLICE),
-        explaining_stats(&envoy)?,
-    ))
+    Ok(OutageRun {
+        summary: analysis::summarize(&outage),
+        timeline: analysis::timeline(&outage, SLICE),
+        stats: explaining_stats(&envoy)?,
+    })
 }
 
 /// Both scenarios for `resilience`.
@@ -239,7 +242,11 @@ pub fn run(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchResul
         flaky.client_requests,
         flaky.upstream_requests
     );
-    let (outage, outage_timeline, outage_stats) = outage(resilience, modules, plan)?;
+    let OutageRun {
+        summary: outage,
+        timeline: outage_timeline,
+        stats: outage_stats,
+    } = outage(resilience, modules, plan)?;
     eprintln!(
         "bench: outage {:<32} tripped after {}  upstream {:.2} req/s of {:.0} offered  recovery {}",
         resilience.label(),
