@@ -1,7 +1,7 @@
 //! The Breakwater benchmark: real Envoy 1.40, side by side, one run.
 //!
 //! ```sh
-//! cargo run --release -p breakwater-envoy --bin bench            # full: about 8 minutes
+//! cargo run --release -p breakwater-envoy --bin bench            # full: about 7 minutes
 //! cargo run --release -p breakwater-envoy --bin bench -- --quick # every scenario briefly, < 90 s
 //! ```
 //!
