@@ -27,6 +27,7 @@ mod overhead;
 mod results;
 mod setups;
 mod stats;
+mod targets;
 #[cfg(test)]
 mod tests;
 mod wrk;

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::analysis::OutageSummary;
 use crate::failure::{self, Flaky};
 use crate::fuel::Fuel;
 use crate::machine::Machine;
 use crate::overhead::{self, Runs};
-use crate::setups::{Overhead, Resilience, FAILURE_POLICY_TIMEOUT};
+use crate::setups::{Overhead, Resilience};
 use crate::stats::{median, median_ratio, round, spread};
 
 /// One bench run.
@@ -56,16 +55,6 @@ pub struct Ratio {
     /// configuration's, round by round): what the throughput ratio would be if Envoy alone were
     /// the bottleneck. Less sensitive to other load on the machine than req/s.
     pub cpu_value: Option<f64>,
-}
-
-/// A target of the issue and whether this run met it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub name: &'static str,
-    /// The figure compared, as printed.
-    pub measured: String,
-    pub limit: String,
-    pub pass: bool,
 }
 
 impl Report {
@@ -124,69 +113,6 @@ impl Report {
 
     pub fn results_of(&self, who: Resilience) -> Option<&failure::Results> {
         self.failure.iter().find(|(r, _)| *r == who).map(|(_, x)| x)
-    }
-
-    /// The issue's targets, each checked against this run.
-    pub fn targets(&self) -> Vec<Target> {
-        let ratios = self.ratios();
-        let at_least = |name, value: Option<f64>, limit: f64| Target {
-            name,
-            measured: value.map_or("not measured".to_string(), |v| format!("{v:.3}")),
-            limit: format!("≥ {limit}"),
-            pass: value.is_some_and(|v| v >= limit),
-        };
-        let bw = self.results_of(Resilience::Breakwater);
-        let flaky = bw.map(|r| &r.flaky);
-        let outage = bw.map(|r| &r.outage);
-        let shed = outage.and_then(OutageSummary::shed_fraction);
-        let recovery_limit = FAILURE_POLICY_TIMEOUT.as_secs_f64() + 1.0;
-        let recovery = outage.and_then(|o| o.recovery_seconds);
-        vec![
-            at_least("overhead: Breakwater ÷ no-op (c/b)", ratios[0].value, 0.95),
-            at_least(
-                "overhead: Breakwater `failure_rate` ÷ no-op (d/b)",
-                ratios[1].value,
-                0.90,
-            ),
-            at_least(
-                "flaky 30%: Breakwater success rate",
-                flaky.map(|f| f.success_rate),
-                0.99,
-            ),
-            Target {
-                name: "flaky 30%: Breakwater amplification",
-                measured: flaky
-                    .map_or("not measured".into(), |f| format!("{:.3}", f.amplification)),
-                limit: "≤ 1.5".to_string(),
-                pass: flaky.is_some_and(|f| f.amplification <= 1.5),
-            },
-            Target {
-                name: "outage: Breakwater upstream req/s after the trip ÷ offered load",
-                measured: match (shed, outage) {
-                    (Some(s), Some(o)) => format!(
-                        "{:.3}% ({:.2} of {:.0} req/s{})",
-                        s * 100.0,
-                        o.upstream_rps_after_trip,
-                        o.offered_rps,
-                        if o.tripped_after.is_none() {
-                            ", never tripped"
-                        } else {
-                            ""
-                        }
-                    ),
-                    _ => "not measured".to_string(),
-                },
-                limit: "≤ 1%".to_string(),
-                pass: shed.is_some_and(|s| s <= 0.01)
-                    && outage.is_some_and(|o| o.tripped_after.is_some()),
-            },
-            Target {
-                name: "outage: Breakwater recovery after the upstream is back",
-                measured: recovery.map_or("no success".to_string(), |r| format!("{r:.2} s")),
-                limit: format!("≤ {recovery_limit:.0} s (`timeout` + 1 s)"),
-                pass: recovery.is_some_and(|r| r <= recovery_limit),
-            },
-        ]
     }
 
     /// `results.json`.
