@@ -1,5 +1,5 @@
-//! Everything one bench run measured, the figures derived from it, the targets, and
-//! `results.json`.
+//! Everything one bench run measured, the figures derived from it, and `results.json` (the
+//! targets are checked in [`crate::targets`]).
 
 use std::time::Duration;
 
