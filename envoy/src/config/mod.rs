@@ -161,6 +161,15 @@ pub struct NativeResilience {
     pub ejection_interval: Duration,
     pub base_ejection_time: Duration,
     pub max_ejection_percent: u32,
+    /// The cluster's limit on retries in flight (`circuit_breakers.thresholds[].max_retries`);
+    /// `None` keeps Envoy's default of 3, which caps retries under load (the overflow shows as
+    /// `upstream_rq_retry_overflow`).
+    pub max_retries: Option<u32>,
+    /// The cluster's `common_lb_config.healthy_panic_threshold`, in percent; `None` keeps Envoy's
+    /// default of 50. With a single host, an ejection leaves 0% healthy, under the threshold, and
+    /// Envoy then routes to every host anyway ("panic", `lb_healthy_panic`): the ejection stops no
+    /// traffic. 0 turns panic routing off.
+    pub healthy_panic_threshold: Option<f64>,
 }
 
 impl Default for NativeResilience {
@@ -177,6 +186,8 @@ impl Default for NativeResilience {
             ejection_interval: Duration::from_secs(10),
             base_ejection_time: Duration::from_secs(30),
             max_ejection_percent: 100,
+            max_retries: None,
+            healthy_panic_threshold: None,
         }
     }
 }

@@ -274,6 +274,18 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
         );
         if let Some(native) = &config.native {
             fields.insert("outlier_detection".into(), outlier_detection(native));
+            if let Some(max_retries) = native.max_retries {
+                fields.insert(
+                    "circuit_breakers".into(),
+                    json!({ "thresholds": [{ "priority": "DEFAULT", "max_retries": max_retries }] }),
+                );
+            }
+            if let Some(threshold) = native.healthy_panic_threshold {
+                fields.insert(
+                    "common_lb_config".into(),
+                    json!({ "healthy_panic_threshold": { "value": threshold } }),
+                );
+            }
         }
         rendered.push(entry);
     }

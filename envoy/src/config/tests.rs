@@ -205,6 +205,33 @@ fn native_resilience_adds_route_retries_and_outlier_detection() {
         b["static_resources"]["clusters"][0]["outlier_detection"]["consecutive_5xx"],
         5
     );
+    let cluster = &b["static_resources"]["clusters"][0];
+    assert!(
+        cluster.get("circuit_breakers").is_none() && cluster.get("common_lb_config").is_none(),
+        "by default Envoy's own retry limit and panic threshold apply"
+    );
+}
+
+#[test]
+fn native_resilience_can_lift_the_retry_limit_and_turn_panic_routing_off() {
+    let native = NativeResilience {
+        max_retries: Some(1000),
+        healthy_panic_threshold: Some(0.0),
+        ..NativeResilience::default()
+    };
+    let config = EnvoyConfig::new()
+        .cluster("a", addr(1))
+        .native_resilience(native);
+    let (_dir, b, _) = rendered(&config);
+    let cluster = &b["static_resources"]["clusters"][0];
+    assert_eq!(
+        cluster["circuit_breakers"]["thresholds"][0]["max_retries"], 1000,
+        "retries in flight are no longer capped at Envoy's 3"
+    );
+    assert_eq!(
+        cluster["common_lb_config"]["healthy_panic_threshold"]["value"], 0.0,
+        "an ejected single host stops receiving traffic"
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod record;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ struct Shared {
     record: Mutex<Record>,
     /// `true` while replies are held ([`Upstream::hold`]).
     gate: watch::Sender<bool>,
+    /// Whether each request is copied into the record (else only counted).
+    keep: AtomicBool,
 }
 
 /// The serving side while listening.
@@ -100,6 +103,7 @@ impl Upstream {
                 plan: Mutex::new(Plan::default()),
                 record: Mutex::new(Record::default()),
                 gate: watch::Sender::new(false),
+                keep: AtomicBool::new(true),
             }),
             _reservation: reservation,
             listening: Mutex::new(None),
@@ -183,6 +187,13 @@ impl Upstream {
             );
         }
         lock(&self.shared.plan).set_retry_after(value.map(str::to_string));
+    }
+
+    /// Whether requests are kept with their headers and body (the default) or only counted
+    /// (benchmarks: [`Upstream::total`] still counts every request, [`Upstream::requests`] and
+    /// the per-path counts see only those kept).
+    pub fn keep_requests(&self, keep: bool) {
+        self.shared.keep.store(keep, Ordering::Relaxed);
     }
 
     /// A copy of every request received so far, in arrival order.
@@ -323,22 +334,26 @@ async fn handle(
     );
     let decision = lock(&shared.plan).decide_for(&path);
     let mut gate = shared.gate.subscribe();
-    lock(&shared.record).push(RecordedRequest {
-        method: parts.method.as_str().to_string(),
-        path,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-        reply: decision.reply,
-    });
+    if !shared.keep.load(Ordering::Relaxed) {
+        lock(&shared.record).count_only();
+    } else {
+        lock(&shared.record).push(RecordedRequest {
+            method: parts.method.as_str().to_string(),
+            path,
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+            reply: decision.reply,
+        });
+    }
     // Held: wait for the release (the sender lives as long as the upstream).
     let _ = gate.wait_for(|held| !held).await;
     if !decision.delay.is_zero() {

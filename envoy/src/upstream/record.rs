@@ -43,9 +43,14 @@ impl RecordedRequest {
 }
 
 /// Everything that reached one upstream, in arrival order.
+///
+/// Benchmarks only count: [`Record::count_only`] adds to the total without keeping a copy, so a
+/// long load run neither grows memory nor pays for copying headers.
 #[derive(Debug, Default, Clone)]
 pub struct Record {
     requests: Vec<RecordedRequest>,
+    /// Requests counted without a copy (see [`Record::count_only`]).
+    uncopied: usize,
 }
 
 impl Record {
@@ -53,16 +58,24 @@ impl Record {
         self.requests.push(request);
     }
 
-    pub fn clear(&mut self) {
-        self.requests.clear();
+    /// Counts one request without keeping it.
+    pub fn count_only(&mut self) {
+        self.uncopied += 1;
     }
 
+    pub fn clear(&mut self) {
+        self.requests.clear();
+        self.uncopied = 0;
+    }
+
+    /// The requests kept (every request unless some were only counted).
     pub fn requests(&self) -> &[RecordedRequest] {
         &self.requests
     }
 
+    /// Every request that arrived, kept or only counted.
     pub fn total(&self) -> usize {
-        self.requests.len()
+        self.requests.len() + self.uncopied
     }
 
     /// Requests with this method and path (the path with its query, compared exactly).
@@ -144,6 +157,22 @@ mod tests {
         );
         assert_eq!(record.by_attempt_header().get(&None), Some(&1));
         assert_eq!(record.by_attempt_header().get(&Some("2".into())), Some(&1));
+    }
+
+    #[test]
+    fn counted_requests_add_to_the_total_but_are_not_kept() {
+        let mut record = Record::default();
+        record.push(request("GET", "/a", None));
+        record.count_only();
+        record.count_only();
+        assert_eq!(record.total(), 3, "counted requests are part of the total");
+        assert_eq!(
+            record.requests().len(),
+            1,
+            "only the pushed request is kept"
+        );
+        record.clear();
+        assert_eq!(record.total(), 0, "clearing forgets the counted ones too");
     }
 
     #[test]
