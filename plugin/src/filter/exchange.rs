@@ -60,6 +60,9 @@ pub struct Exchange {
     pub withdrawal: Option<crate::core::budget::Withdrawal>,
     /// The breaker has heard this request's final outcome, or its probe slot was given back.
     pub reported: bool,
+    /// At admission the breaker said a success of this request would change nothing, so a
+    /// success is not reported (no shared-data round trip on the success path).
+    pub quiet_success: bool,
 }
 
 impl Exchange {
@@ -212,6 +215,8 @@ impl Exchange {
         };
         if call.failed {
             w.metrics.add(&self.cluster, Counter::Failures, 1);
+        } else if !call.slow && self.quiet_success {
+            return;
         }
         let key = self.config.keys.breaker(&self.cluster);
         let rng = &mut w.rng;

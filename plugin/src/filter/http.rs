@@ -20,7 +20,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use crate::core::breaker::{Admission, Breaker, Phase};
+use crate::core::breaker::{Admission, Breaker, Events, Phase};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::eligible;
 use crate::policy::{BreakerMode, Effective};
@@ -33,6 +33,16 @@ use super::retries::{self, Job, Last, Stage as JobStage};
 use super::root::Config;
 use super::shared;
 use super::worker::{self, Worker};
+
+/// What the breaker's admission said, read inside the compare-and-swap loop.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    admission: Admission,
+    events: Events,
+    phase: Phase,
+    /// A success of this request will change nothing (`Breaker::success_is_noop`).
+    quiet: bool,
+}
 
 /// Where the stream is, as the filter sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,34 +94,50 @@ impl Stream {
         else {
             return Action::Continue;
         };
-        let route = host::property_str(&["xds", "route_name"]).unwrap_or_default();
+        // The route's name matters only to a policy with route overrides; each property read is a
+        // host call on every request.
+        let route = if config.policy.names_routes() {
+            host::property_str(&["xds", "route_name"]).unwrap_or_default()
+        } else {
+            String::new()
+        };
         let effective = config.policy.lookup(&cluster, &route);
         w.metrics.add(&cluster, Counter::Requests, 1);
 
         let mut permit = None;
+        let mut quiet_success = false;
         if let Some(policy) = effective.breaker.as_ref() {
             let key = config.keys.breaker(&cluster);
             let rng = &mut w.rng;
             let updated = shared::update::<Breaker, _>(&key, |b| {
                 let step = b.admit(policy, now, rng);
-                ((step.value, step.events, b.phase()), step.changed)
+                let quiet = match step.value {
+                    Admission::Admitted(permit) => b.success_is_noop(policy, permit),
+                    Admission::Rejected(_) => false,
+                };
+                let gate = Gate {
+                    admission: step.value,
+                    events: step.events,
+                    phase: b.phase(),
+                    quiet,
+                };
+                (gate, step.changed)
             });
-            let admission = updated.value.map(|(admission, _, _)| admission);
-            if let Some((_, _, phase)) = updated.value {
-                w.metrics.init_state(&cluster, phase.gauge());
+            let gate = updated.value;
+            if let Some(gate) = gate {
+                w.metrics.init_state(&cluster, gate.phase.gauge());
+                quiet_success = gate.quiet;
             }
-            let shadow_rejected = updated
-                .value
-                .is_some_and(|(_, events, _)| events.would_reject().is_some());
+            let shadow_rejected = gate.is_some_and(|g| g.events.would_reject().is_some());
             w.observe(
                 &cluster,
                 &key,
                 shared::Updated {
-                    value: updated.value.map(|(_, events, _)| events),
+                    value: gate.map(|g| g.events),
                     error: updated.error,
                 },
             );
-            match admission {
+            match gate.map(|g| g.admission) {
                 Some(Admission::Rejected(rejection)) => {
                     if policy.mode == BreakerMode::ForcedOpen {
                         // The kill switch leaves the shared state alone; the gauge says "open".
@@ -149,6 +175,7 @@ impl Stream {
             copy,
             withdrawal: None,
             reported: false,
+            quiet_success,
         });
         self.stage = Stage::Forwarded;
         Action::Continue
@@ -160,8 +187,14 @@ impl Stream {
             self.stage = Stage::Done;
             return Action::Continue;
         };
-        let now = host::now();
         let outcome = response_outcome();
+        // A success that changes nothing in the breaker needs no clock (the host call is saved on
+        // the success path); the request's start time stands in.
+        let now = if outcome.is_success() && exchange.quiet_success {
+            exchange.started
+        } else {
+            host::now()
+        };
         let retry_after = if outcome.is_success() {
             None
         } else {

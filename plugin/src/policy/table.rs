@@ -53,6 +53,12 @@ impl Policy {
         self.entry(self.row(cluster), 0).breaker.as_ref()
     }
 
+    /// Whether any route has a policy of its own: without, the route's name is not needed (and
+    /// the filter does not ask Envoy for it).
+    pub fn names_routes(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
     /// The clusters the policy names, in no particular order.
     pub fn clusters(&self) -> impl Iterator<Item = &str> {
         self.clusters.keys().map(String::as_str)

@@ -118,6 +118,35 @@ impl Breaker {
         fx.finish(admission)
     }
 
+    /// Whether reporting a success (neither failed nor slow) for `permit` would change nothing:
+    /// the permit is stale or untracked, or the breaker is closed in its epoch with no failures
+    /// to forget and no rate window to feed. The glue asks this at admission and then skips the
+    /// shared-data round trip on the success path; a failure recorded by another worker in
+    /// between is then not reset by this success, as if the success had finished first.
+    pub fn success_is_noop(&self, p: &BreakerPolicy, permit: Permit) -> bool {
+        if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
+            return true;
+        }
+        // Any report in half-open may reclaim expired probe leases.
+        if matches!(self.state, State::HalfOpen(_)) {
+            return false;
+        }
+        if permit.epoch != self.epoch {
+            return true;
+        }
+        match (permit.kind, &self.state) {
+            (PermitKind::Untracked, _) => true,
+            (PermitKind::Probe(_), _) => false,
+            (PermitKind::Counted, State::Closed(counts)) => {
+                counts.failures == 0
+                    && p.failure_rate.is_none()
+                    && p.slow_call.is_none()
+                    && counts.window.is_empty()
+            }
+            (PermitKind::Counted, _) => true,
+        }
+    }
+
     /// Reports the outcome of a request admitted with `permit`.
     pub fn record(
         &mut self,

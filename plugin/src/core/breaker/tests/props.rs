@@ -147,7 +147,13 @@ fn play(timing: (u64, u64, u64), ops: &[Op]) -> Result<Vec<Vec<u8>>, TestCaseErr
                 slow,
             } if !held.is_empty() => {
                 let h = held.swap_remove(which % held.len());
-                let step = b.record(&p, h.permit, Call { failed, slow }, now, &mut rng);
+                let call = Call { failed, slow };
+                let noop = !failed && !slow && b.success_is_noop(&p, h.permit);
+                let step = b.record(&p, h.permit, call, now, &mut rng);
+                prop_assert!(
+                    !noop || (!step.changed && step.events.is_empty()),
+                    "success_is_noop promised that this success changes nothing"
+                );
                 (step.changed, step.events)
             }
             Op::Release { which } if !held.is_empty() => {
