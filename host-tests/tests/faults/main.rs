@@ -13,6 +13,7 @@ mod finished;
 mod garbage;
 mod races;
 mod reconfigure;
+mod refused;
 
 use serde_json::{json, Value};
 

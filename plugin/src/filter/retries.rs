@@ -10,6 +10,14 @@
 //! the stream gets that attempt's response through `set_effective_context` and
 //! `send_http_response`.
 //!
+//! # Refused dispatches
+//! Envoy may refuse a dispatch at once: `InternalFailure` when `AsyncClient::send` fails inline
+//! (no healthy upstream, the cluster's own circuit breaker overflowing), `BadArgument` when the
+//! cluster is gone. Nothing reached the upstream, so it is no retry: `retries_total` counts only
+//! dispatched calls, the refusal is counted as a skipped retry (reason `refused`) and its budget
+//! goes back. It still uses one of `max_attempts` and is judged as a connection failure, so a
+//! cluster that keeps refusing is not retried forever.
+//!
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
 //! earliest due retry and is 0 while none waits. A stream's callback that queues a retry sets its
@@ -38,7 +46,7 @@ use crate::core::Millis;
 
 use super::exchange::{Exchange, Next};
 use super::host;
-use super::metrics::Counter;
+use super::metrics::{Counter, SkipReason};
 use super::reply::{self, Reply};
 use super::worker::Worker;
 
@@ -187,8 +195,6 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     let attempt = exchange.attempts + 1;
     exchange.attempts = attempt;
     exchange.attempt_started = now;
-    exchange.spend_budget();
-    w.metrics.add(&exchange.cluster, Counter::Retries, 1);
     let Some(call) = reply::call_for(exchange, attempt) else {
         // Unreachable (a waiting job has its copy and a retry policy), but never leave a
         // client without a response.
@@ -197,23 +203,30 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         reply::deliver(w, root_id, id, &job, false, now);
         return;
     };
-    match hostcalls::dispatch_http_call(
+    let dispatched = hostcalls::dispatch_http_call(
         &exchange.cluster,
         call.headers(),
         call.body,
         call.trailers(),
         call.timeout,
-    ) {
+    );
+    match dispatched {
         Ok(token) => {
+            job.exchange.spend_budget();
+            w.metrics.add(&job.exchange.cluster, Counter::Retries, 1);
             job.stage = Stage::InFlight { token };
             w.retries.calls.insert(token, id);
             w.retries.jobs.insert(id, job);
         }
         Err(status) => {
             log::debug!(
-                "breakwater: retry {attempt} to cluster '{}' could not be dispatched ({status:?})",
-                exchange.cluster
+                "breakwater: retry {attempt} to cluster '{}' was refused by the host ({status:?})",
+                job.exchange.cluster
             );
+            // Nothing reached the upstream: no retry to count, and its budget goes back.
+            job.exchange.give_back_budget(w, now);
+            w.metrics
+                .skipped(&job.exchange.cluster, SkipReason::Refused);
             conclude(w, root_id, id, job, Outcome::dispatch_failed(), None, now);
         }
     }
