@@ -30,7 +30,7 @@
 //!
 //! # Clients that leave
 //! A stream that ends while its retry waits removes it ([`cancel`]): nothing is dispatched, the
-//! budget goes back. A response that arrives for a stream that is gone is dropped without touching
+//! budget goes back, and its root's timer moves to the next waiting retry (or turns off). A response that arrives for a stream that is gone is dropped without touching
 //! the stream (`set_effective_context` on a finished context would fail).
 
 use std::cmp::Reverse;
@@ -155,14 +155,20 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 
 /// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
-    if let Some(mut job) = w.retries.jobs.remove(&context_id) {
-        if let Stage::InFlight { token } = job.stage {
+    let Some(mut job) = w.retries.jobs.remove(&context_id) else {
+        return;
+    };
+    match job.stage {
+        Stage::InFlight { token } => {
             // Its response, if it ever comes, finds no job and is dropped; the token goes now so
             // that a call Envoy cancels (its root went away) leaves nothing behind.
             w.retries.calls.remove(&token);
         }
-        job.exchange.abandon(w, now);
+        // The root's timer may point at this retry: point it at the next one, or turn it off.
+        // The stream's callback acts on its own root's timer, which is this job's root.
+        Stage::Waiting { .. } => arm(w, job.root, now),
     }
+    job.exchange.abandon(w, now);
 }
 
 /// The root's tick: dispatches its due retries and re-arms its timer.
