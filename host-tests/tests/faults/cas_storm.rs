@@ -11,9 +11,9 @@ use breakwater::core::budget::Budget;
 
 use crate::common::{
     breaker_key, breaker_only, budget_key, builder, count, fail_in_turn, get, is_fallback,
-    response, retries_sent, skipped, world, CLUSTER,
+    response, retries_sent, retry_only, skipped, world, CLUSTER,
 };
-use crate::invariants::Invariants;
+use crate::invariants::{budget, host_now, Invariants};
 use crate::resilient;
 
 /// Writes of one update before the filter gives up (`plugin/src/filter/shared.rs`).
@@ -168,6 +168,56 @@ fn a_storm_on_the_budget_key_skips_the_retries_it_cannot_grant_and_answers_every
     );
     assert_eq!(skipped(&w, "budget"), 5);
     gave_up_after_the_bound(&w, 5);
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &streams,
+    }
+    .hold();
+}
+
+#[test]
+fn request_counts_a_storm_kept_from_the_budget_are_added_at_the_next_write() {
+    // Half a retry per request, no floor: the budget grants retries only for counted requests.
+    let policy = retry_only(json!({
+        "max_attempts": 2, "base_delay": "100ms", "jitter": false,
+        "budget": { "ratio": 0.5, "min_per_second": 0, "window": "60s" }
+    }));
+    let mut w = world(1, &policy);
+    plant_fresh_states(&mut w);
+    w.upstream(CLUSTER, Reply::ok());
+    // The 32nd request flushes the worker's count; the storm makes that write give up.
+    w.contend(
+        Contention::rewrite()
+            .on_key(budget_key(CLUSTER))
+            .times(MAX_ATTEMPTS as u32),
+    );
+    let mut streams: Vec<StreamId> = (0..32).map(|_| get(&mut w, 0)).collect();
+    w.run_until_idle();
+    assert_eq!(
+        count(&w, "state_contention_total"),
+        1,
+        "the flush was given up"
+    );
+
+    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
+    streams.push(get(&mut w, 0));
+    w.run_until_idle();
+    let mut b = budget(&w).expect("the withdrawal wrote the budget");
+    let budget_policy = crate::invariants::effective(&policy)
+        .retry
+        .and_then(|r| r.budget)
+        .expect("a budget");
+    assert_eq!(
+        b.usage(&budget_policy, host_now(&w)).requests,
+        33,
+        "the 32 requests whose flush was given up reached the budget with the next write"
+    );
+    assert_eq!(
+        retries_sent(&w, CLUSTER).len(),
+        1,
+        "0.5 × 33 allows the retry"
+    );
     Invariants {
         world: &w,
         policy: &policy,

@@ -12,7 +12,8 @@
 //! The retry budget needs the cluster's request rate across all workers. Writing shared data on
 //! every request would make the success path pay a compare-and-swap, so each worker counts
 //! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, every
-//! [`FLUSH_AFTER`] ms, and before every withdrawal.
+//! [`FLUSH_AFTER`] ms, and before every withdrawal. A count whose write is given up under
+//! contention is kept for the next write, never dropped.
 
 use std::cell::RefCell;
 
@@ -78,15 +79,25 @@ impl Worker {
             batch.since = now;
         }
         batch.count += 1;
-        if batch.count >= FLUSH_EVERY || now.saturating_sub(batch.since) >= FLUSH_AFTER {
-            let pending = std::mem::take(&mut batch.count);
-            let key = keys.budget(cluster);
-            let updated = shared::update::<Budget, _>(&key, |b| {
-                b.record_requests(policy, pending, now);
-                ((), true)
-            });
-            self.budget_written(cluster, &key, updated.error, updated.value.is_some());
+        if batch.count < FLUSH_EVERY && now.saturating_sub(batch.since) < FLUSH_AFTER {
+            return;
         }
+        let pending = std::mem::take(&mut batch.count);
+        let key = keys.budget(cluster);
+        let updated = shared::update::<Budget, _>(&key, |b| {
+            b.record_requests(policy, pending, now);
+            ((), true)
+        });
+        if updated.value.is_none() {
+            self.keep_pending(cluster, pending);
+        }
+        self.budget_written(cluster, &key, updated.error, updated.value.is_some());
+    }
+
+    /// Puts back request counts whose write was given up: they go with the next write.
+    fn keep_pending(&mut self, cluster: &str, pending: u32) {
+        let batch = self.batches.entry_ref(cluster).or_default();
+        batch.count = batch.count.saturating_add(pending);
     }
 
     /// Takes one retry from the cluster's budget (after adding this worker's pending request
@@ -113,6 +124,9 @@ impl Worker {
                 Err(_) => (None, pending > 0),
             }
         });
+        if updated.value.is_none() {
+            self.keep_pending(cluster, pending);
+        }
         self.budget_written(cluster, &key, updated.error, updated.value.is_some());
         updated.value.flatten()
     }
