@@ -227,6 +227,41 @@ fn request_counts_a_storm_kept_from_the_budget_are_added_at_the_next_write() {
 }
 
 #[test]
+fn a_refund_a_storm_kept_from_the_budget_is_given_back_at_the_next_write() {
+    let policy = resilient(100);
+    let mut w = world(1, &policy);
+    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
+    let mut streams = vec![get(&mut w, 0)];
+    w.run_until_idle();
+
+    w.upstream(CLUSTER, Reply::status(503));
+    let leaving = get(&mut w, 0);
+    streams.push(leaving);
+    w.advance(ms(50));
+    w.contend(
+        Contention::rewrite()
+            .on_key(budget_key(CLUSTER))
+            .times(MAX_ATTEMPTS as u32),
+    );
+    w.disconnect(leaving);
+    assert_eq!(
+        count(&w, "state_contention_total"),
+        1,
+        "the refund of the waiting retry was given up"
+    );
+
+    w.upstream(CLUSTER, Reply::ok());
+    streams.push(get(&mut w, 0));
+    w.run_until_idle();
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &streams,
+    }
+    .hold();
+}
+
+#[test]
 fn a_storm_on_a_recovering_breaker_lets_requests_through_unrecorded_and_leaks_no_probe() {
     let policy = breaker_only(json!({ "failure_threshold": 3, "timeout": "1s",
                                        "half_open_attempts": 1, "probe_timeout": "30s" }));
