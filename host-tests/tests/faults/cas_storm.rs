@@ -304,6 +304,57 @@ fn a_storm_on_a_recovering_breaker_lets_requests_through_unrecorded_and_leaks_no
     .hold();
 }
 
+#[test]
+fn a_probe_outcome_lost_to_a_storm_holds_its_slot_only_until_probe_timeout() {
+    let policy = breaker_only(json!({ "failure_threshold": 3, "timeout": "1s",
+                                       "half_open_attempts": 1, "probe_timeout": "5s" }));
+    let mut w = world(2, &policy);
+    w.upstream(CLUSTER, Reply::status(503));
+    let mut streams = fail_in_turn(&mut w, 3);
+    w.advance(ms(1_200));
+    w.upstream(CLUSTER, Reply::ok().after(ms(20)));
+    let probe = get(&mut w, 0);
+    w.contend(
+        Contention::rewrite()
+            .on_key(breaker_key(CLUSTER))
+            .times(MAX_ATTEMPTS as u32),
+    );
+    w.advance(ms(100));
+    assert_eq!(
+        response(&w, probe).status,
+        200,
+        "the probe itself was answered"
+    );
+    assert_eq!(
+        count(&w, "state_contention_total"),
+        1,
+        "its success was not written"
+    );
+    let held = get(&mut w, 1);
+    assert_eq!(
+        response(&w, held).header("x-breakwater-breaker"),
+        Some("half-open"),
+        "the lost probe still holds the only slot"
+    );
+    w.advance(ms(5_000));
+    let after = get(&mut w, 1);
+    w.run_until_idle();
+    assert_eq!(
+        response(&w, after).status,
+        200,
+        "a new probe once the lease expired"
+    );
+    assert_eq!(count(&w, "probes_reclaimed_total"), 1);
+    assert_eq!(count(&w, "breaker_closed_total"), 1);
+    streams.extend([probe, held, after]);
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &streams,
+    }
+    .hold();
+}
+
 /// Four workers, failing and succeeding requests with retries, a storm on every key and random
 /// preemption at shared state.
 fn storm_everywhere(seed: u64) -> (World, Value, Vec<StreamId>) {

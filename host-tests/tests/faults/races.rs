@@ -15,26 +15,37 @@ use crate::resilient;
 
 const WORKERS: usize = 4;
 
-/// What one worker's request meets: its retries' answers and when its client leaves.
+/// What one worker's request meets: when it arrives, its retries' answers, when its client
+/// leaves.
 #[derive(Debug, Clone)]
 struct Case {
+    /// 0 or 40 ms: the two phases overlap, so one worker's backoff spans another's retries.
+    arrival: u64,
     /// Whether the first and second retries succeed.
     retries_ok: [bool; 2],
-    /// The client leaves at this instant (ms), if at all: the instants where retries leave and
-    /// come back on every worker.
+    /// The instant (ms) the client leaves, if at all (and if it has arrived by then).
     leave: Option<u64>,
 }
 
+/// The instants where retries leave and come back: a request arriving at 0 fails at 10, retries
+/// at 110 (answered at 150) and at 350 (answered at 390); one arriving at 40 fails at 50, retries
+/// at 150 (answered at 190) and at 390 (answered at 430).
+const INSTANTS: [u64; 6] = [110, 150, 190, 350, 390, 430];
+
 fn case() -> impl Strategy<Value = Case> {
     (
+        prop::sample::select(vec![0u64, 40]),
         any::<[bool; 2]>(),
-        prop::option::of(prop::sample::select(vec![110u64, 150, 350, 390])),
+        prop::option::of(prop::sample::select(INSTANTS.to_vec())),
     )
-        .prop_map(|(retries_ok, leave)| Case { retries_ok, leave })
+        .prop_map(|(arrival, retries_ok, leave)| Case {
+            arrival,
+            retries_ok,
+            leave,
+        })
 }
 
-/// Every worker's request fails at 10 ms; retries leave at 110 ms (answered at 150 ms) and at
-/// 350 ms (answered at 390 ms).
+/// Runs one request per worker as its case says, to the end.
 fn run(policy: &Value, cases: &[Case], choices: Vec<u8>) -> (World, Vec<StreamId>) {
     let mut w = builder(WORKERS, policy)
         .canary(false)
@@ -68,9 +79,10 @@ fn run(policy: &Value, cases: &[Case], choices: Vec<u8>) -> (World, Vec<StreamId
             let mut b = w
                 .request(worker)
                 .cluster(CLUSTER)
-                .header("x-worker", &worker.to_string());
-            if let Some(leave) = c.leave {
-                b = b.disconnect_after(ms(leave));
+                .header("x-worker", &worker.to_string())
+                .at(ms(c.arrival));
+            if let Some(leave) = c.leave.filter(|l| *l > c.arrival) {
+                b = b.disconnect_after(ms(leave - c.arrival));
             }
             b.enqueue()
         })
@@ -125,7 +137,7 @@ fn explore(name: &str, policy: &Value, cases: u32, seed: u64) {
 
 #[test]
 fn clients_leaving_as_other_workers_retries_come_back_keep_the_budget_balanced() {
-    explore("budget", &resilient(100), 300, 0xfa17_0001);
+    explore("budget", &resilient(100), 500, 0xfa17_0001);
 }
 
 /// Two probes on two workers; a client leaving as the other's probe answers.
@@ -174,7 +186,7 @@ fn probes(cases: &[(bool, Option<u64>)], choices: Vec<u8>) -> (World, Value, Vec
 #[test]
 fn probes_leaving_as_other_probes_answer_never_leak_a_slot() {
     let mut runner = TestRunner::new(Config {
-        cases: 300,
+        cases: 500,
         rng_seed: RngSeed::Fixed(0xfa17_0002),
         failure_persistence: None,
         ..Config::default()
