@@ -5,7 +5,7 @@
 //! uses one of the request's `max_attempts` (the filter did attempt it, and a cluster that keeps
 //! refusing must not be retried forever), and the client gets the last response that did arrive.
 
-use breakwater_host_tests::{Refusal, Reply, World};
+use breakwater_host_tests::{ms, Refusal, Reply, World};
 use serde_json::json;
 
 use crate::common::{count, get, policy, response, retries_sent, skipped, world, CLUSTER};
@@ -126,6 +126,73 @@ fn with_count_retries_each_refused_attempt_is_a_connect_failure_for_the_breaker(
         count(&w, "failures_total"),
         2,
         "the two refused attempts matched `connect-failure`, the 503 did not"
+    );
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &[s],
+    }
+    .hold();
+}
+
+#[test]
+fn the_breaker_hears_the_outcome_the_client_got_not_the_refusal_that_followed_it() {
+    // Only 5xx counts; every retry is refused, so each client gets its first attempt's 503.
+    let policy = policy(
+        json!({ "failure_threshold": 2, "failure_on": ["5xx"] }),
+        json!({ "max_attempts": 2, "base_delay": "100ms", "jitter": false }),
+    );
+    let mut w = world(1, &policy);
+    w.upstream(CLUSTER, Reply::status(503));
+    w.refuse_calls(Refusal::internal_failure());
+    let streams = [get(&mut w, 0), get(&mut w, 0)];
+    w.run_until_idle();
+    for s in streams {
+        assert_eq!(response(&w, s).status, 503);
+    }
+    assert_eq!(
+        count(&w, "failures_total"),
+        2,
+        "each request ended with the 503 its client got: a 5xx failure"
+    );
+    assert_eq!(count(&w, "breaker_opened_total"), 1);
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &streams,
+    }
+    .hold();
+}
+
+#[test]
+fn a_refused_attempt_does_not_reuse_the_retry_after_of_the_response_before_it() {
+    let policy = policy(
+        json!({ "failure_threshold": 10 }),
+        json!({ "max_attempts": 4, "base_delay": "100ms", "max_delay": "10s", "jitter": false }),
+    );
+    let mut w = world(1, &policy);
+    w.upstream(
+        CLUSTER,
+        Reply::sequence([
+            Reply::status(503),
+            Reply::status(503).header("retry-after", "2"),
+            Reply::ok(),
+        ]),
+    );
+    let s = get(&mut w, 0);
+    w.advance(ms(2_050));
+    w.refuse_calls(Refusal::internal_failure().times(1));
+    w.run_until_idle();
+    assert_eq!(response(&w, s).status, 200);
+    let at: Vec<_> = retries_sent(&w, CLUSTER)
+        .iter()
+        .map(|a| a.request.at)
+        .collect();
+    assert_eq!(
+        at,
+        [ms(100), ms(2_500)],
+        "attempt 3 (due at 2.1 s after the retry-after) was refused; attempt 4 waited the \
+         backoff of its own turn, 400 ms, not the old retry-after again"
     );
     Invariants {
         world: &w,

@@ -15,8 +15,11 @@
 //! (no healthy upstream, the cluster's own circuit breaker overflowing), `BadArgument` when the
 //! cluster is gone. Nothing reached the upstream, so it is no retry: `retries_total` counts only
 //! dispatched calls, the refusal is counted as a skipped retry (reason `refused`) and its budget
-//! goes back. It still uses one of `max_attempts` and is judged as a connection failure, so a
-//! cluster that keeps refusing is not retried forever.
+//! goes back. It still uses one of `max_attempts` and is judged as a connection failure (which
+//! decides whether to retry again, and counts for the breaker when every attempt counts), so a
+//! cluster that keeps refusing is not retried forever. It changes nothing the client gets: if the
+//! retries stop there, the client gets the last response that did arrive, and with
+//! `count_retries: false` the breaker hears that response's outcome.
 //!
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
@@ -288,17 +291,20 @@ fn conclude(
     last: Option<Option<Reply>>,
     now: Millis,
 ) {
+    let retry_after = match &last {
+        Some(Some(reply)) => reply.header("retry-after").map(str::to_owned),
+        _ => None,
+    };
     if let Some(last) = last {
         job.last = match last {
             Some(reply) => Last::Reply(reply),
             None => Last::Failed,
         };
+        // What the client gets if the retries stop here, and so the request's outcome.
+        job.outcome = outcome;
     }
-    job.outcome = outcome;
-    let retry_after = match &job.last {
-        Last::Reply(reply) => reply.header("retry-after").map(str::to_owned),
-        _ => None,
-    };
+    // This attempt's outcome decides whether to retry; an attempt that never left leaves the
+    // request's outcome (the response its client will get) as it was.
     match job
         .exchange
         .after_attempt(w, &outcome, retry_after.as_deref(), now)
@@ -309,6 +315,7 @@ fn conclude(
         }
         Next::Final(stop) => {
             let breaker_stop = stop == Some(crate::core::retry::Stop::Breaker);
+            let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, now);
             reply::deliver(w, root_id, id, &job, breaker_stop, now);
         }
