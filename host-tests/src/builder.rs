@@ -252,6 +252,7 @@ impl WorldBuilder {
             fuel: FuelLedger::default(),
             trace: VecDeque::new(),
             canaries: 0,
+            faults: Default::default(),
         };
         let core = Rc::new(Core {
             state: RefCell::new(state),

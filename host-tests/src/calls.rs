@@ -11,10 +11,13 @@
 //!   `get_status` answering 11 (`BrokenConnection`) and `reset` during the callback; Envoy keeps
 //!   the code afterwards and clears only the message.
 //! - If the root is gone by then, Envoy has cancelled the call: nothing is delivered.
+//! - A dispatch that `AsyncClient::send` fails inline is refused with `InternalFailure` and
+//!   never delivered; tests inject it ([`crate::faults`]).
 
 use crate::abi::status;
 use crate::error::Failure;
 use crate::events::EventKind;
+use crate::faults::{self, CallRefusal, RefusedCall};
 use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
 use crate::observe::Callback;
 use crate::state::Core;
@@ -31,22 +34,52 @@ pub(crate) struct CallRequest {
     pub timeout_ms: u32,
 }
 
-/// Starts a call; `Err` carries the status the guest gets instead of a token.
-pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u32, u32> {
+/// Starts a call; `Err` carries the status the guest gets instead of a token. Every refusal is
+/// recorded (see [`crate::faults`]).
+pub(crate) fn dispatch(host: &mut HostState, call: CallRequest) -> Result<u32, u32> {
+    let cluster = call.cluster.clone();
+    let result = start(host, call);
+    if let Err((status, injected)) = result {
+        let core = host.core();
+        let mut state = core.state.borrow_mut();
+        let refused = RefusedCall {
+            at: state.now,
+            vm: host.vm,
+            cluster,
+            status,
+            injected,
+        };
+        faults::record_refusal(&mut state, refused);
+    }
+    result.map_err(|(status, _)| status)
+}
+
+/// `Err((status, injected))` when the call does not start.
+fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)> {
+    let refused = |status| (status, false);
     if i32::try_from(call.timeout_ms).is_err() {
-        return Err(status::BAD_ARGUMENT);
+        return Err(refused(status::BAD_ARGUMENT));
     }
     let root = host
         .root_of(host.context_id())
-        .ok_or(status::BAD_ARGUMENT)?;
+        .ok_or(refused(status::BAD_ARGUMENT))?;
     let core = host.core();
     let mut state = core.state.borrow_mut();
     if !state.upstreams.contains_key(&call.cluster) {
-        return Err(status::BAD_ARGUMENT);
+        return Err(refused(status::BAD_ARGUMENT));
     }
     let required = [":method", ":path", ":authority"];
     if required.iter().any(|h| call.headers.get_bytes(h).is_none()) {
-        return Err(status::BAD_ARGUMENT);
+        return Err(refused(status::BAD_ARGUMENT));
+    }
+    match faults::refusal_for(&mut state, &call.cluster) {
+        Some(CallRefusal::BadArgument) => return Err((status::BAD_ARGUMENT, true)),
+        Some(CallRefusal::InternalFailure) => {
+            // Envoy takes the token before `send` fails inline.
+            host.alloc_call_token();
+            return Err((status::INTERNAL_FAILURE, true));
+        }
+        None => {}
     }
     if !call.body.is_empty() {
         call.headers
@@ -74,7 +107,7 @@ pub(crate) fn dispatch(host: &mut HostState, mut call: CallRequest) -> Result<u3
     };
     let reply = match state.upstreams.get_mut(&call.cluster) {
         Some(script) => script.reply(&request),
-        None => return Err(status::BAD_ARGUMENT),
+        None => return Err(refused(status::BAD_ARGUMENT)),
     };
     let now = state.now;
     let outcome = match &reply.kind {

@@ -34,7 +34,8 @@
 //! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
 //! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];
 //! - properties: [`props`]; the virtual clock: [`clock`];
-//! - ordering of simultaneous work and preemption at shared state: [`Interleaving`].
+//! - ordering of simultaneous work and preemption at shared state: [`Interleaving`];
+//! - faults a test injects (contention, refused dispatches): [`faults`].
 //!
 //! A module trap (an SDK panic included) fails the operation that ran it with a [`Failure`]
 //! that shows the panic message, the log and the last scheduling steps. Fuel metering gives
@@ -48,6 +49,7 @@
 pub mod abi;
 pub mod calls;
 pub mod clock;
+pub mod faults;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pairs;
@@ -73,6 +75,7 @@ mod world;
 
 pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 pub use error::{Failure, HarnessError};
+pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, RefusedCall};
 pub use headers::HeaderMap;
 pub use inspect::SharedValue;
 pub use interleave::Interleaving;

@@ -7,6 +7,7 @@
 
 use crate::error::Failure;
 use crate::events::Events;
+use crate::faults::Faults;
 use crate::interleave::Interleaving;
 use crate::metrics::Metrics;
 use crate::observe::{Callback, LogLevel, LogLine, VmId};
@@ -70,6 +71,7 @@ pub(crate) struct State {
     pub trace: VecDeque<String>,
     pub rng: StdRng,
     pub canaries: u32,
+    pub faults: Faults,
 }
 
 /// How many scheduling steps the trace keeps.

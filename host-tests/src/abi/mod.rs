@@ -33,6 +33,7 @@ pub(crate) mod status {
     pub const INVALID_MEMORY_ACCESS: u32 = 6;
     pub const EMPTY: u32 = 7;
     pub const CAS_MISMATCH: u32 = 8;
+    pub const INTERNAL_FAILURE: u32 = 10;
     pub const BROKEN_CONNECTION: u32 = 11;
     pub const UNIMPLEMENTED: u32 = 12;
 }

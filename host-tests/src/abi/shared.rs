@@ -2,7 +2,8 @@
 //! [`crate::metrics`].
 //!
 //! Shared data and queue calls are where real workers race, so each is a preemption point: just
-//! before it acts, the [`Interleaving`](crate::Interleaving) may run another VM's due event.
+//! before it acts, the [`Interleaving`](crate::Interleaving) may run another VM's due event. A
+//! compare-and-swap write may also be beaten by an injected other worker ([`crate::faults`]).
 
 use super::{allowed, copy_out, ok_if, read, status, write_u32, write_u64, Ctx};
 use crate::events::EventKind;
@@ -92,6 +93,9 @@ fn set_shared_data(
     preemption_point(&caller, "proxy_set_shared_data")?;
     let core = caller.data().core();
     let mut state = core.state.borrow_mut();
+    if cas != 0 {
+        crate::faults::before_cas_write(&mut state, caller.data().vm, &key, &value);
+    }
     match state.shared.set(&key, &value, cas) {
         Ok(_) => Ok(status::OK),
         Err(_) => Ok(status::CAS_MISMATCH),

@@ -20,6 +20,8 @@
 //! - Once a response reached the filter but was not yet passed to the client (the filter paused
 //!   in `on_response_headers`), the reply goes straight to the client, past the filter.
 //! - Once response headers went to the client, Envoy can only reset the stream.
+//! - Once the stream has ended, a local reply, resume or reset the filter asks for is ignored
+//!   (and recorded, see [`crate::faults`]).
 
 mod flow;
 mod reply;
@@ -191,12 +193,16 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
             } => {
                 let resumed = {
                     let mut state = core.state.borrow_mut();
+                    if state.streams[stream.0].finished() {
+                        crate::faults::record_late(&mut state, stream, "continue");
+                        continue;
+                    }
                     let s = &mut state.streams[stream.0];
                     let paused = match direction {
                         Direction::Request => s.req.paused,
                         Direction::Response => s.resp.paused,
                     };
-                    let resume = was_paused && paused && !s.finished();
+                    let resume = was_paused && paused;
                     if resume {
                         match direction {
                             Direction::Request => s.req.paused = false,
@@ -223,6 +229,9 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                 headers,
                 details,
             } => {
+                if late(core, stream, "local reply") {
+                    continue;
+                }
                 let reply = LocalReply {
                     status,
                     headers,
@@ -233,6 +242,7 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                 };
                 reply::local_reply(core, vm, stream, reply)?;
             }
+            Deferred::Close { stream } if late(core, stream, "close") => {}
             Deferred::Close { stream } => reply::finish(
                 core,
                 vm,
@@ -243,4 +253,14 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Whether `stream` has ended, in which case the action is recorded as late and ignored.
+fn late(core: &Core, stream: StreamId, action: &'static str) -> bool {
+    let mut state = core.state.borrow_mut();
+    let finished = state.streams[stream.0].finished();
+    if finished {
+        crate::faults::record_late(&mut state, stream, action);
+    }
+    finished
 }

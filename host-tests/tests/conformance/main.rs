@@ -4,6 +4,7 @@
 mod calls;
 mod common;
 mod effective_context;
+mod faults;
 mod fuel;
 mod handmade;
 mod lifecycle;

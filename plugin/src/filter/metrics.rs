@@ -35,7 +35,7 @@ pub enum Counter {
     BreakerWouldOpen,
     /// Half-open probe slots given back after `probe_timeout`.
     ProbesReclaimed,
-    /// Retry attempts dispatched.
+    /// Retry attempts dispatched (a dispatch the host refused at once is no retry).
     Retries,
     /// Client requests that succeeded after at least one retry.
     RetrySuccesses,
@@ -54,14 +54,17 @@ pub enum SkipReason {
     Budget,
     Deadline,
     Breaker,
+    /// The host refused the dispatch at once: nothing reached the upstream.
+    Refused,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 4] = [
+    pub const ALL: [SkipReason; 5] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
         SkipReason::Breaker,
+        SkipReason::Refused,
     ];
 
     pub fn label(self) -> &'static str {
@@ -70,6 +73,7 @@ impl SkipReason {
             SkipReason::Budget => "budget",
             SkipReason::Deadline => "deadline",
             SkipReason::Breaker => "breaker",
+            SkipReason::Refused => "refused",
         }
     }
 }

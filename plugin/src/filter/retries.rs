@@ -10,6 +10,17 @@
 //! the stream gets that attempt's response through `set_effective_context` and
 //! `send_http_response`.
 //!
+//! # Refused dispatches
+//! Envoy may refuse a dispatch at once: `InternalFailure` when `AsyncClient::send` fails inline
+//! (no healthy upstream, the cluster's own circuit breaker overflowing), `BadArgument` when the
+//! cluster is gone. Nothing reached the upstream, so it is no retry: `retries_total` counts only
+//! dispatched calls, the refusal is counted as a skipped retry (reason `refused`) and its budget
+//! goes back. It still uses one of `max_attempts` and is judged as a connection failure (which
+//! decides whether to retry again, and counts for the breaker when every attempt counts), so a
+//! cluster that keeps refusing is not retried forever. It changes nothing the client gets: if the
+//! retries stop there, the client gets the last response that did arrive, and with
+//! `count_retries: false` the breaker hears that response's outcome.
+//!
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
 //! earliest due retry and is 0 while none waits. A stream's callback that queues a retry sets its
@@ -22,7 +33,7 @@
 //!
 //! # Clients that leave
 //! A stream that ends while its retry waits removes it ([`cancel`]): nothing is dispatched, the
-//! budget goes back. A response that arrives for a stream that is gone is dropped without touching
+//! budget goes back, and its root's timer moves to the next waiting retry (or turns off). A response that arrives for a stream that is gone is dropped without touching
 //! the stream (`set_effective_context` on a finished context would fail).
 
 use std::cmp::Reverse;
@@ -38,7 +49,7 @@ use crate::core::Millis;
 
 use super::exchange::{Exchange, Next};
 use super::host;
-use super::metrics::Counter;
+use super::metrics::{Counter, SkipReason};
 use super::reply::{self, Reply};
 use super::worker::Worker;
 
@@ -147,14 +158,20 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 
 /// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
-    if let Some(mut job) = w.retries.jobs.remove(&context_id) {
-        if let Stage::InFlight { token } = job.stage {
+    let Some(mut job) = w.retries.jobs.remove(&context_id) else {
+        return;
+    };
+    match job.stage {
+        Stage::InFlight { token } => {
             // Its response, if it ever comes, finds no job and is dropped; the token goes now so
             // that a call Envoy cancels (its root went away) leaves nothing behind.
             w.retries.calls.remove(&token);
         }
-        job.exchange.abandon(w, now);
+        // The root's timer may point at this retry: point it at the next one, or turn it off.
+        // The stream's callback acts on its own root's timer, which is this job's root.
+        Stage::Waiting { .. } => arm(w, job.root, now),
     }
+    job.exchange.abandon(w, now);
 }
 
 /// The root's tick: dispatches its due retries and re-arms its timer.
@@ -187,8 +204,6 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     let attempt = exchange.attempts + 1;
     exchange.attempts = attempt;
     exchange.attempt_started = now;
-    exchange.spend_budget();
-    w.metrics.add(&exchange.cluster, Counter::Retries, 1);
     let Some(call) = reply::call_for(exchange, attempt) else {
         // Unreachable (a waiting job has its copy and a retry policy), but never leave a
         // client without a response.
@@ -197,23 +212,30 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         reply::deliver(w, root_id, id, &job, false, now);
         return;
     };
-    match hostcalls::dispatch_http_call(
+    let dispatched = hostcalls::dispatch_http_call(
         &exchange.cluster,
         call.headers(),
         call.body,
         call.trailers(),
         call.timeout,
-    ) {
+    );
+    match dispatched {
         Ok(token) => {
+            job.exchange.spend_budget();
+            w.metrics.add(&job.exchange.cluster, Counter::Retries, 1);
             job.stage = Stage::InFlight { token };
             w.retries.calls.insert(token, id);
             w.retries.jobs.insert(id, job);
         }
         Err(status) => {
             log::debug!(
-                "breakwater: retry {attempt} to cluster '{}' could not be dispatched ({status:?})",
-                exchange.cluster
+                "breakwater: retry {attempt} to cluster '{}' was refused by the host ({status:?})",
+                job.exchange.cluster
             );
+            // Nothing reached the upstream: no retry to count, and its budget goes back.
+            job.exchange.give_back_budget(w, now);
+            w.metrics
+                .skipped(&job.exchange.cluster, SkipReason::Refused);
             conclude(w, root_id, id, job, Outcome::dispatch_failed(), None, now);
         }
     }
@@ -269,17 +291,20 @@ fn conclude(
     last: Option<Option<Reply>>,
     now: Millis,
 ) {
+    let retry_after = match &last {
+        Some(Some(reply)) => reply.header("retry-after").map(str::to_owned),
+        _ => None,
+    };
     if let Some(last) = last {
         job.last = match last {
             Some(reply) => Last::Reply(reply),
             None => Last::Failed,
         };
+        // What the client gets if the retries stop here, and so the request's outcome.
+        job.outcome = outcome;
     }
-    job.outcome = outcome;
-    let retry_after = match &job.last {
-        Last::Reply(reply) => reply.header("retry-after").map(str::to_owned),
-        _ => None,
-    };
+    // This attempt's outcome decides whether to retry; an attempt that never left leaves the
+    // request's outcome (the response its client will get) as it was.
     match job
         .exchange
         .after_attempt(w, &outcome, retry_after.as_deref(), now)
@@ -290,6 +315,7 @@ fn conclude(
         }
         Next::Final(stop) => {
             let breaker_stop = stop == Some(crate::core::retry::Stop::Breaker);
+            let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, now);
             reply::deliver(w, root_id, id, &job, breaker_stop, now);
         }

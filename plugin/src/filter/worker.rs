@@ -13,6 +13,14 @@
 //! every request would make the success path pay a compare-and-swap, so each worker counts
 //! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, every
 //! [`FLUSH_AFTER`] ms, and before every withdrawal.
+//!
+//! # Under contention
+//! A budget write can be given up (another worker kept winning the compare-and-swap). What it
+//! carried for this worker is then not dropped: the request counts and the refunds of retries
+//! that never ran wait in the worker's batch and go with the cluster's next budget write (the
+//! next request's, when refunds are owed), so the shared budget ends up exact once the contention
+//! passes. A withdrawal given up is simply not
+//! granted (no retry), which needs nothing kept.
 
 use std::cell::RefCell;
 
@@ -48,12 +56,21 @@ pub fn with<R>(f: impl FnOnce(&mut Worker) -> R) -> Option<R> {
     })
 }
 
-/// Requests counted locally for one cluster's budget.
+/// What this worker still has to add to one cluster's shared budget.
 #[derive(Debug, Default)]
 struct Batch {
+    /// Requests counted locally and not yet added.
     count: u32,
+    /// When the first of them was counted.
     since: Millis,
+    /// Refunds whose write was given up under contention, oldest first (at most
+    /// [`OWED_REFUNDS`]).
+    refunds: Vec<Withdrawal>,
 }
+
+/// Refunds kept per cluster while budget writes are given up; beyond it the oldest are dropped
+/// (a withdrawal older than the budget window holds nothing anyway).
+const OWED_REFUNDS: usize = 64;
 
 /// One worker VM's state.
 #[derive(Debug, Default)]
@@ -65,7 +82,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Counts one request towards the cluster's retry budget, flushing the local count when due.
+    /// Counts one request towards the cluster's retry budget, flushing the local count when due
+    /// (and whenever refunds are owed).
     pub fn count_request(
         &mut self,
         keys: &Keys,
@@ -78,19 +96,17 @@ impl Worker {
             batch.since = now;
         }
         batch.count += 1;
-        if batch.count >= FLUSH_EVERY || now.saturating_sub(batch.since) >= FLUSH_AFTER {
-            let pending = std::mem::take(&mut batch.count);
-            let key = keys.budget(cluster);
-            let updated = shared::update::<Budget, _>(&key, |b| {
-                b.record_requests(policy, pending, now);
-                ((), true)
-            });
-            self.budget_written(cluster, &key, updated.error, updated.value.is_some());
+        let due = batch.count >= FLUSH_EVERY
+            || now.saturating_sub(batch.since) >= FLUSH_AFTER
+            || !batch.refunds.is_empty();
+        if !due {
+            return;
         }
+        self.write_budget(keys, cluster, policy, now, |_| ((), false));
     }
 
     /// Takes one retry from the cluster's budget (after adding this worker's pending request
-    /// count); `None` when the budget is spent.
+    /// count); `None` when the budget is spent or too contended to write.
     pub fn withdraw(
         &mut self,
         keys: &Keys,
@@ -98,26 +114,17 @@ impl Worker {
         policy: &BudgetPolicy,
         now: Millis,
     ) -> Option<Withdrawal> {
-        let pending = self
-            .batches
-            .get_mut(cluster)
-            .map(|b| std::mem::take(&mut b.count))
-            .unwrap_or(0);
-        let key = keys.budget(cluster);
-        let updated = shared::update::<Budget, _>(&key, |b| {
-            if pending > 0 {
-                b.record_requests(policy, pending, now);
-            }
+        self.write_budget(keys, cluster, policy, now, |b| {
             match b.try_withdraw(policy, now) {
                 Ok(w) => (Some(w), true),
-                Err(_) => (None, pending > 0),
+                Err(_) => (None, false),
             }
-        });
-        self.budget_written(cluster, &key, updated.error, updated.value.is_some());
-        updated.value.flatten()
+        })
+        .flatten()
     }
 
-    /// Gives back the budget of a retry that will not run.
+    /// Gives back the budget of a retry that will not run (with the next write if this one is
+    /// given up).
     pub fn refund(
         &mut self,
         keys: &Keys,
@@ -126,12 +133,51 @@ impl Worker {
         withdrawal: Withdrawal,
         now: Millis,
     ) {
+        self.batches
+            .entry_ref(cluster)
+            .or_default()
+            .refunds
+            .push(withdrawal);
+        self.write_budget(keys, cluster, policy, now, |_| ((), false));
+    }
+
+    /// Writes the cluster's budget: adds what this worker owes it (request counts, refunds),
+    /// then applies `change` (which must be a pure function of the budget: it may run several
+    /// times). If the write is given up, what was owed stays owed for the next write.
+    fn write_budget<R>(
+        &mut self,
+        keys: &Keys,
+        cluster: &str,
+        policy: &BudgetPolicy,
+        now: Millis,
+        mut change: impl FnMut(&mut Budget) -> (R, bool),
+    ) -> Option<R> {
+        let (requests, refunds) = match self.batches.get_mut(cluster) {
+            Some(b) => (std::mem::take(&mut b.count), std::mem::take(&mut b.refunds)),
+            None => (0, Vec::new()),
+        };
         let key = keys.budget(cluster);
         let updated = shared::update::<Budget, _>(&key, |b| {
-            b.refund(policy, withdrawal, now);
-            ((), true)
+            if requests > 0 {
+                b.record_requests(policy, requests, now);
+            }
+            for withdrawal in &refunds {
+                b.refund(policy, *withdrawal, now);
+            }
+            let (value, changed) = change(b);
+            (value, changed || requests > 0 || !refunds.is_empty())
         });
+        if updated.value.is_none() {
+            let batch = self.batches.entry_ref(cluster).or_default();
+            batch.count = batch.count.saturating_add(requests);
+            let mut owed = refunds;
+            owed.append(&mut batch.refunds);
+            let excess = owed.len().saturating_sub(OWED_REFUNDS);
+            owed.drain(..excess);
+            batch.refunds = owed;
+        }
         self.budget_written(cluster, &key, updated.error, updated.value.is_some());
+        updated.value
     }
 
     fn budget_written(&mut self, cluster: &str, key: &str, error: Option<String>, ok: bool) {
