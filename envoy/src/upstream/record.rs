@@ -61,6 +61,10 @@ impl Record {
         &self.requests
     }
 
+    pub fn into_requests(self) -> Vec<RecordedRequest> {
+        self.requests
+    }
+
     pub fn total(&self) -> usize {
         self.requests.len()
     }
