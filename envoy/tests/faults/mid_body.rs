@@ -15,6 +15,7 @@
 
 use breakwater_envoy::upstream::{MID_BODY_DECLARED, MID_BODY_SENT};
 use breakwater_envoy::{Reply, Request};
+use serde_json::json;
 
 use crate::common::{
     assert_no_wasm_errors, assert_nothing_in_flight, envoy_with, raw_get, retries,
@@ -122,6 +123,44 @@ fn a_held_503_cut_mid_body_gets_envoys_502_and_its_retry_is_dropped() {
     );
     assert_nothing_in_flight(&envoy);
     assert_no_wasm_errors(&envoy, &health);
+}
+
+/// Breakwater as of this commit fails this: each attempt failed (a 503, then a reset), but
+/// the filter takes Envoy's end of the held stream for a client that went away and reports no
+/// outcome, so the breaker never hears of these failures and every client keeps getting 502s.
+#[test]
+fn held_503s_cut_mid_body_count_as_failures_and_open_the_breaker() {
+    let upstream = upstream("a");
+    let envoy = envoy_with(
+        &upstream,
+        "a",
+        &json!({
+            "default": {
+                "circuit_breaker": { "failure_threshold": 3, "timeout": "30s" },
+                "retry": { "max_attempts": 3, "base_delay": "10ms", "budget": null }
+            }
+        }),
+    );
+    upstream.set_default(Reply::ResetMidBody(503));
+
+    for i in 0..3 {
+        let response = raw_get(envoy.listener(), &format!("/cut/{i}")).expect("a response");
+        assert_eq!(response.status, 502, "{response:?}");
+    }
+    let metrics = Metrics::read(&envoy, "a");
+    assert_eq!(
+        metrics.get("failures_total"),
+        3,
+        "each request failed (failure_on: 5xx and reset)"
+    );
+    let hits = upstream.total();
+    let next = envoy.get("/next").expect("a response");
+    assert_eq!(
+        next.header("x-breakwater-breaker"),
+        Some("open"),
+        "three failures in a row open the breaker: {next:?}"
+    );
+    assert_eq!(upstream.total(), hits, "the upstream is spared");
 }
 
 #[test]
