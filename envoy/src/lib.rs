@@ -8,6 +8,8 @@
 //!   a clean stop.
 //! - [`Upstream`]: a real HTTP upstream whose behaviour tests change at run time.
 //! - [`client`]: a blocking HTTP/1.1 client with explicit connections.
+//! - [`soak`]: steady load for minutes against flaky upstreams, with memory and wasm health
+//!   checks (the `soak` binary).
 //!
 //! ```no_run
 //! use breakwater_envoy::{Envoy, EnvoyConfig, Upstream, WasmFilter};
@@ -32,6 +34,7 @@ pub mod install;
 mod launcher;
 pub mod prometheus;
 mod runtime;
+pub mod soak;
 pub mod upstream;
 
 pub use access_log::AccessLogEntry;

@@ -4,7 +4,8 @@
 //! Answer with a fixed status, fail a seeded random share of requests or the first attempts of
 //! every path, wait before answering, hold every reply until the test releases it, send
 //! `Retry-After`, close the connection instead of answering (with a TCP reset or a graceful
-//! close), and stop listening altogether (connections refused) and start again on the same port.
+//! close), send the head and part of the body and then reset, read a request and never answer,
+//! and stop listening altogether (connections refused) and start again on the same port.
 //! Every request that reaches it is recorded with its headers (see [`record`]), so tests count
 //! upstream attempts exactly.
 //!
@@ -17,6 +18,7 @@
 
 pub mod plan;
 pub mod record;
+mod truncated;
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::server::conn::http1;
@@ -38,10 +40,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use plan::{Decision, Plan, Reply};
+pub use plan::{Decision, Plan, Reply, MID_BODY_DECLARED, MID_BODY_SENT};
 pub use record::{Record, RecordedRequest, ATTEMPT_HEADER};
 
 use crate::runtime::{block_on, runtime};
+use truncated::Truncated;
 
 /// The response header naming the upstream that answered.
 pub const UPSTREAM_HEADER: &str = "x-upstream";
@@ -221,6 +224,12 @@ impl Upstream {
         lock(&self.shared.record).clear();
     }
 
+    /// Every request received since the last call (or the start) in arrival order, forgotten in
+    /// the same step: a long run keeps the record small without losing a request in between.
+    pub fn take_requests(&self) -> Vec<RecordedRequest> {
+        std::mem::take(&mut *lock(&self.shared.record)).into_requests()
+    }
+
     pub fn is_listening(&self) -> bool {
         lock(&self.listening).is_some()
     }
@@ -318,11 +327,14 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 #[error("the test upstream was told to drop the connection")]
 struct DropConnection;
 
+/// A whole body, or one cut short ([`Reply::ResetMidBody`]).
+type ReplyBody = Either<Full<Bytes>, Truncated>;
+
 async fn handle(
     request: Request<Incoming>,
     shared: Arc<Shared>,
     socket: Arc<Socket>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+) -> Result<Response<ReplyBody>, DropConnection> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
@@ -359,19 +371,26 @@ async fn handle(
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
+    let retry_after = decision
+        .retry_after
+        .and_then(|v| HeaderValue::from_str(&v).ok());
     match decision.reply {
-        Reply::Status(status) => {
-            let retry_after = decision
-                .retry_after
-                .and_then(|v| HeaderValue::from_str(&v).ok());
-            Ok(response(&shared.name, status, retry_after))
-        }
+        Reply::Status(status) => Ok(response(&shared.name, status, retry_after).map(Either::Left)),
         Reply::Reset => {
             // Linger zero: closing the socket sends RST instead of FIN.
             let _ = socket.set_linger(Some(Duration::ZERO));
             Err(DropConnection)
         }
         Reply::Close => Err(DropConnection),
+        Reply::ResetMidBody(status) => {
+            // The reset comes when hyper drops the connection after the body fails.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            let mut part = format!("{} {status}\n", shared.name).into_bytes();
+            part.resize(MID_BODY_SENT, b'.');
+            let body = Truncated::new(Bytes::from(part), MID_BODY_DECLARED);
+            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
+        }
+        Reply::Never => std::future::pending().await,
     }
 }
 

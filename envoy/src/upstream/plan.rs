@@ -27,7 +27,19 @@ pub enum Reply {
     Reset,
     /// Closes the connection gracefully (FIN) instead of answering.
     Close,
+    /// Answers with this status and a `content-length` of [`MID_BODY_DECLARED`] bytes, sends the
+    /// first [`MID_BODY_SENT`] of them, then resets the connection (RST): the upstream that dies
+    /// mid-body.
+    ResetMidBody(u16),
+    /// Reads the request and never answers: the connection stays open until the peer closes it
+    /// or the upstream stops listening. Only a timeout gets the caller out.
+    Never,
 }
+
+/// The body length a [`Reply::ResetMidBody`] announces in `content-length`.
+pub const MID_BODY_DECLARED: usize = 2048;
+/// The body bytes a [`Reply::ResetMidBody`] sends before its reset.
+pub const MID_BODY_SENT: usize = 1024;
 
 impl Reply {
     /// Whether the reply is an HTTP response with a 2xx status.

@@ -73,6 +73,11 @@ impl Record {
         &self.requests
     }
 
+    /// The requests kept, by value.
+    pub fn into_requests(self) -> Vec<RecordedRequest> {
+        self.requests
+    }
+
     /// Every request that arrived, kept or only counted.
     pub fn total(&self) -> usize {
         self.requests.len() + self.uncopied

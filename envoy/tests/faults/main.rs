@@ -1,0 +1,20 @@
+//! Faults in the real Envoy 1.40 (two workers) with the current `breakwater.wasm`: upstreams that
+//! reset mid-body or never answer, clients that leave while their retries wait or are in flight
+//! under load, policy rollouts through ECDS under load, and a short run of the soak. Each test
+//! checks that every client got an answer (or that Envoy dealt with the one that left), that
+//! Envoy's and Breakwater's counters agree with what happened, that nothing is left in flight,
+//! and that no wasm error appeared.
+//!
+//! # Rules these tests keep
+//! Nothing depends on how fast the machine is: waits poll with generous deadlines, an upstream
+//! that must be caught mid-request never answers or is held (never merely slow), and no
+//! assertion is about elapsed time.
+
+mod common;
+
+mod disconnects;
+mod mid_body;
+mod replies;
+mod rollout;
+mod silent;
+mod soak;
