@@ -125,9 +125,9 @@ fn a_held_503_cut_mid_body_gets_envoys_502_and_its_retry_is_dropped() {
     assert_no_wasm_errors(&envoy, &health);
 }
 
-/// Breakwater as of this commit fails this: each attempt failed (a 503, then a reset), but
-/// the filter takes Envoy's end of the held stream for a client that went away and reports no
-/// outcome, so the breaker never hears of these failures and every client keeps getting 502s.
+/// Each request failed (a 503, then a reset mid-body): Envoy ends the held stream with its own
+/// 502 past the filter chain, and the filter reads that outcome from the stream's info at its
+/// end (`Outcome::of_ended_stream`) instead of taking it for a client that went away.
 #[test]
 fn held_503s_cut_mid_body_count_as_failures_and_open_the_breaker() {
     let upstream = upstream("a");

@@ -232,7 +232,10 @@ impl Stream {
         let id = self.id;
         worker::with(|w| {
             if stage == Stage::Retrying {
-                retries::cancel(w, id, now);
+                match ended_by_upstream_failure() {
+                    Some(outcome) => retries::ended_by_envoy(w, id, &outcome, now),
+                    None => retries::cancel(w, id, now),
+                }
             }
             if let Some(mut exchange) = exchange {
                 exchange.abandon(w, now);
@@ -256,6 +259,18 @@ fn response_outcome() -> Outcome {
             Outcome::from_response(status, flags, &details)
         }
     }
+}
+
+/// Whether Envoy ended this stream itself because its upstream failed, and what the client got
+/// then (see [`Outcome::of_ended_stream`]); read only when a stream ends while its response is
+/// held for a retry.
+fn ended_by_upstream_failure() -> Option<Outcome> {
+    let flags = host::property_u64(&["response", "flags"]).unwrap_or(0);
+    let details = host::property_str(&["response", "code_details"]).unwrap_or_default();
+    let status = host::property_u64(&["response", "code"])
+        .and_then(|code| u16::try_from(code).ok())
+        .filter(|&code| code != 0);
+    Outcome::of_ended_stream(status, flags, &details)
 }
 
 /// A copy of the request if it may be retried; the body follows in `on_http_request_body`.

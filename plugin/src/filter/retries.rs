@@ -158,9 +158,23 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 
 /// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
-    let Some(mut job) = w.retries.jobs.remove(&context_id) else {
-        return;
-    };
+    if let Some(mut job) = remove(w, context_id, now) {
+        job.exchange.abandon(w, now);
+    }
+}
+
+/// Envoy ended the stream `context_id` on its own while its response was held for a retry (the
+/// held response's upstream failed mid-body, and Envoy answered the client directly): drops the
+/// retry, and the request is over with `outcome`, what the client got.
+pub fn ended_by_envoy(w: &mut Worker, context_id: u32, outcome: &Outcome, now: Millis) {
+    if let Some(mut job) = remove(w, context_id, now) {
+        job.exchange.finish(w, outcome, None, now);
+    }
+}
+
+/// Takes the job of the stream `context_id` out of the queue, with its call or its timer.
+fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
+    let job = w.retries.jobs.remove(&context_id)?;
     match job.stage {
         Stage::InFlight { token } => {
             // Its response, if it ever comes, finds no job and is dropped; the token goes now so
@@ -171,7 +185,7 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
         // The stream's callback acts on its own root's timer, which is this job's root.
         Stage::Waiting { .. } => arm(w, job.root, now),
     }
-    job.exchange.abandon(w, now);
+    Some(job)
 }
 
 /// The root's tick: dispatches its due retries and re-arms its timer.

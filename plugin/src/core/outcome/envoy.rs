@@ -177,6 +177,11 @@ const INFORMATIONAL_FLAGS: u64 = flags::UPSTREAM_RETRY_LIMIT_EXCEEDED
     | flags::DELAY_INJECTED
     | flags::RESPONSE_FROM_CACHE_FILTER;
 
+/// The cause when `details` name an upstream failure (a reset or a timeout), else `None`.
+pub fn cause_of_upstream_failure(details: &str) -> Option<Cause> {
+    cause_of_details(details)
+}
+
 fn cause_of_details(details: &str) -> Option<Cause> {
     if TIMEOUT_DETAILS.contains(&details) {
         return Some(Cause::Timeout);

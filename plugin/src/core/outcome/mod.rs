@@ -74,6 +74,24 @@ impl Outcome {
         }
     }
 
+    /// How a stream that Envoy ended on its own, without a response through the filter, ended
+    /// for the upstream: `Some` when Envoy's evidence names an upstream failure (a reset, or a
+    /// timeout) and the client did not leave first, `None` otherwise (the client went away, or
+    /// nothing names the upstream).
+    ///
+    /// This is the case of a response the filter holds for a retry whose upstream then fails
+    /// mid-body: the response has started, so Envoy's router answers the client directly
+    /// (`sendDirectLocalReply`, past the filter chain, for example a `502` with
+    /// `upstream_reset_after_response_started{protocol_error}`) and destroys the stream. The
+    /// filter only sees the stream end, and reads what the client got from the stream's info.
+    pub fn of_ended_stream(status: Option<u16>, flags: u64, details: &str) -> Option<Outcome> {
+        if flags & envoy::flags::DOWNSTREAM_CONNECTION_TERMINATION != 0 {
+            return None;
+        }
+        let cause = envoy::cause_of_upstream_failure(details)?;
+        Some(Outcome { status, cause })
+    }
+
     /// A dispatched call's response, from the callback: the headers that
     /// `get_http_call_response_headers` returned (none when the call was reset) and the body.
     ///

