@@ -14,7 +14,15 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = policy_json(&mut u) else {
         return;
     };
-    match Policy::parse(text.as_bytes()) {
+    let parsed = Policy::parse(text.as_bytes());
+    if std::env::var_os("BREAKWATER_FUZZ_TRACE").is_some() {
+        // Shows how much of the corpus gets past validation.
+        match &parsed {
+            Ok(p) => eprintln!("accepted ({} warnings): {text}", p.warnings.len()),
+            Err(e) => eprintln!("refused ({} problems): {text}", e.0.len()),
+        }
+    }
+    match parsed {
         Ok(parsed) => checks::parsed(&parsed, policy_json::route_names()),
         Err(errors) => {
             assert!(!errors.0.is_empty(), "a refused policy names its problems");

@@ -127,15 +127,13 @@ pub fn state(u: &mut Unstructured, now: u64) -> Result<Vec<u8>> {
             f.escalation = u.arbitrary()?;
             f.successes = u32::from(u.int_in_range(0..=4u8)?);
             f.next_id = edgy_u64(u)?;
-            let mut id = f
+            // Up to four consecutive ids just below the next one (valid leases).
+            let first = f
                 .next_id
                 .saturating_sub(u64::from(u.int_in_range(0..=8u8)?));
-            for _ in 0..u.int_in_range(0..=4u8)? {
-                if id >= f.next_id {
-                    break;
-                }
+            let count = u64::from(u.int_in_range(0..=4u8)?);
+            for id in (first..f.next_id).take(count as usize) {
                 f.leases.push((id, around(u)?));
-                id += 1;
             }
         }
     }

@@ -3,7 +3,20 @@
 //! `null`, a repeated or unknown field. The text is written by hand (not through a map) so that
 //! repeated keys and key order reach the parser as written.
 
+use std::cell::Cell;
+
 use arbitrary::{Result, Unstructured};
+
+thread_local! {
+    /// This document leans valid: only values every field of their kind accepts, no wrong
+    /// types, no unknown fields. About half the documents do, so that cross-field rules and the
+    /// resolved table see many accepted policies; the other half explore the refusals.
+    static STRICT: Cell<bool> = const { Cell::new(false) };
+}
+
+fn strict() -> bool {
+    STRICT.with(Cell::get)
+}
 
 /// What a position in the policy holds.
 #[derive(Clone, Copy)]
@@ -104,6 +117,10 @@ fn quote(s: &str) -> String {
 
 /// A JSON number as text: whole, fractional, negative, huge, or with an exponent.
 fn number(u: &mut Unstructured, typical: &[&str]) -> Result<String> {
+    if strict() {
+        // 1, 2 and 3 are inside the bounds of every count; 1 of every fraction.
+        return Ok(u.choose(&["1", "2", "3"])?.to_string());
+    }
     Ok(match u.int_in_range(0..=9u8)? {
         0..=4 => u.choose(typical)?.to_string(),
         5 => u.arbitrary::<u32>()?.to_string(),
@@ -144,6 +161,14 @@ fn duration(u: &mut Unstructured) -> Result<String> {
         "\"-1s\"",
         "\"3600000ms\"",
     ];
+    if strict() {
+        // Inside the bounds of every duration field.
+        return Ok(u
+            .choose(&[
+                "\"1s\"", "\"2s\"", "\"1.5s\"", "\"10s\"", "\"1m\"", "\"1h\"", "30",
+            ])?
+            .to_string());
+    }
     Ok(match u.int_in_range(0..=4u8)? {
         0..=2 => u.choose(&TYPICAL)?.to_string(),
         3 => {
@@ -169,6 +194,20 @@ fn leaf(u: &mut Unstructured, kind: Kind) -> Result<String> {
                 "0", "1", "2", "3", "5", "10", "11", "1000", "1001", "16777216",
             ],
         )?,
+        Fraction if strict() => u.choose(&["1", "1.0"])?.to_string(),
+        Jitter if strict() => u
+            .choose(&["true", "false", "\"full\"", "\"equal\"", "\"decorrelated\""])?
+            .to_string(),
+        Mode if strict() => u
+            .choose(&[
+                "\"enforce\"",
+                "\"shadow\"",
+                "\"forced_open\"",
+                "\"disabled\"",
+            ])?
+            .to_string(),
+        Status if strict() => u.choose(&["503", "200", "429"])?.to_string(),
+        Outcomes | Methods | Header | Headers | Text if strict() => strict_leaf(u, kind)?,
         Fraction => number(
             u,
             &[
@@ -289,6 +328,45 @@ fn leaf(u: &mut Unstructured, kind: Kind) -> Result<String> {
     })
 }
 
+/// The values of `kind` that validation accepts.
+fn strict_leaf(u: &mut Unstructured, kind: Kind) -> Result<String> {
+    use Kind::*;
+    let pick = |u: &mut Unstructured, all: &[&str]| -> Result<String> {
+        let items = list(u, |u| Ok(u.choose(all)?.to_string()))?;
+        Ok(format!("[{}]", items.join(",")))
+    };
+    Ok(match kind {
+        Outcomes => pick(
+            u,
+            &[
+                "\"5xx\"",
+                "\"gateway-error\"",
+                "\"reset\"",
+                "\"connect-failure\"",
+                "\"429\"",
+                "\"503\"",
+            ],
+        )?,
+        Methods => pick(u, &["\"GET\"", "\"PUT\"", "\"post\"", "\"DELETE\""])?,
+        Header => u
+            .choose(&["\"idempotency-key\"", "\"X-Idempotency\"", "null"])?
+            .to_string(),
+        Headers => u
+            .choose(&[
+                "{}",
+                "{\"content-type\":\"text/plain\"}",
+                "{\"X-Source\":\"fallback\",\"cache-control\":\"no-store\"}",
+            ])?
+            .to_string(),
+        _ => quote(
+            &u.arbitrary::<String>()?
+                .chars()
+                .take(64)
+                .collect::<String>(),
+        ),
+    })
+}
+
 fn list(
     u: &mut Unstructured,
     mut item: impl FnMut(&mut Unstructured) -> Result<String>,
@@ -319,7 +397,7 @@ fn stray(u: &mut Unstructured) -> Result<String> {
 
 fn value(u: &mut Unstructured, kind: Kind, depth: u8) -> Result<String> {
     // Now and then a value of the wrong type (or null, which turns parts off).
-    if u.ratio(1, 12)? {
+    if !strict() && u.ratio(1, 12)? {
         return stray(u);
     }
     match kind {
@@ -348,7 +426,7 @@ fn object(u: &mut Unstructured, kind: Kind, depth: u8) -> Result<String> {
             }
         }
     }
-    if u.ratio(1, 20)? {
+    if !strict() && u.ratio(1, 20)? {
         // A typo, or a field repeated.
         let key = match fields(kind).first() {
             Some((field, _)) if u.arbitrary()? => field.to_string(),
@@ -365,6 +443,9 @@ fn object(u: &mut Unstructured, kind: Kind, depth: u8) -> Result<String> {
 
 /// A whole policy document.
 pub fn policy_json(u: &mut Unstructured) -> Result<String> {
+    STRICT.with(|s| s.set(false));
+    let strict = u.arbitrary()?;
+    STRICT.with(|s| s.set(strict));
     let mut entries = Vec::new();
     if u.ratio(3, 4)? {
         entries.push(format!("\"default\":{}", value(u, Kind::Scope, 1)?));
@@ -375,7 +456,7 @@ pub fn policy_json(u: &mut Unstructured) -> Result<String> {
     if u.arbitrary()? {
         entries.push(format!("\"routes\":{}", value(u, Kind::Names(true), 1)?));
     }
-    if u.ratio(1, 30)? {
+    if !strict && u.ratio(1, 30)? {
         entries.push(format!(
             "{}:{}",
             quote(&u.arbitrary::<String>()?),

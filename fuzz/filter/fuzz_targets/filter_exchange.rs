@@ -457,7 +457,8 @@ fn run(input: Input) {
                 let response = world
                     .response(s.id)
                     .expect("a complete stream has its response");
-                // Known bug, pinned by the failing test `upstream_breakwater_headers` in
+                // Known bug, pinned by the failing test
+                // `an_upstream_cannot_claim_retries_or_a_fallback_that_did_not_happen` in
                 // fuzz/filter/tests/regressions.rs: a response that was not retried passes the
                 // upstream's own `x-breakwater-*` headers to the client. Skipped here so the
                 // campaign looks for other bugs; remove once that test passes.
