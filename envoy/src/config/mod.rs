@@ -60,6 +60,8 @@ pub struct Route {
     pub name: String,
     pub matcher: Match,
     pub cluster: String,
+    /// The route's timeout (`route.timeout`; zero turns it off); `None`: Envoy's 15 s.
+    pub timeout: Option<Duration>,
 }
 
 impl Route {
@@ -69,6 +71,7 @@ impl Route {
             name: name.to_string(),
             matcher: Match::Prefix(prefix.to_string()),
             cluster: cluster.to_string(),
+            timeout: None,
         }
     }
 
@@ -81,6 +84,38 @@ impl Route {
                 value: value.to_string(),
             },
             cluster: cluster.to_string(),
+            timeout: None,
+        }
+    }
+
+    /// How long Envoy waits for the upstream's response once the request is sent; zero waits
+    /// forever.
+    pub fn timeout(mut self, timeout: Duration) -> Route {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// What Envoy does with requests once the plugin's VM has failed
+/// (`envoy.extensions.wasm.v3.PluginConfig.failure_policy`; see `examples/failure-policy.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Every request on a worker whose VM failed gets a 503 (Envoy's default).
+    FailClosed,
+    /// Requests on a worker whose VM failed skip the filter.
+    FailOpen,
+    /// A VM that failed at run time is replaced by a new one, at most once per backoff
+    /// interval; until then requests get a 503.
+    FailReload,
+}
+
+impl FailurePolicy {
+    /// The enum value's name in Envoy's config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::FailClosed => "FAIL_CLOSED",
+            FailurePolicy::FailOpen => "FAIL_OPEN",
+            FailurePolicy::FailReload => "FAIL_RELOAD",
         }
     }
 }
@@ -96,6 +131,10 @@ pub struct WasmFilter {
     pub plugin_name: String,
     /// The plugin's root id (`config.root_id`).
     pub root_id: String,
+    /// `config.failure_policy`; `None` keeps the config file's.
+    pub failure_policy: Option<FailurePolicy>,
+    /// `config.reload_config.backoff.base_interval` (FAIL_RELOAD); `None`: Envoy's 1 s.
+    pub reload_backoff: Option<Duration>,
 }
 
 impl WasmFilter {
@@ -106,6 +145,8 @@ impl WasmFilter {
             configuration: None,
             plugin_name: "breakwater".to_string(),
             root_id: "breakwater".to_string(),
+            failure_policy: None,
+            reload_backoff: None,
         }
     }
 
@@ -122,6 +163,18 @@ impl WasmFilter {
 
     pub fn root_id(mut self, root_id: &str) -> WasmFilter {
         self.root_id = root_id.to_string();
+        self
+    }
+
+    /// What Envoy does once the plugin's VM has failed.
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> WasmFilter {
+        self.failure_policy = Some(policy);
+        self
+    }
+
+    /// The least time between two reloads of a failed VM under [`FailurePolicy::FailReload`].
+    pub fn reload_backoff(mut self, base_interval: Duration) -> WasmFilter {
+        self.reload_backoff = Some(base_interval);
         self
     }
 }

@@ -53,6 +53,15 @@ fn patch_plugin(
     let fields = object(config, "the Wasm filter's config", file)?;
     fields.insert("name".into(), json!(filter.plugin_name));
     fields.insert("root_id".into(), json!(filter.root_id));
+    if let Some(policy) = filter.failure_policy {
+        fields.insert("failure_policy".into(), json!(policy.as_str()));
+    }
+    if let Some(base) = filter.reload_backoff {
+        fields.insert(
+            "reload_config".into(),
+            json!({ "backoff": { "base_interval": duration(base) } }),
+        );
+    }
     *at(config, &["vm_config", "code", "local", "filename"], file)? =
         json!(filter.wasm.display().to_string());
     if let Some(json_text) = configuration {
@@ -235,6 +244,9 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
         fields.insert("match".into(), matcher);
         let action = object(at(&mut entry, &["route"], file)?, "a route's action", file)?;
         action.insert("cluster".into(), json!(route.cluster));
+        if let Some(timeout) = route.timeout {
+            action.insert("timeout".into(), duration(timeout));
+        }
         if let Some(native) = &config.native {
             action.insert("retry_policy".into(), retry_policy(native));
         }

@@ -4,6 +4,7 @@ mod closed;
 mod codec_bytes;
 mod codec_errors;
 mod events;
+mod fuzz_regressions;
 mod half_open;
 mod modes;
 mod open;

@@ -1,0 +1,230 @@
+//! Outcome classification on arbitrary statuses, response flags, code details, call headers and
+//! bodies: never a panic, and the rules of `breakwater::core::outcome` hold: `via_upstream` is
+//! the upstream's reply, Envoy's own replies are never successes, a call reply with
+//! `x-envoy-upstream-service-time` is the upstream's, a call with no headers was reset, a parsed
+//! `:status` is three digits, and `failure_on` / `retry_on` matching follows POLICY.md.
+
+#![no_main]
+
+use arbitrary::{Arbitrary, Result, Unstructured};
+use breakwater::core::outcome::envoy::{
+    EARLY_UPSTREAM_RESET, LATE_UPSTREAM_RESET, RESET_BODY_PREFIX, TIMEOUT_BODIES, TIMEOUT_DETAILS,
+    UPSTREAM_SERVICE_TIME, VIA_UPSTREAM,
+};
+use breakwater::core::outcome::{parse_status, Cause, Outcome};
+use breakwater::policy::{OutcomeClass, OutcomeMatcher};
+use libfuzzer_sys::fuzz_target;
+
+/// Text that is often one of Envoy's own words, or built from them.
+struct EnvoyText(String);
+
+const REASONS: [&str; 8] = [
+    "connection_failure",
+    "remote_connection_failure|delayed_connect_error:_111",
+    "local connection failure",
+    "connection timeout",
+    "overflow",
+    "overload_manager_reset",
+    "remote_reset",
+    "",
+];
+
+impl<'a> Arbitrary<'a> for EnvoyText {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let text = match u.int_in_range(0..=7u8)? {
+            0 => VIA_UPSTREAM.to_string(),
+            1 => u.choose(&TIMEOUT_DETAILS)?.to_string(),
+            2 => format!(
+                "{}{{{}}}",
+                u.choose(&[EARLY_UPSTREAM_RESET, LATE_UPSTREAM_RESET])?,
+                u.choose(&REASONS)?
+            ),
+            3 => format!("{}{}", EARLY_UPSTREAM_RESET, u.arbitrary::<String>()?),
+            4 => format!(
+                "{} reset reason: {}{}",
+                RESET_BODY_PREFIX,
+                u.choose(&REASONS)?.replace('_', " "),
+                u.choose(&["", ", transport failure reason: x", " "])?
+            ),
+            5 => u.choose(&TIMEOUT_BODIES)?.to_string(),
+            _ => u.arbitrary()?,
+        };
+        Ok(EnvoyText(text))
+    }
+}
+
+impl std::fmt::Debug for EnvoyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+enum Class {
+    Status5xx,
+    GatewayError,
+    Reset,
+    ConnectFailure,
+    Timeout,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    status: Option<u16>,
+    flags: u64,
+    details: EnvoyText,
+    headers: Vec<(String, String)>,
+    status_header: Option<String>,
+    service_time: Option<bool>,
+    body: EnvoyText,
+    raw_body: Option<Vec<u8>>,
+    classes: Vec<Class>,
+    codes: Vec<u16>,
+}
+
+fn class(c: &Class) -> OutcomeClass {
+    match c {
+        Class::Status5xx => OutcomeClass::Status5xx,
+        Class::GatewayError => OutcomeClass::GatewayError,
+        Class::Reset => OutcomeClass::Reset,
+        Class::ConnectFailure => OutcomeClass::ConnectFailure,
+        Class::Timeout => OutcomeClass::Timeout,
+    }
+}
+
+/// POLICY.md's matching rule, written out: classes `5xx` and `gateway-error` and listed codes
+/// match replies (the upstream's or Envoy's) by status; `reset`, `connect-failure` and
+/// `timeout` match their cause.
+fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
+    let reply = matches!(o.cause, Cause::Upstream | Cause::Local);
+    let status = o.status.filter(|_| reply);
+    m.classes.iter().any(|c| match c {
+        OutcomeClass::Status5xx => status.is_some_and(|s| (500..=599).contains(&s)),
+        OutcomeClass::GatewayError => status.is_some_and(|s| (502..=504).contains(&s)),
+        OutcomeClass::Reset => o.cause == Cause::Reset,
+        OutcomeClass::ConnectFailure => o.cause == Cause::ConnectFailure,
+        OutcomeClass::Timeout => o.cause == Cause::Timeout,
+    }) || status.is_some_and(|s| m.codes.contains(&s))
+}
+
+fn check_outcome(o: &Outcome, m: &OutcomeMatcher) {
+    if o.is_success() {
+        assert_eq!(
+            o.cause,
+            Cause::Upstream,
+            "only the upstream's replies succeed: {o:?}"
+        );
+        assert!(
+            o.status.is_some_and(|s| s < 400),
+            "a success is below 400: {o:?}"
+        );
+    }
+    assert_eq!(
+        o.is_reply(),
+        matches!(o.cause, Cause::Upstream | Cause::Local),
+        "{o:?}"
+    );
+    assert_eq!(
+        m.matches(o),
+        expected_match(m, o),
+        "matching {o:?} against {m:?}"
+    );
+}
+
+fuzz_target!(|input: Input| {
+    let mut codes = input.codes.clone();
+    codes.sort_unstable();
+    codes.dedup();
+    let matcher = OutcomeMatcher {
+        classes: input.classes.iter().map(class).collect(),
+        codes,
+    };
+
+    // The client stream's response.
+    let details = input.details.0.as_str();
+    let o = Outcome::from_response(input.status, input.flags, details);
+    assert_eq!(o.status, input.status, "the status is kept as given");
+    if details == VIA_UPSTREAM {
+        assert_eq!(
+            o.cause,
+            Cause::Upstream,
+            "via_upstream is the upstream's reply"
+        );
+    }
+    if TIMEOUT_DETAILS.contains(&details) {
+        assert_eq!(o.cause, Cause::Timeout, "{details} is a timeout");
+    }
+    if details.starts_with(EARLY_UPSTREAM_RESET) || details.starts_with(LATE_UPSTREAM_RESET) {
+        assert!(
+            matches!(o.cause, Cause::Reset | Cause::ConnectFailure | Cause::Local),
+            "an upstream reset is a reset, a failed connection or Envoy protecting itself: {o:?}"
+        );
+    }
+    if details.is_empty() && input.flags == 0 {
+        assert_eq!(
+            o.cause,
+            Cause::Upstream,
+            "no evidence at all is the upstream's reply"
+        );
+    }
+    check_outcome(&o, &matcher);
+
+    // A dispatched call's response.
+    let mut headers = input.headers.clone();
+    if let Some(status) = &input.status_header {
+        headers.insert(0, (":status".to_string(), status.clone()));
+    }
+    if let Some(upper) = input.service_time {
+        let name = if upper {
+            UPSTREAM_SERVICE_TIME.to_ascii_uppercase()
+        } else {
+            UPSTREAM_SERVICE_TIME.to_string()
+        };
+        headers.push((name, "3".to_string()));
+    }
+    let body = input
+        .raw_body
+        .clone()
+        .unwrap_or_else(|| input.body.0.clone().into_bytes());
+    let call = Outcome::from_call(&headers, &body);
+    if headers.is_empty() {
+        assert_eq!(
+            call,
+            Outcome {
+                status: None,
+                cause: Cause::Reset
+            },
+            "no headers: a reset"
+        );
+    } else {
+        let first_status = headers
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| parse_status(v));
+        assert_eq!(
+            call.status, first_status,
+            "the status is the first :status header's"
+        );
+        let upstream = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(UPSTREAM_SERVICE_TIME));
+        assert_eq!(
+            call.cause == Cause::Upstream,
+            upstream,
+            "a call reply is the upstream's exactly when it carries {UPSTREAM_SERVICE_TIME}: {call:?}"
+        );
+    }
+    check_outcome(&call, &matcher);
+
+    // `:status` values.
+    for value in headers.iter().map(|(_, v)| v.as_str()).chain([details]) {
+        if let Some(s) = parse_status(value) {
+            assert!((100..=999).contains(&s), "{s} is not a status");
+            assert_eq!(
+                value.trim(),
+                format!("{s}"),
+                "a status is exactly three digits"
+            );
+        }
+    }
+});
