@@ -169,8 +169,16 @@ fn an_upstreams_own_breakwater_headers_pass_a_response_this_filter_did_not_touch
     w.run_until_idle();
     let r = response(&w, untouched);
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("x-breakwater-attempts"), Some("3"), "the upstream's");
-    assert_eq!(r.header("x-breakwater-breaker"), Some("open"), "the upstream's");
+    assert_eq!(
+        r.header("x-breakwater-attempts"),
+        Some("3"),
+        "the upstream's"
+    );
+    assert_eq!(
+        r.header("x-breakwater-breaker"),
+        Some("open"),
+        "the upstream's"
+    );
 
     let retried = w.request(0).cluster(CLUSTER).send();
     w.run_until_idle();

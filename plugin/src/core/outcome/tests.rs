@@ -221,7 +221,11 @@ fn a_stream_envoy_ended_after_a_held_response_failed_mid_body_is_that_failure() 
 fn a_stream_its_client_left_or_without_upstream_evidence_is_no_outcome() {
     for (status, flags, details) in [
         (None, flags::DOWNSTREAM_CONNECTION_TERMINATION, ""),
-        (Some(503), flags::DOWNSTREAM_CONNECTION_TERMINATION, "via_upstream"),
+        (
+            Some(503),
+            flags::DOWNSTREAM_CONNECTION_TERMINATION,
+            "via_upstream",
+        ),
         // The client left first, whatever the upstream did afterwards.
         (
             Some(502),
