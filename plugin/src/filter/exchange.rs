@@ -191,7 +191,7 @@ impl Exchange {
             return true;
         }
         let key = self.config.keys.breaker(&self.cluster);
-        let loaded = shared::load::<Breaker>(&key);
+        let loaded = shared::load_repairing::<Breaker>(&key);
         if let Some(error) = &loaded.error {
             w.state_error(&self.cluster, &key, error);
         }

@@ -119,6 +119,21 @@ pub fn load<T: Stored>(key: &str) -> Loaded<T> {
     }
 }
 
+/// Reads a state like [`load`], and replaces bytes that do not decode with the fresh state in
+/// shared data too (one CAS write: if another worker wrote first, its bytes stand). A read-only
+/// path that met garbage would otherwise leave it for every later read to log and count, as
+/// long as nothing else writes the key.
+pub fn load_repairing<T: Stored>(key: &str) -> Loaded<T> {
+    let loaded = load::<T>(key);
+    if loaded.error.is_some() {
+        let mut buffer = Vec::new();
+        loaded.state.encode_into(&mut buffer);
+        let cas = loaded.cas.unwrap_or(ABSENT_CAS);
+        let _ = hostcalls::set_shared_data(key, Some(&buffer), Some(cas));
+    }
+    loaded
+}
+
 /// The result of a bounded read-modify-write.
 pub struct Updated<R> {
     /// What the last run of the closure returned; `None` if every attempt lost its write.

@@ -224,7 +224,7 @@ impl Worker {
 
 /// Reads the breaker of a cluster (fresh if absent or unreadable).
 pub fn read_breaker(w: &mut Worker, cluster: &str, key: &str) -> Breaker {
-    let loaded = shared::load::<Breaker>(key);
+    let loaded = shared::load_repairing::<Breaker>(key);
     if let Some(error) = &loaded.error {
         w.state_error(cluster, key, error);
     }
