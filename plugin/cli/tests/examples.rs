@@ -158,7 +158,14 @@ fn the_example_wasm_plugins_pin_an_oci_image_and_set_phase_priority_and_fail_str
             plugin.spec["priority"], -1000,
             "{id}: last within its phase"
         );
-        assert_eq!(plugin.spec_str("failStrategy"), Some("FAIL_OPEN"), "{id}");
+        // examples/failure-policy.md: sidecars reload a failed VM; the gateway fails open, since
+        // a failed module fetch must never shut the site's one way in.
+        let strategy = if plugin.spec.get("targetRefs").is_some() {
+            "FAIL_OPEN"
+        } else {
+            "FAIL_RELOAD"
+        };
+        assert_eq!(plugin.spec_str("failStrategy"), Some(strategy), "{id}");
         assert!(
             plugin.plugin_name().is_some(),
             "{id}: a namespace, so a known plugin_name"
