@@ -106,7 +106,9 @@ fn module(name: &str, calls: &[Call], data: &[(i32, &[u8])], abi: bool) -> PathB
         .section(&exports)
         .section(&code)
         .section(&datas);
-    let path = std::env::temp_dir().join(format!(
+    // Under target/tmp (cargo's scratch space for integration tests), not the system's /tmp,
+    // where one file per test process would pile up.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "breakwater-host-tests-{name}-{}.wasm",
         std::process::id()
     ));
