@@ -9,7 +9,9 @@
 //! - A reply no earlier than the timeout is replaced by a synthesized 504 at the timeout.
 //! - A reset after the response started is delivered as 0 headers, 0 body, 0 trailers, with
 //!   `get_status` answering 11 (`BrokenConnection`) and `reset` during the callback; Envoy keeps
-//!   the code afterwards and clears only the message.
+//!   the code afterwards and clears only the message. The response is buffered whole, so a
+//!   [`Reply::reset_mid_body`](crate::Reply::reset_mid_body) is such a reset, delivered when the
+//!   upstream resets (and a 504 if that is no earlier than the call's timeout).
 //! - If the root is gone by then, Envoy has cancelled the call: nothing is delivered.
 //! - A dispatch that `AsyncClient::send` fails inline is refused with `InternalFailure` and
 //!   never delivered; tests inject it ([`crate::faults`]).
@@ -21,7 +23,9 @@ use crate::faults::{self, CallRefusal, RefusedCall};
 use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
 use crate::observe::Callback;
 use crate::state::Core;
-use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::upstream::{
+    self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
+};
 use crate::vm::Vm;
 use crate::HeaderMap;
 use std::time::Duration;
@@ -110,19 +114,25 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         None => return Err(refused(status::BAD_ARGUMENT)),
     };
     let now = state.now;
-    let outcome = match &reply.kind {
-        _ if timeout.is_some_and(|t| reply.delay >= t) => timed_out(timeout),
-        ReplyKind::Timeout => timed_out(timeout),
+    // The `AsyncClient` buffers the whole response: a call is done when its upstream finishes
+    // or resets, and its timeout covers all of it.
+    let done_after = match &reply.kind {
         ReplyKind::Respond {
-            reset_after_headers: true,
+            cut: Some(Cut::MidBody { after }),
             ..
-        } => Some((reply.delay, CallOutcome::Reset)),
+        } => reply.delay + *after,
+        _ => reply.delay,
+    };
+    let outcome = match &reply.kind {
+        _ if timeout.is_some_and(|t| done_after >= t) => timed_out(timeout),
+        ReplyKind::Timeout => timed_out(timeout),
+        ReplyKind::Respond { cut: Some(_), .. } => Some((done_after, CallOutcome::Reset)),
         ReplyKind::Respond {
             status,
             headers,
             body,
             trailers,
-            ..
+            cut: None,
         } => Some((
             reply.delay,
             CallOutcome::Answered(upstream::upstream_message(

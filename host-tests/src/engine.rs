@@ -35,6 +35,7 @@ fn dispatch(core: &Core, vm: &mut Vm, kind: EventKind) -> Result<(), Failure> {
         EventKind::Upstream { stream, attempt } => {
             stream::upstream_answer(core, vm, stream, attempt)
         }
+        EventKind::UpstreamCut { stream } => stream::upstream_cut(core, vm, stream),
         EventKind::RouteTimeout { stream, attempt } => {
             stream::route_timeout(core, vm, stream, attempt)
         }

@@ -15,6 +15,8 @@ pub(crate) enum EventKind {
     Arrive(StreamId),
     /// The upstream's answer (or failure) for the stream's attempt reaches Envoy.
     Upstream { stream: StreamId, attempt: usize },
+    /// The upstream resets a response it cut mid-body ([`crate::Reply::reset_mid_body_after`]).
+    UpstreamCut { stream: StreamId },
     /// The route timeout of the stream's attempt fires.
     RouteTimeout { stream: StreamId, attempt: usize },
     /// The downstream client disconnects.

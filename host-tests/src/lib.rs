@@ -85,7 +85,9 @@ pub use observe::{
 };
 pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
-pub use upstream::{Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript};
+pub use upstream::{
+    Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
+};
 pub use world::World;
 
 /// `Duration::from_millis`, for readable scenarios.

@@ -211,4 +211,6 @@ pub mod flags {
     pub const UPSTREAM_CONNECTION_FAILURE: u64 = 1 << 5;
     /// DC: `DownstreamConnectionTermination` (position 14).
     pub const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 1 << 14;
+    /// UPE: `UpstreamProtocolError` (position 23).
+    pub const UPSTREAM_PROTOCOL_ERROR: u64 = 1 << 23;
 }

@@ -12,6 +12,29 @@
 //! | [`Reply::reset`] | local reply 503, flag UR, details `upstream_reset_before_response_started{remote_reset}` | a synthesized 503 with that body |
 //! | [`Reply::timeout`] (or any reply later than the timeout) | local reply 504, flag UT, details `upstream_response_timeout`, body `upstream request timeout` | a synthesized 504 at the call's timeout; never, if the call had no timeout |
 //! | [`Reply::reset_after_headers`] | the upstream headers, then the stream is reset (the client gets no whole response) | `proxy_on_http_call_response` with 0 headers, 0 body; `get_status` says 11 (`BrokenConnection`), `reset` |
+//! | [`Reply::reset_mid_body`] | the upstream headers (and, if the filter let them pass, half the body); then, if they went to the client, a reset with flag UPE, details `upstream_reset_after_response_started{protocol_error}`; if the filter held them, Envoy's own 502 straight to the client, past the filter (see below) | at the reset, `proxy_on_http_call_response` with 0 headers, 0 body, `get_status` 11, `reset`, as above |
+//!
+//! # An upstream that resets mid-body
+//! [`Reply::reset_mid_body`] is an upstream that sends its head (announcing the whole body's
+//! `content-length`) and the first half of the body, then resets the connection: what Envoy's
+//! HTTP/1 codec calls a protocol error. The router's `Filter::onUpstreamReset`
+//! (`source/common/router/router.cc`) answers it with `sendLocalReply(502, "upstream connect
+//! error or disconnect/reset before headers. reset reason: protocol error")`, flag UPE
+//! (`UpstreamProtocolError`, bit 23) and details
+//! `upstream_reset_after_response_started{protocol_error}` (`LateUpstreamReset`: the router had
+//! already passed the head on).
+//! `FilterManager::sendLocalReply` (`source/common/http/filter_manager.cc`) then has two cases:
+//! - the filter let the head pass (`non_100_response_headers_encoded_`): the head (and the body
+//!   so far) is with the client, so Envoy resets the stream. The client holds a cut-off response
+//!   (the harness reports [`crate::StreamState::Reset`]); `response.code` stays the upstream's.
+//! - the filter paused the head: nothing reached the client, so `sendDirectLocalReply` writes
+//!   the 502 straight to the codec, past the filter chain (no `on_http_response_headers` for
+//!   it), and the stream ends. The filter sees only `on_log`, `on_done`, `on_delete`, with
+//!   `response.code` 502 and the flag and details above. This was measured on Envoy 1.40
+//!   (`envoy/tests/faults/mid_body.rs`).
+//!
+//! A dispatched call's response is buffered whole by the `AsyncClient`, so a call that meets
+//! this reply comes back as a reset call when the upstream resets.
 //!
 //! The bodies are Envoy's: `upstream connect error or disconnect/reset before headers. reset
 //! reason: connection failure` (or `remote reset`), and `upstream request timeout`. A response
@@ -37,12 +60,25 @@ pub(crate) enum ReplyKind {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
         trailers: Vec<(String, String)>,
-        reset_after_headers: bool,
+        cut: Option<Cut>,
     },
     Reset,
     Refuse,
     Timeout,
 }
+
+/// How a response the upstream began is cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// [`Reply::reset_after_headers`]: a stream reset right after the headers.
+    AfterHeaders,
+    /// [`Reply::reset_mid_body`]: half the body, then a reset (protocol error) `after` the head.
+    MidBody { after: Duration },
+}
+
+/// The body [`Reply::reset_mid_body`] announces when the script sets none (its first half is
+/// sent), as in `envoy/tests/faults/mid_body.rs`.
+pub const MID_BODY_DEFAULT_LEN: usize = 2048;
 
 impl Reply {
     /// A response with this status, no headers, no body, at once.
@@ -53,7 +89,7 @@ impl Reply {
                 headers: Vec::new(),
                 body: Vec::new(),
                 trailers: Vec::new(),
-                reset_after_headers: false,
+                cut: None,
             },
             delay: Duration::ZERO,
         }
@@ -112,12 +148,27 @@ impl Reply {
 
     /// Sends the headers, then resets the stream instead of finishing the response.
     pub fn reset_after_headers(mut self) -> Self {
-        if let ReplyKind::Respond {
-            reset_after_headers,
-            ..
-        } = &mut self.kind
-        {
-            *reset_after_headers = true;
+        if let ReplyKind::Respond { cut, .. } = &mut self.kind {
+            *cut = Some(Cut::AfterHeaders);
+        }
+        self
+    }
+
+    /// Sends the head (its `content-length` announcing the whole body) and the first half of
+    /// the body, then resets the connection at once: Envoy's late reset with flag UPE (see the
+    /// module docs for what the filter and the client see). A reply without a body announces
+    /// [`MID_BODY_DEFAULT_LEN`] bytes. Trailers are never sent.
+    pub fn reset_mid_body(self) -> Self {
+        self.reset_mid_body_after(Duration::ZERO)
+    }
+
+    /// [`Reply::reset_mid_body`], with the reset `after` the head: meanwhile the response is
+    /// open (a filter that holds the head can act on it; a filter that let it pass has sent the
+    /// half body on to the client). Envoy's route timeout is not applied once the head came (as
+    /// for every started response here).
+    pub fn reset_mid_body_after(mut self, after: Duration) -> Self {
+        if let ReplyKind::Respond { cut, .. } = &mut self.kind {
+            *cut = Some(Cut::MidBody { after });
         }
         self
     }
@@ -240,6 +291,9 @@ pub(crate) enum UpstreamFailure {
     Refused,
     Reset,
     Timeout,
+    /// A reset after the response started, which the codec reports as a protocol error
+    /// ([`Reply::reset_mid_body`]).
+    MidBodyReset,
 }
 
 impl UpstreamFailure {
@@ -247,6 +301,8 @@ impl UpstreamFailure {
         match self {
             UpstreamFailure::Refused | UpstreamFailure::Reset => 503,
             UpstreamFailure::Timeout => 504,
+            // `onUpstreamReset`: `ProtocolError` is a `BadGateway`, every other reset a 503.
+            UpstreamFailure::MidBodyReset => 502,
         }
     }
 
@@ -261,6 +317,11 @@ impl UpstreamFailure {
                  remote reset"
             }
             UpstreamFailure::Timeout => "upstream request timeout",
+            // The router's text says "before headers" for every reset.
+            UpstreamFailure::MidBodyReset => {
+                "upstream connect error or disconnect/reset before headers. reset reason: \
+                 protocol error"
+            }
         }
     }
 
@@ -271,6 +332,9 @@ impl UpstreamFailure {
             }
             UpstreamFailure::Reset => "upstream_reset_before_response_started{remote_reset}",
             UpstreamFailure::Timeout => "upstream_response_timeout",
+            UpstreamFailure::MidBodyReset => {
+                "upstream_reset_after_response_started{protocol_error}"
+            }
         }
     }
 
@@ -279,6 +343,7 @@ impl UpstreamFailure {
             UpstreamFailure::Refused => crate::flags::UPSTREAM_CONNECTION_FAILURE,
             UpstreamFailure::Reset => crate::flags::UPSTREAM_REMOTE_RESET,
             UpstreamFailure::Timeout => crate::flags::UPSTREAM_REQUEST_TIMEOUT,
+            UpstreamFailure::MidBodyReset => crate::flags::UPSTREAM_PROTOCOL_ERROR,
         }
     }
 }

@@ -37,15 +37,17 @@ pub(crate) fn pump_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(),
 /// Runs the response through the filter until it pauses, ends, or reaches the client.
 pub(crate) fn pump_response(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
     loop {
-        let next = {
+        let (next, cut) = {
             let state = core.state.borrow();
             let s = &state.streams[id.0];
             if s.resp.paused || s.resp.aborted || s.finished() || !s.response_started {
                 return Ok(());
             }
-            s.resp.next
+            (s.resp.next, s.cut)
         };
         match next {
+            // A response cut mid-body never completes: its reset ends the stream.
+            Part::Done if cut => return Ok(()),
             Part::Done => return reply::finish(core, vm, id, reply::End::Complete),
             part => deliver(core, vm, id, Direction::Response, part)?,
         }
@@ -63,6 +65,8 @@ struct Delivery {
 
 /// Prepares the part's pointers and the direction's next part; `None` if there is no message.
 fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery> {
+    // A response cut mid-body has no end of stream.
+    let open_ended = direction == Direction::Response && s.cut;
     let message = match direction {
         Direction::Request => &s.request,
         Direction::Response => s.response.as_ref()?,
@@ -72,7 +76,7 @@ fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery>
     let (size, end_of_stream, next) = match part {
         Part::Headers => (
             message.headers.len(),
-            !has_body && !has_trailers,
+            !open_ended && !has_body && !has_trailers,
             if has_body {
                 Part::Body
             } else if has_trailers {
@@ -83,7 +87,7 @@ fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery>
         ),
         Part::Body => (
             message.body.len(),
-            !has_trailers,
+            !open_ended && !has_trailers,
             if has_trailers {
                 Part::Trailers
             } else {

@@ -22,12 +22,15 @@
 //! - Once response headers went to the client, Envoy can only reset the stream.
 //! - Once the stream has ended, a local reply, resume or reset the filter asks for is ignored
 //!   (and recorded, see [`crate::faults`]).
+//!
+//! Envoy's router answers an upstream that resets mid-body the same way, with its own 502
+//! (see [`crate::upstream`]): a reset if the head went to the client, else a direct reply.
 
 mod flow;
 mod reply;
 
 pub(crate) use flow::{pump_request, pump_response};
-pub(crate) use reply::{disconnect, route_timeout, upstream_answer, LocalReply};
+pub(crate) use reply::{disconnect, route_timeout, upstream_answer, upstream_cut, LocalReply};
 
 use crate::error::Failure;
 use crate::host::{Ctx, Deferred, Direction};
@@ -57,6 +60,9 @@ pub(crate) struct Stream {
     pub response_started: bool,
     /// The response headers passed the filter and went to the client.
     pub headers_sent: bool,
+    /// The upstream cut its response mid-body ([`crate::Reply::reset_mid_body`]): no part of it
+    /// ends the stream, and its reset follows.
+    pub cut: bool,
     pub source: Source,
     /// The upstream attempt in flight (an index into the world's attempts).
     pub upstream: Option<usize>,
@@ -140,6 +146,7 @@ impl Stream {
             ptr: Pointers::default(),
             response_started: false,
             headers_sent: false,
+            cut: false,
             source: Source::Upstream,
             upstream: None,
             forwarded: false,

@@ -8,7 +8,9 @@ use crate::flags;
 use crate::host::Direction;
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
-use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::upstream::{
+    self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
+};
 use crate::vm::Vm;
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own).
@@ -123,36 +125,59 @@ pub(crate) fn upstream_answer(
         answered.delivered = true;
         (answered.reply.kind.clone(), answered.reply.delay)
     };
-    let (status, headers, body, trailers, reset_after_headers) = match kind {
+    let (status, headers, mut body, mut trailers, cut) = match kind {
         ReplyKind::Respond {
             status,
             headers,
             body,
             trailers,
-            reset_after_headers,
-        } => (status, headers, body, trailers, reset_after_headers),
+            cut,
+        } => (status, headers, body, trailers, cut),
         ReplyKind::Refuse => return envoy_failure(core, vm, id, UpstreamFailure::Refused),
         ReplyKind::Reset => return envoy_failure(core, vm, id, UpstreamFailure::Reset),
         ReplyKind::Timeout => return envoy_failure(core, vm, id, UpstreamFailure::Timeout),
     };
+    let cut_after = match cut {
+        Some(Cut::MidBody { after }) => Some(after),
+        _ => None,
+    };
+    if cut_after.is_some() {
+        if body.is_empty() {
+            body = vec![b'x'; upstream::MID_BODY_DEFAULT_LEN];
+        }
+        trailers.clear();
+    }
     {
         let mut state = core.state.borrow_mut();
         let s = &mut state.streams[id.0];
         s.upstream = None;
         s.info.code = Some(status);
         s.info.details = Some("via_upstream".into());
-        s.response = Some(upstream::upstream_message(
-            status,
-            &headers,
-            &body,
-            &trailers,
-            service_time,
-        ));
+        let mut message =
+            upstream::upstream_message(status, &headers, &body, &trailers, service_time);
+        if cut_after.is_some() {
+            // The head announced the whole body; half of it came before the reset.
+            message.body.truncate(body.len() / 2);
+            s.cut = true;
+        }
+        s.response = Some(message);
         s.response_started = true;
         s.resp = Flow::start();
         s.source = Source::Upstream;
     }
-    if !reset_after_headers {
+    if let Some(after) = cut_after {
+        pump_response(core, vm, id)?;
+        if after.is_zero() {
+            return upstream_cut(core, vm, id);
+        }
+        let mut state = core.state.borrow_mut();
+        let (at, slot) = (state.now + after, state.streams[id.0].slot);
+        state
+            .events
+            .push(at, slot, EventKind::UpstreamCut { stream: id });
+        return Ok(());
+    }
+    if cut.is_none() {
         return pump_response(core, vm, id);
     }
     flow::deliver(core, vm, id, Direction::Response, Part::Headers)?;
@@ -164,6 +189,26 @@ pub(crate) fn upstream_answer(
     }
     let details = "upstream_reset_after_response_started{remote_reset}".to_string();
     finish(core, vm, id, End::Reset(details))
+}
+
+/// The upstream resets a response it cut mid-body: Envoy's router answers with its own 502
+/// (`Filter::onUpstreamReset`), which `sendLocalReply` turns into a reset if the head went to
+/// the client, or else writes straight to the client past the filter (`sendDirectLocalReply`).
+/// Nothing happens if the stream already ended (the client left, the filter replied).
+pub(crate) fn upstream_cut(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
+    {
+        let state = core.state.borrow();
+        let s = &state.streams[id.0];
+        if s.finished() || !s.cut {
+            return Ok(());
+        }
+    }
+    local_reply(
+        core,
+        vm,
+        id,
+        LocalReply::envoy(UpstreamFailure::MidBodyReset),
+    )
 }
 
 /// The route timeout of the attempt fired before its answer.
