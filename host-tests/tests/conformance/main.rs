@@ -10,6 +10,7 @@ mod handmade;
 mod lifecycle;
 mod maps;
 mod metrics;
+mod mid_body;
 mod properties;
 mod races;
 mod shared_data;
