@@ -10,6 +10,7 @@ mod disconnect;
 mod failure_shapes;
 mod half_open;
 mod interleavings;
+mod mid_body;
 mod passthrough;
 mod reconfigure;
 mod retry_basic;
