@@ -123,7 +123,7 @@ pub fn summary(
         ));
         lines.push(format!(
             "memory trend after the warm-up: {} MiB/min, {} MiB over the stretch \
-             (allowed {:.1} MiB: {:.0} MiB + {:.0} MiB/min)",
+             (allowed {:.1} MiB: {:.0} MiB + {:.1} MiB/min)",
             m.slope_per_minute
                 .map_or("n/a".to_string(), |s| format!("{:+.2}", s / MIB)),
             m.fitted_growth
