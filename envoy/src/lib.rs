@@ -32,6 +32,7 @@ pub mod ecds;
 mod error;
 pub mod install;
 mod launcher;
+pub mod metrics;
 pub mod prometheus;
 mod runtime;
 pub mod soak;

@@ -44,49 +44,7 @@ pub fn envoy_with(upstream: &Upstream, cluster: &str, policy: &Value) -> Envoy {
     )
 }
 
-/// The `/stats` name of Breakwater's `metric` for `cluster`.
-pub fn stat(cluster: &str, metric: &str) -> String {
-    format!("wasmcustom.breakwater.breakwater_cluster=.={cluster};.;{metric}")
-}
-
-/// The `/stats` name of the skipped-retries counter for `cluster` and `reason`.
-pub fn skipped_stat(cluster: &str, reason: &str) -> String {
-    stat(
-        cluster,
-        &format!("reason=.={reason};.;retries_skipped_total"),
-    )
-}
-
-/// Breakwater's counters and gauge of one cluster, read from `/stats`.
-pub struct Metrics {
-    stats: breakwater_envoy::Stats,
-    cluster: String,
-}
-
-impl Metrics {
-    pub fn read(envoy: &Envoy, cluster: &str) -> Metrics {
-        Metrics {
-            stats: envoy.stats().expect("stats"),
-            cluster: cluster.to_string(),
-        }
-    }
-
-    /// A counter (`requests_total`, ...); 0 while the filter has not defined it (it defines
-    /// each metric on first use).
-    pub fn get(&self, metric: &str) -> u64 {
-        self.stats.number_or_zero(&stat(&self.cluster, metric))
-    }
-
-    pub fn skipped(&self, reason: &str) -> u64 {
-        self.stats
-            .number_or_zero(&skipped_stat(&self.cluster, reason))
-    }
-
-    /// The breaker-state gauge: 0 closed, 1 open, 2 half-open; `None` before any transition.
-    pub fn state(&self) -> Option<u64> {
-        self.stats.number(&stat(&self.cluster, "breaker_state"))
-    }
-}
+pub use breakwater_envoy::metrics::{stat, Metrics};
 
 /// Connections each worker has accepted so far.
 pub fn connections_per_worker(envoy: &Envoy) -> Vec<u64> {

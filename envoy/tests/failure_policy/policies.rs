@@ -105,6 +105,10 @@ fn fail_reload_fails_the_trapping_request_then_a_new_vm_serves_with_shared_data_
     );
     assert_eq!(second.header("x-panic-total"), Some("2"));
 
+    // The backoff runs from the worker's VM creation (`last_load`), and a 10 ms base draws an
+    // interval below 15 ms: on an idle machine the requests above take less than that, and a
+    // request right after the trap would still be held back (503, `vm_reload_backoff`).
+    std::thread::sleep(Duration::from_millis(50));
     assert_eq!(
         trap(&envoy).status,
         503,

@@ -62,28 +62,7 @@ pub fn retries(max_attempts: u32, base_delay: &str, per_try_timeout: &str) -> Va
     })
 }
 
-/// Breakwater's counters of one cluster, read from `/stats`.
-pub struct Metrics {
-    stats: breakwater_envoy::Stats,
-    cluster: String,
-}
-
-impl Metrics {
-    pub fn read(envoy: &Envoy, cluster: &str) -> Metrics {
-        Metrics {
-            stats: envoy.stats().expect("stats"),
-            cluster: cluster.to_string(),
-        }
-    }
-
-    /// A counter (`requests_total`, ...); 0 while the filter has not defined it.
-    pub fn get(&self, metric: &str) -> u64 {
-        self.stats.number_or_zero(&format!(
-            "wasmcustom.breakwater.breakwater_cluster=.={};.;{metric}",
-            self.cluster
-        ))
-    }
-}
+pub use breakwater_envoy::metrics::Metrics;
 
 /// A counter or gauge of Envoy's `/stats` (0 while Envoy has not created it).
 pub fn stat(envoy: &Envoy, name: &str) -> u64 {
