@@ -2,11 +2,14 @@
 //! bodies: never a panic, and the rules of `breakwater::core::outcome` hold: `via_upstream` is
 //! the upstream's reply, Envoy's own replies are never successes, a call reply with
 //! `x-envoy-upstream-service-time` is the upstream's, a call with no headers was reset, a parsed
-//! `:status` is three digits, and `failure_on` / `retry_on` matching follows POLICY.md.
+//! `:status` is three digits, `failure_on` / `retry_on` matching follows POLICY.md, and a stream
+//! Envoy ended past the filter is an outcome exactly when its details name an upstream failure
+//! and its client did not leave.
 
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
+use breakwater::core::outcome::envoy::flags::DOWNSTREAM_CONNECTION_TERMINATION;
 use breakwater::core::outcome::envoy::{
     EARLY_UPSTREAM_RESET, LATE_UPSTREAM_RESET, RESET_BODY_PREFIX, TIMEOUT_BODIES, TIMEOUT_DETAILS,
     UPSTREAM_SERVICE_TIME, VIA_UPSTREAM,
@@ -168,6 +171,35 @@ fuzz_target!(|input: Input| {
         );
     }
     check_outcome(&o, &matcher);
+
+    // A stream Envoy ended past the filter while its response was held.
+    let ended = Outcome::of_ended_stream(input.status, input.flags, details);
+    if input.flags & DOWNSTREAM_CONNECTION_TERMINATION != 0 {
+        assert_eq!(ended, None, "a client that left is no outcome");
+    }
+    if let Some(ended) = ended {
+        assert_eq!(ended.status, input.status, "the status is kept as given");
+        assert!(
+            matches!(
+                ended.cause,
+                Cause::Reset | Cause::ConnectFailure | Cause::Timeout | Cause::Local
+            ),
+            "an ended stream's outcome is an upstream failure named by its details: {ended:?}"
+        );
+        assert!(!ended.is_success(), "an ended stream never succeeded");
+        assert_eq!(
+            ended.cause, o.cause,
+            "it is classified as the same details on a response would be"
+        );
+        check_outcome(&ended, &matcher);
+    } else if input.flags & DOWNSTREAM_CONNECTION_TERMINATION == 0 {
+        assert!(
+            !TIMEOUT_DETAILS.contains(&details)
+                && !details.starts_with(EARLY_UPSTREAM_RESET)
+                && !details.starts_with(LATE_UPSTREAM_RESET),
+            "details that name an upstream failure make an outcome: {details:?}"
+        );
+    }
 
     // A dispatched call's response.
     let mut headers = input.headers.clone();
