@@ -495,9 +495,9 @@ fn run(input: Input) {
             None => panic!("an upstream request without its fuzz id: {request:?}"),
         };
         let s = &sent[n];
-        let steering: Vec<(&str, &str)> = request
+        let steering: Vec<(&str, &[u8])> = request
             .headers
-            .iter()
+            .iter_bytes()
             .filter(|(name, _)| {
                 name.starts_with("x-breakwater-") && *name != "x-breakwater-attempt"
             })
