@@ -8,11 +8,13 @@
 //! - [`backoff`] and [`retry_after`]: when the next attempt may start.
 //! - [`retry`]: whether a failed attempt is retried.
 //! - [`budget`]: how many retries a cluster may run, and its shared-data encoding.
+//! - [`pairs`]: header maps as the host serializes them, read without copying.
 
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod outcome;
+pub mod pairs;
 pub mod retry;
 pub mod retry_after;
 pub mod rng;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::core::breaker::{Breaker, Call, Permit};
 use crate::core::outcome::Outcome;
+use crate::core::pairs::Pairs;
 use crate::core::retry::{plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
@@ -23,8 +24,9 @@ use super::worker::Worker;
 /// The copy of a retry-eligible request, replayed by each retry.
 #[derive(Debug, Default)]
 pub struct RequestCopy {
-    /// Request headers without hop-by-hop ones and without `x-breakwater-*`.
-    pub headers: Vec<(String, String)>,
+    /// The request headers as the host serialized them when the request arrived (all UTF-8);
+    /// hop-by-hop ones and `x-breakwater-*` are left out when a retry replays them.
+    pub headers: Pairs,
     pub body: Vec<u8>,
     pub trailers: Vec<(String, String)>,
 }

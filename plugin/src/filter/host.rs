@@ -9,8 +9,9 @@ use std::convert::Infallible;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
+use proxy_wasm::types::{MapType, Status};
 
+use crate::core::pairs::Pairs;
 use crate::core::Millis;
 
 /// The host clock in milliseconds since the Unix epoch; read once per callback.
@@ -39,6 +40,35 @@ pub fn property_u64(path: &[&str]) -> Option<u64> {
 pub fn header(map: MapType, name: &str) -> Option<String> {
     let bytes = hostcalls::get_map_value_bytes(map, name).ok()??;
     String::from_utf8(bytes).ok()
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's own declaration, repeated: its `get_map_bytes` copies every name and value into
+    // a heap allocation of its own, and panics on a status it does not expect.
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// The headers of `map` as the host serialized them, in one buffer (see [`Pairs`]); empty when
+/// the host has none or refuses.
+pub fn header_pairs(map: MapType) -> Pairs {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a size into the two out-parameters. The buffer was
+    // allocated through the module's `proxy_on_memory_allocate` (the SDK's export, a
+    // `Vec<u8>::with_capacity(size)` that it forgets), so it is owned here as a `Vec` of that
+    // capacity, exactly as the SDK's `get_map_bytes` takes it.
+    let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) };
+    if status != Status::Ok || data.is_null() {
+        return Pairs::default();
+    }
+    // SAFETY: see above.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Pairs::from_bytes(bytes)
 }
 
 /// All headers of `map`. Values that are not UTF-8 are returned as `None` so that callers can

@@ -22,13 +22,14 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use crate::core::breaker::{Admission, Breaker, Events, Phase};
 use crate::core::outcome::{Cause, Outcome};
+use crate::core::pairs::Pairs;
 use crate::core::retry::eligible;
 use crate::policy::{BreakerMode, Effective};
 
 use super::exchange::{Exchange, Next, RequestCopy};
 use super::host;
 use super::metrics::Counter;
-use super::reply::{is_copied, send_fallback};
+use super::reply::send_fallback;
 use super::retries::{self, Job, Last, Stage as JobStage};
 use super::root::Config;
 use super::shared;
@@ -83,12 +84,16 @@ impl Stream {
     /// Gates a new request; returns the action for `on_http_request_headers`.
     fn admit(&mut self, w: &mut Worker, config: Rc<Config>) -> Action {
         let now = host::now();
-        let headers = host::headers(MapType::HttpRequestHeaders);
-        for (name, _) in headers
+        // One buffer as the host wrote it: no allocation per header on the request path.
+        let headers = host::header_pairs(MapType::HttpRequestHeaders);
+        for name in headers
             .iter()
-            .filter(|(n, _)| n.starts_with("x-breakwater-"))
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(b"x-breakwater-"))
         {
-            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            if let Ok(name) = std::str::from_utf8(name) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
         }
         let Some(cluster) = host::property_str(&["xds", "cluster_name"]).filter(|c| !c.is_empty())
         else {
@@ -274,30 +279,20 @@ fn ended_by_upstream_failure() -> Option<Outcome> {
 }
 
 /// A copy of the request if it may be retried; the body follows in `on_http_request_body`.
-fn request_copy(
-    effective: &Effective,
-    headers: Vec<(String, Option<String>)>,
-) -> Option<RequestCopy> {
+fn request_copy(effective: &Effective, headers: Pairs) -> Option<RequestCopy> {
     let policy = effective.retry.as_ref().filter(|r| r.max_attempts > 1)?;
-    let method = headers
-        .iter()
-        .find(|(n, _)| n == ":method")
-        .and_then(|(_, v)| v.as_deref())?;
+    let method = std::str::from_utf8(headers.get(":method")?).ok()?;
     let has_key = policy
         .idempotency_header
         .as_deref()
-        .is_some_and(|key| headers.iter().any(|(n, _)| n == key));
+        .is_some_and(|key| headers.get(key).is_some());
     eligible(policy, method, has_key).ok()?;
-    let mut copied = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        // The SDK can only send UTF-8 header values: a request it cannot replay is not retried.
-        let value = value?;
-        if is_copied(&name, &value) {
-            copied.push((name, value));
-        }
+    // The SDK can only send UTF-8 names and values: a request it cannot replay is not retried.
+    if !headers.is_utf8() {
+        return None;
     }
     Some(RequestCopy {
-        headers: copied,
+        headers,
         body: Vec::new(),
         trailers: Vec::new(),
     })

@@ -91,8 +91,8 @@ impl<'a> Call<'a> {
             .exchange
             .copy
             .iter()
-            .flat_map(|c| c.headers.iter())
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .flat_map(|c| c.headers.iter_str())
+            .filter(|(n, v)| is_copied(n, v))
             .collect();
         headers.push((ATTEMPT_HEADER, &self.attempt));
         headers
