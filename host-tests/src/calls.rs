@@ -10,8 +10,10 @@
 //! - A reset after the response started is delivered as 0 headers, 0 body, 0 trailers, with
 //!   `get_status` answering 11 (`BrokenConnection`) and `reset` during the callback; Envoy keeps
 //!   the code afterwards and clears only the message. The response is buffered whole, so a
+//!   [`Reply::reset_after_headers`](crate::Reply::reset_after_headers) or
 //!   [`Reply::reset_mid_body`](crate::Reply::reset_mid_body) is such a reset, delivered when the
-//!   upstream resets (and a 504 if that is no earlier than the call's timeout).
+//!   upstream resets (and a 504 if that is no earlier than the call's timeout); what the stream
+//!   path does with a held head does not apply to a call.
 //! - If the root is gone by then, Envoy has cancelled the call: nothing is delivered.
 //! - A dispatch that `AsyncClient::send` fails inline is refused with `InternalFailure` and
 //!   never delivered; tests inject it ([`crate::faults`]).

@@ -11,30 +11,44 @@
 //! | [`Reply::refuse`] | Envoy's local reply 503, flag UF, details `upstream_reset_before_response_started{connection_failure}` | a synthesized 503 with the same body |
 //! | [`Reply::reset`] | local reply 503, flag UR, details `upstream_reset_before_response_started{remote_reset}` | a synthesized 503 with that body |
 //! | [`Reply::timeout`] (or any reply later than the timeout) | local reply 504, flag UT, details `upstream_response_timeout`, body `upstream request timeout` | a synthesized 504 at the call's timeout; never, if the call had no timeout |
-//! | [`Reply::reset_after_headers`] | the upstream headers, then the stream is reset (the client gets no whole response) | `proxy_on_http_call_response` with 0 headers, 0 body; `get_status` says 11 (`BrokenConnection`), `reset` |
+//! | [`Reply::reset_after_headers`] | the upstream headers; then, if the filter let them pass, a reset of the client's stream with flag UR, details `upstream_reset_after_response_started{remote_reset}`; if the filter held them, Envoy's own 503 (same flag and details) straight to the client, past the filter (see below) | `proxy_on_http_call_response` with 0 headers, 0 body; `get_status` says 11 (`BrokenConnection`), `reset` |
 //! | [`Reply::reset_mid_body`] | the upstream headers (and, if the filter let them pass, half the body); then, if they went to the client, a reset with flag UPE, details `upstream_reset_after_response_started{protocol_error}`; if the filter held them, Envoy's own 502 straight to the client, past the filter (see below) | at the reset, `proxy_on_http_call_response` with 0 headers, 0 body, `get_status` 11, `reset`, as above |
 //!
-//! # An upstream that resets mid-body
-//! [`Reply::reset_mid_body`] is an upstream that sends its head (announcing the whole body's
-//! `content-length`) and the first half of the body, then resets the connection: what Envoy's
-//! HTTP/1 codec calls a protocol error. The router's `Filter::onUpstreamReset`
-//! (`source/common/router/router.cc`) answers it with `sendLocalReply(502, "upstream connect
-//! error or disconnect/reset before headers. reset reason: protocol error")`, flag UPE
-//! (`UpstreamProtocolError`, bit 23) and details
-//! `upstream_reset_after_response_started{protocol_error}` (`LateUpstreamReset`: the router had
-//! already passed the head on).
+//! # An upstream that resets after its head
+//! [`Reply::reset_after_headers`] and [`Reply::reset_mid_body`] are upstreams that send their
+//! head and then reset: the first at once, with a stream reset (`RemoteReset`); the second after
+//! the first half of the body (the head announcing the whole body's `content-length`), by
+//! resetting the connection, what Envoy's HTTP/1 codec calls a protocol error. The router's
+//! `Filter::onUpstreamReset` (`source/common/router/router.cc`) answers both through
+//! `Filter::onUpstreamAbort`, that is `sendLocalReply` with:
+//!
+//! | reply | status | flag | details |
+//! | --- | --- | --- | --- |
+//! | [`Reply::reset_after_headers`] | 503 (`ServiceUnavailable`: every reset but a protocol error) | UR (`UpstreamRemoteReset`, bit 4) | `upstream_reset_after_response_started{remote_reset}` |
+//! | [`Reply::reset_mid_body`] | 502 (`BadGateway`: `reset_reason == ProtocolError`) | UPE (`UpstreamProtocolError`, bit 23) | `upstream_reset_after_response_started{protocol_error}` |
+//!
+//! The body is the router's `upstream connect error or disconnect/reset before headers. reset
+//! reason: remote reset` (or `protocol error`): it says "before headers" for every reset. The
+//! details start with `LateUpstreamReset` because the router set `downstream_response_started_`
+//! when it passed the upstream head to the filter chain (`Filter::onUpstreamHeaders`), whether or
+//! not a filter then held it; for the same reason the router never retries such a reset
+//! (`maybeRetryReset`).
 //! `FilterManager::sendLocalReply` (`source/common/http/filter_manager.cc`) then has two cases:
 //! - the filter let the head pass (`non_100_response_headers_encoded_`): the head (and the body
 //!   so far) is with the client, so Envoy resets the stream. The client holds a cut-off response
 //!   (the harness reports [`crate::StreamState::Reset`]); `response.code` stays the upstream's.
 //! - the filter paused the head: nothing reached the client, so `sendDirectLocalReply` writes
-//!   the 502 straight to the codec, past the filter chain (no `on_http_response_headers` for
-//!   it), and the stream ends. The filter sees only `on_log`, `on_done`, `on_delete`, with
-//!   `response.code` 502 and the flag and details above. This was measured on Envoy 1.40
-//!   (`envoy/tests/faults/mid_body.rs`).
+//!   Envoy's reply straight to the codec, past the filter chain (no `on_http_response_headers`
+//!   for it), and the stream ends. The filter sees only `on_log`, `on_done`, `on_delete`, with
+//!   `response.code` the reply's status (503 or 502) and the flag and details above.
+//!
+//! The harness runs both through one path (a cut response whose reset is a late
+//! `UpstreamFailure`). The mid-body case was measured on Envoy 1.40
+//! (`envoy/tests/faults/mid_body.rs`); the reset after headers follows the same source, with
+//! the remote reset's status, flag and details, and has no real-Envoy test here yet.
 //!
 //! A dispatched call's response is buffered whole by the `AsyncClient`, so a call that meets
-//! this reply comes back as a reset call when the upstream resets.
+//! either reply comes back as a reset call when the upstream resets.
 //!
 //! The bodies are Envoy's: `upstream connect error or disconnect/reset before headers. reset
 //! reason: connection failure` (or `remote reset`), and `upstream request timeout`. A response
@@ -70,10 +84,44 @@ pub(crate) enum ReplyKind {
 /// How a response the upstream began is cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cut {
-    /// [`Reply::reset_after_headers`]: a stream reset right after the headers.
+    /// [`Reply::reset_after_headers`]: a stream reset (remote reset) right after the headers.
     AfterHeaders,
     /// [`Reply::reset_mid_body`]: half the body, then a reset (protocol error) `after` the head.
     MidBody { after: Duration },
+}
+
+impl Cut {
+    /// The time from the head to the reset.
+    pub fn after(self) -> Duration {
+        match self {
+            Cut::AfterHeaders => Duration::ZERO,
+            Cut::MidBody { after } => after,
+        }
+    }
+
+    /// What Envoy's router makes of the reset (`Filter::onUpstreamReset`).
+    pub fn failure(self) -> UpstreamFailure {
+        match self {
+            Cut::AfterHeaders => UpstreamFailure::ResetAfterHeaders,
+            Cut::MidBody { .. } => UpstreamFailure::MidBodyReset,
+        }
+    }
+
+    /// The body the head announces, given the script's.
+    pub fn announced(self, body: Vec<u8>) -> Vec<u8> {
+        match self {
+            Cut::MidBody { .. } if body.is_empty() => vec![b'x'; MID_BODY_DEFAULT_LEN],
+            _ => body,
+        }
+    }
+
+    /// How many bytes of an announced body of `len` come before the reset.
+    pub fn sent(self, len: usize) -> usize {
+        match self {
+            Cut::AfterHeaders => 0,
+            Cut::MidBody { .. } => len / 2,
+        }
+    }
 }
 
 /// The body [`Reply::reset_mid_body`] announces when the script sets none (its first half is
@@ -146,7 +194,10 @@ impl Reply {
         self
     }
 
-    /// Sends the headers, then resets the stream instead of finishing the response.
+    /// Sends the headers (a body set on the reply is announced by `content-length`, never
+    /// sent), then resets the stream instead of finishing the response: Envoy's late reset with
+    /// flag UR, a reset of the client's stream if the filter let the head pass, else Envoy's own
+    /// 503 (see the module docs). Trailers are never sent.
     pub fn reset_after_headers(mut self) -> Self {
         if let ReplyKind::Respond { cut, .. } = &mut self.kind {
             *cut = Some(Cut::AfterHeaders);
@@ -291,6 +342,8 @@ pub(crate) enum UpstreamFailure {
     Refused,
     Reset,
     Timeout,
+    /// A remote reset after the response started ([`Reply::reset_after_headers`]).
+    ResetAfterHeaders,
     /// A reset after the response started, which the codec reports as a protocol error
     /// ([`Reply::reset_mid_body`]).
     MidBodyReset,
@@ -299,7 +352,9 @@ pub(crate) enum UpstreamFailure {
 impl UpstreamFailure {
     pub fn status(self) -> u16 {
         match self {
-            UpstreamFailure::Refused | UpstreamFailure::Reset => 503,
+            UpstreamFailure::Refused
+            | UpstreamFailure::Reset
+            | UpstreamFailure::ResetAfterHeaders => 503,
             UpstreamFailure::Timeout => 504,
             // `onUpstreamReset`: `ProtocolError` is a `BadGateway`, every other reset a 503.
             UpstreamFailure::MidBodyReset => 502,
@@ -312,7 +367,8 @@ impl UpstreamFailure {
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  connection failure"
             }
-            UpstreamFailure::Reset => {
+            // The router's text says "before headers" for every reset.
+            UpstreamFailure::Reset | UpstreamFailure::ResetAfterHeaders => {
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  remote reset"
             }
@@ -332,6 +388,9 @@ impl UpstreamFailure {
             }
             UpstreamFailure::Reset => "upstream_reset_before_response_started{remote_reset}",
             UpstreamFailure::Timeout => "upstream_response_timeout",
+            UpstreamFailure::ResetAfterHeaders => {
+                "upstream_reset_after_response_started{remote_reset}"
+            }
             UpstreamFailure::MidBodyReset => {
                 "upstream_reset_after_response_started{protocol_error}"
             }
@@ -341,7 +400,9 @@ impl UpstreamFailure {
     pub fn flag(self) -> u64 {
         match self {
             UpstreamFailure::Refused => crate::flags::UPSTREAM_CONNECTION_FAILURE,
-            UpstreamFailure::Reset => crate::flags::UPSTREAM_REMOTE_RESET,
+            UpstreamFailure::Reset | UpstreamFailure::ResetAfterHeaders => {
+                crate::flags::UPSTREAM_REMOTE_RESET
+            }
             UpstreamFailure::Timeout => crate::flags::UPSTREAM_REQUEST_TIMEOUT,
             UpstreamFailure::MidBodyReset => crate::flags::UPSTREAM_PROTOCOL_ERROR,
         }

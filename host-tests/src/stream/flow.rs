@@ -43,10 +43,10 @@ pub(crate) fn pump_response(core: &Core, vm: &mut Vm, id: StreamId) -> Result<()
             if s.resp.paused || s.resp.aborted || s.finished() || !s.response_started {
                 return Ok(());
             }
-            (s.resp.next, s.cut)
+            (s.resp.next, s.cut.is_some())
         };
         match next {
-            // A response cut mid-body never completes: its reset ends the stream.
+            // A response cut short never completes: its reset ends the stream.
             Part::Done if cut => return Ok(()),
             Part::Done => return reply::finish(core, vm, id, reply::End::Complete),
             part => deliver(core, vm, id, Direction::Response, part)?,
@@ -65,8 +65,8 @@ struct Delivery {
 
 /// Prepares the part's pointers and the direction's next part; `None` if there is no message.
 fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery> {
-    // A response cut mid-body has no end of stream.
-    let open_ended = direction == Direction::Response && s.cut;
+    // A response cut short has no end of stream.
+    let open_ended = direction == Direction::Response && s.cut.is_some();
     let message = match direction {
         Direction::Request => &s.request,
         Direction::Response => s.response.as_ref()?,

@@ -23,8 +23,9 @@
 //! - Once the stream has ended, a local reply, resume or reset the filter asks for is ignored
 //!   (and recorded, see [`crate::faults`]).
 //!
-//! Envoy's router answers an upstream that resets mid-body the same way, with its own 502
-//! (see [`crate::upstream`]): a reset if the head went to the client, else a direct reply.
+//! Envoy's router answers an upstream that resets after its head (right after it, or mid-body)
+//! the same way, with its own 503 or 502 (see [`crate::upstream`]): a reset if the head went to
+//! the client, else a direct reply.
 
 mod flow;
 mod reply;
@@ -36,7 +37,7 @@ use crate::error::Failure;
 use crate::host::{Ctx, Deferred, Direction};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
-use crate::upstream::Message;
+use crate::upstream::{Message, UpstreamFailure};
 use crate::vm::Vm;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,9 +61,10 @@ pub(crate) struct Stream {
     pub response_started: bool,
     /// The response headers passed the filter and went to the client.
     pub headers_sent: bool,
-    /// The upstream cut its response mid-body ([`crate::Reply::reset_mid_body`]): no part of it
-    /// ends the stream, and its reset follows.
-    pub cut: bool,
+    /// The upstream cut its response short ([`crate::Reply::reset_after_headers`],
+    /// [`crate::Reply::reset_mid_body`]): no part of it ends the stream, and its reset follows,
+    /// which Envoy's router answers as this failure.
+    pub cut: Option<UpstreamFailure>,
     pub source: Source,
     /// The upstream attempt in flight (an index into the world's attempts).
     pub upstream: Option<usize>,
@@ -146,7 +148,7 @@ impl Stream {
             ptr: Pointers::default(),
             response_started: false,
             headers_sent: false,
-            cut: false,
+            cut: None,
             source: Source::Upstream,
             upstream: None,
             forwarded: false,

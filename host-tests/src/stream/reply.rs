@@ -1,16 +1,13 @@
 //! The upstream leg of a stream and how it ends: forwarding to the scripted upstream, the
 //! upstream's answer or failure, local replies, and the end of the stream.
 
-use super::{drain, flow, pump_response, Flow, Part};
+use super::{drain, pump_response, Flow};
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::flags;
-use crate::host::Direction;
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
-use crate::upstream::{
-    self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
-};
+use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
 use crate::vm::Vm;
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own).
@@ -137,14 +134,8 @@ pub(crate) fn upstream_answer(
         ReplyKind::Reset => return envoy_failure(core, vm, id, UpstreamFailure::Reset),
         ReplyKind::Timeout => return envoy_failure(core, vm, id, UpstreamFailure::Timeout),
     };
-    let cut_after = match cut {
-        Some(Cut::MidBody { after }) => Some(after),
-        _ => None,
-    };
-    if cut_after.is_some() {
-        if body.is_empty() {
-            body = vec![b'x'; upstream::MID_BODY_DEFAULT_LEN];
-        }
+    if let Some(cut) = cut {
+        body = cut.announced(body);
         trailers.clear();
     }
     {
@@ -155,60 +146,48 @@ pub(crate) fn upstream_answer(
         s.info.details = Some("via_upstream".into());
         let mut message =
             upstream::upstream_message(status, &headers, &body, &trailers, service_time);
-        if cut_after.is_some() {
-            // The head announced the whole body; half of it came before the reset.
-            message.body.truncate(body.len() / 2);
-            s.cut = true;
+        if let Some(cut) = cut {
+            // The head announced the whole body; only the part before the reset came.
+            message.body.truncate(cut.sent(body.len()));
+            s.cut = Some(cut.failure());
         }
         s.response = Some(message);
         s.response_started = true;
         s.resp = Flow::start();
         s.source = Source::Upstream;
     }
-    if let Some(after) = cut_after {
-        pump_response(core, vm, id)?;
-        if after.is_zero() {
-            return upstream_cut(core, vm, id);
-        }
-        let mut state = core.state.borrow_mut();
-        let (at, slot) = (state.now + after, state.streams[id.0].slot);
-        state
-            .events
-            .push(at, slot, EventKind::UpstreamCut { stream: id });
+    pump_response(core, vm, id)?;
+    let Some(cut) = cut else {
         return Ok(());
+    };
+    let after = cut.after();
+    if after.is_zero() {
+        return upstream_cut(core, vm, id);
     }
-    if cut.is_none() {
-        return pump_response(core, vm, id);
-    }
-    flow::deliver(core, vm, id, Direction::Response, Part::Headers)?;
-    {
-        let mut state = core.state.borrow_mut();
-        let s = &mut state.streams[id.0];
-        s.info.flags |= flags::UPSTREAM_REMOTE_RESET;
-        s.info.details = Some("upstream_reset_after_response_started{remote_reset}".into());
-    }
-    let details = "upstream_reset_after_response_started{remote_reset}".to_string();
-    finish(core, vm, id, End::Reset(details))
+    let mut state = core.state.borrow_mut();
+    let (at, slot) = (state.now + after, state.streams[id.0].slot);
+    state
+        .events
+        .push(at, slot, EventKind::UpstreamCut { stream: id });
+    Ok(())
 }
 
-/// The upstream resets a response it cut mid-body: Envoy's router answers with its own 502
-/// (`Filter::onUpstreamReset`), which `sendLocalReply` turns into a reset if the head went to
-/// the client, or else writes straight to the client past the filter (`sendDirectLocalReply`).
+/// The upstream resets a response it cut short ([`crate::Reply::reset_after_headers`],
+/// [`crate::Reply::reset_mid_body`]): Envoy's router answers with its own reply
+/// (`Filter::onUpstreamReset`, then `onUpstreamAbort`: 503 UR for a remote reset, 502 UPE for a
+/// protocol error), which `sendLocalReply` turns into a reset if the head went to the client,
+/// or else writes straight to the client past the filter (`sendDirectLocalReply`).
 /// Nothing happens if the stream already ended (the client left, the filter replied).
 pub(crate) fn upstream_cut(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
-    {
+    let failure = {
         let state = core.state.borrow();
         let s = &state.streams[id.0];
-        if s.finished() || !s.cut {
-            return Ok(());
+        match s.cut {
+            Some(failure) if !s.finished() => failure,
+            _ => return Ok(()),
         }
-    }
-    local_reply(
-        core,
-        vm,
-        id,
-        LocalReply::envoy(UpstreamFailure::MidBodyReset),
-    )
+    };
+    local_reply(core, vm, id, LocalReply::envoy(failure))
 }
 
 /// The route timeout of the attempt fired before its answer.

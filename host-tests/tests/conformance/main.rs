@@ -13,6 +13,7 @@ mod metrics;
 mod mid_body;
 mod properties;
 mod races;
+mod reset_after_headers;
 mod shared_data;
 mod streams;
 mod ticks;

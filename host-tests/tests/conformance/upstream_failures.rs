@@ -94,6 +94,7 @@ fn an_answer_the_filter_sees_carries_via_upstream_and_no_flags() {
     assert_seen_by_filter(&response, 503, 0, "via_upstream");
 }
 
+/// A head the filter let pass; a head it held is in `reset_after_headers.rs`.
 #[test]
 fn a_reset_after_the_response_started_resets_the_client_stream() {
     let mut world = fixture().build().expect("starts");

@@ -8,6 +8,11 @@
 //! - a 2xx already flowing to the client can only be cut: the client sees a reset, and nothing
 //!   retries it;
 //! - a client that left first is not a failure of the upstream.
+//!
+//! An upstream that resets right after its head (`Reply::reset_after_headers`) takes the same
+//! path in Envoy's router (`Filter::onUpstreamReset`), with a remote reset's 503 (flag UR,
+//! `upstream_reset_after_response_started{remote_reset}`) instead of the 502: the last
+//! scenarios check that Breakwater treats it alike.
 
 #[allow(dead_code)] // the scenarios use some of the checks
 #[path = "../faults/invariants.rs"]
@@ -295,5 +300,116 @@ fn a_retry_cut_mid_body_is_a_failed_attempt_and_is_retried() {
     assert_eq!(r.header("x-breakwater-attempts"), Some("3"));
     assert_eq!(count(&w, "retries_total"), 2);
     assert_eq!(count(&w, "retry_successes_total"), 1);
+    assert_no_errors(&w);
+}
+
+const REMOTE_RESET_DETAILS: &str = "upstream_reset_after_response_started{remote_reset}";
+
+/// Asserts that `s` got Envoy's own 503 for a reset right after a held head, at `at`.
+#[track_caller]
+fn assert_envoys_503(w: &World, s: breakwater_host_tests::StreamId, at: std::time::Duration) {
+    let r = response(w, s);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.source, Source::Envoy);
+    assert_eq!(
+        r.body_text(),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+    );
+    assert_eq!(r.flags, flags::UPSTREAM_REMOTE_RESET);
+    assert_eq!(r.details, REMOTE_RESET_DETAILS);
+    assert_eq!(r.at, at);
+    assert_eq!(
+        r.header("x-breakwater-attempts"),
+        None,
+        "Envoy's reply, not Breakwater's"
+    );
+}
+
+#[test]
+fn a_held_503_whose_upstream_resets_after_the_headers_is_envoys_503_and_one_failure() {
+    let policy = held_policy(5);
+    let mut w = world(2, &policy);
+    w.upstream(
+        CLUSTER,
+        Reply::status(503).after(ms(20)).reset_after_headers(),
+    );
+    let s = get(&mut w, 0);
+    w.advance(ms(19));
+    assert_eq!(w.stream_state(s), StreamState::Open);
+    w.advance(ms(1));
+    assert_envoys_503(&w, s, ms(20));
+    assert_eq!(
+        w.tick_period(0),
+        None,
+        "the 503 was held for a retry, which nothing waits for any more: the tick is off"
+    );
+
+    w.advance(ms(1_000));
+    assert!(
+        retries_sent(&w, CLUSTER).is_empty(),
+        "the retry of the ended stream never reached the upstream"
+    );
+    assert_eq!(w.upstream_attempts(CLUSTER).len(), 1);
+    assert_eq!(
+        count(&w, "failures_total"),
+        1,
+        "Envoy's 503 is the request's one outcome, and a failure"
+    );
+    assert_eq!(count(&w, "retries_total"), 0);
+    assert_eq!(count(&w, "retries_exhausted_total"), 0);
+    assert!(w.late_actions().is_empty(), "{:?}", w.late_actions());
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &[s],
+    }
+    .hold();
+
+    // The budget of one retry was given back: the next request on the other worker retries.
+    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
+    let next = get(&mut w, 1);
+    w.advance(ms(300));
+    assert_eq!(response(&w, next).status, 200);
+    assert_eq!(
+        response(&w, next).header("x-breakwater-attempts"),
+        Some("2")
+    );
+    assert_eq!(skipped(&w, "budget"), 0);
+    assert_no_errors(&w);
+}
+
+#[test]
+fn three_held_503s_reset_after_the_headers_open_the_breaker() {
+    let policy = held_policy(3);
+    let mut w = world(2, &policy);
+    w.upstream(CLUSTER, Reply::status(503).reset_after_headers());
+    let cut: Vec<_> = (0..3)
+        .map(|i| {
+            let s = get(&mut w, i % 2);
+            w.advance(ms(10));
+            s
+        })
+        .collect();
+    for (i, s) in cut.iter().enumerate() {
+        assert_envoys_503(&w, *s, ms(10 * i as u64));
+    }
+    assert_eq!(count(&w, "failures_total"), 3);
+    assert_eq!(count(&w, "breaker_opened_total"), 1, "3 failures of 3");
+    assert_eq!(w.upstream_attempts(CLUSTER).len(), 3, "no retry went out");
+    let next = get(&mut w, 1);
+    assert!(
+        is_fallback(&response(&w, next)),
+        "the breaker is open: {:?}",
+        response(&w, next)
+    );
+    let mut all = cut.clone();
+    all.push(next);
+    w.run_until_idle();
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &all,
+    }
+    .hold();
     assert_no_errors(&w);
 }
