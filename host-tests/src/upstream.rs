@@ -44,8 +44,12 @@
 //!
 //! The harness runs both through one path (a cut response whose reset is a late
 //! `UpstreamFailure`). The mid-body case was measured on Envoy 1.40
-//! (`envoy/tests/faults/mid_body.rs`); the reset after headers follows the same source, with
-//! the remote reset's status, flag and details, and has no real-Envoy test here yet.
+//! (`envoy/tests/faults/mid_body.rs`). The reset after headers takes the remote reset's status,
+//! flag and details, which is what the router gives a stream reset (an HTTP/2 upstream's
+//! `RST_STREAM`); an HTTP/1.1 upstream that resets its connection right after the head was
+//! measured too (`a_held_503_reset_right_after_its_head_is_envoys_502_and_one_failure`) and gets
+//! the protocol error's 502, UPE, `…{protocol_error}`, exactly like a reset mid-body: a script
+//! that wants that case uses [`Reply::reset_mid_body`] (the filter sees the same either way).
 //!
 //! A dispatched call's response is buffered whole by the `AsyncClient`, so a call that meets
 //! either reply comes back as a reset call when the upstream resets.

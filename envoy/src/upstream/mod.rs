@@ -390,6 +390,11 @@ async fn handle(
             let body = Truncated::new(Bytes::from(part), MID_BODY_DECLARED);
             Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
         }
+        Reply::ResetAfterHead(status) => {
+            let _ = socket.set_linger(Some(Duration::ZERO));
+            let body = Truncated::new(Bytes::new(), MID_BODY_DECLARED);
+            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
+        }
         Reply::Never => std::future::pending().await,
     }
 }

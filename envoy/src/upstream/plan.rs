@@ -31,6 +31,10 @@ pub enum Reply {
     /// first [`MID_BODY_SENT`] of them, then resets the connection (RST): the upstream that dies
     /// mid-body.
     ResetMidBody(u16),
+    /// Answers with this status and a `content-length` of [`MID_BODY_DECLARED`] bytes, then
+    /// resets the connection (RST) before any byte of the body: the upstream that dies right
+    /// after its head.
+    ResetAfterHead(u16),
     /// Reads the request and never answers: the connection stays open until the peer closes it
     /// or the upstream stops listening. Only a timeout gets the caller out.
     Never,

@@ -216,3 +216,42 @@ fn a_last_retry_cut_mid_body_is_answered_whole_by_breakwater_never_cut_short() {
     assert_eq!(upstream.count("GET", "/last"), 2);
     assert_eq!(Metrics::read(&envoy, "a").get("retries_exhausted_total"), 1);
 }
+
+/// A 503 whose HTTP/1.1 upstream resets right after its head, held by Breakwater for a retry:
+/// Envoy 1.40 answers 502 with `UPE` and `…{protocol_error}` (the promised body never came), the
+/// same as a reset mid-body. (The harness's `reset_after_headers` reports a `remote_reset` 503
+/// with `UR` instead, what the router's source gives an HTTP/2 upstream's stream reset; both are
+/// a reset for the breaker.)
+#[test]
+fn a_held_503_reset_right_after_its_head_is_envoys_502_and_one_failure() {
+    let upstream = upstream("a");
+    let envoy = envoy_with(&upstream, "a", &retries(3, "10ms", "2s"));
+    let health = wasm_health(&envoy);
+    upstream.script([Reply::ResetAfterHead(503)]);
+
+    let response = raw_get(envoy.listener(), "/cut").expect("a response");
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(
+        response.ended,
+        Ended::Complete,
+        "Envoy's own reply is whole"
+    );
+    assert_eq!(
+        response.header("x-upstream"),
+        None,
+        "not the upstream's 503"
+    );
+    let log = envoy.wait_for_access_log(1).expect("access log");
+    assert_eq!(log[0].response_code, 502);
+    assert_eq!(log[0].response_flags, "UPE");
+    assert_eq!(
+        log[0].response_code_details.as_deref(),
+        Some("upstream_reset_after_response_started{protocol_error}")
+    );
+    let metrics = Metrics::read(&envoy, "a");
+    assert_eq!(metrics.get("failures_total"), 1, "one failed request");
+    assert_eq!(metrics.get("retries_total"), 0, "its retry was dropped");
+    assert_eq!(upstream.count("GET", "/cut"), 1);
+    assert_nothing_in_flight(&envoy);
+    assert_no_wasm_errors(&envoy, &health);
+}
