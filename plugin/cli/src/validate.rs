@@ -17,8 +17,9 @@ pub struct Checked {
     pub plugin: Option<String>,
     /// Ok: the policy would be accepted, with these warnings; Err: it would be refused.
     pub verdict: Result<Vec<Problem>, Vec<Problem>>,
-    /// Something the reader should know, such as "no pluginConfig".
-    pub note: Option<&'static str>,
+    /// What the reader should know, such as "no pluginConfig" or a `failStrategy` that gives up
+    /// on a failed VM.
+    pub notes: Vec<&'static str>,
 }
 
 impl Checked {
@@ -73,7 +74,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Vec<Checked>, FileError> {
         return Ok(vec![Checked {
             plugin: None,
             verdict: check_policy(bytes),
-            note: None,
+            notes: Vec::new(),
         }]);
     }
     let plugins = istio::wasm_plugins(&istio::documents(&text)?)?;
@@ -84,15 +85,35 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Vec<Checked>, FileError> {
         .iter()
         .map(|plugin| {
             let config = plugin.plugin_config()?;
+            let mut notes = Vec::new();
+            if config.is_none() {
+                notes.push("no pluginConfig: the filter runs with every default");
+            }
+            notes.extend(strategy_note(plugin.spec_str("failStrategy")));
             Ok(Checked {
                 plugin: Some(plugin.id()),
-                note: config
-                    .is_none()
-                    .then_some("no pluginConfig: the filter runs with every default"),
+                notes,
                 verdict: check_policy(config.as_deref().unwrap_or("{}").as_bytes()),
             })
         })
         .collect()
+}
+
+/// What a WasmPlugin's `failStrategy` means for Breakwater, when it deserves a word
+/// (examples/failure-policy.md).
+fn strategy_note(strategy: Option<&str>) -> Option<&'static str> {
+    match strategy {
+        None | Some("FAIL_CLOSE") => Some(
+            "failStrategy FAIL_CLOSE (Istio's default): a VM that traps answers 503 on its worker \
+             until the proxy restarts; FAIL_RELOAD brings a new VM with the breakers it had \
+             (FAIL_OPEN on an ingress gateway); see examples/failure-policy.md",
+        ),
+        Some("FAIL_RELOAD") | Some("FAIL_OPEN") => None,
+        Some(_) => Some(
+            "failStrategy is none of FAIL_CLOSE, FAIL_OPEN, FAIL_RELOAD: Istio will refuse the \
+             WasmPlugin",
+        ),
+    }
 }
 
 /// The report for one file, one line per policy and one per problem or warning:
@@ -122,7 +143,7 @@ pub fn render(file: &str, checked: &[Checked]) -> String {
             let _ = write!(out, ", {}", count(warnings.len(), "warning"));
         }
         out.push('\n');
-        if let Some(note) = one.note {
+        for note in &one.notes {
             let _ = writeln!(out, "  note: {note}");
         }
         for problem in problems {
@@ -225,6 +246,37 @@ spec: { url: x }
             "{report}"
         );
         assert!(report.contains("  note: no pluginConfig"), "{report}");
+    }
+
+    #[test]
+    fn a_fail_strategy_that_gives_up_on_a_failed_vm_gets_a_note() {
+        let plugin = |strategy: &str| {
+            let yaml = format!(
+                "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\n\
+                 metadata: {{ name: p, namespace: a }}\n\
+                 spec: {{ url: x, pluginConfig: {{ default: {{}} }}{strategy} }}\n"
+            );
+            check_bytes(yaml.as_bytes()).unwrap().remove(0)
+        };
+        for default in ["", ", failStrategy: FAIL_CLOSE"] {
+            let checked = plugin(default);
+            assert!(checked.is_valid(), "a note, not an error");
+            assert_eq!(checked.notes.len(), 1, "{default:?}");
+            assert!(
+                checked.notes[0].contains("FAIL_RELOAD"),
+                "{:?}",
+                checked.notes
+            );
+        }
+        for chosen in [", failStrategy: FAIL_RELOAD", ", failStrategy: FAIL_OPEN"] {
+            assert_eq!(plugin(chosen).notes, Vec::<&str>::new(), "{chosen}");
+        }
+        let typo = plugin(", failStrategy: FAIL_RELAOD");
+        assert!(
+            typo.notes[0].contains("Istio will refuse"),
+            "{:?}",
+            typo.notes
+        );
     }
 
     #[test]

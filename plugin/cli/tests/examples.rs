@@ -100,6 +100,16 @@ fn the_example_wasm_plugins_carry_no_warnings() {
         let warnings = validate::check_policy(config.as_bytes()).expect("valid");
         assert!(warnings.is_empty(), "{}: {warnings:#?}", plugin.id());
     }
+    // Nor notes: `validate` on the manifests as an operator runs it.
+    for path in manifests() {
+        for checked in validate::check_file(&path).unwrap() {
+            assert!(
+                checked.is_valid() && checked.notes.is_empty(),
+                "{}: {checked:?}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
