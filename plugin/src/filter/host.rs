@@ -23,15 +23,51 @@ pub fn now() -> Millis {
         .unwrap_or(0)
 }
 
+/// Property paths as the host reads them: the segments joined by NUL bytes (ABI 0.2.1), written
+/// out once here instead of serialized on every read as the SDK's `get_property` does.
+pub mod path {
+    pub const PLUGIN_NAME: &[u8] = b"plugin_name";
+    pub const CLUSTER_NAME: &[u8] = b"xds\0cluster_name";
+    pub const ROUTE_NAME: &[u8] = b"xds\0route_name";
+    pub const RESPONSE_CODE: &[u8] = b"response\0code";
+    pub const RESPONSE_FLAGS: &[u8] = b"response\0flags";
+    pub const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The SDK's own declaration, repeated (see `proxy_get_header_map_pairs` below).
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+}
+
+/// A property's bytes; `None` when absent or when the host refuses (the SDK's `get_property`
+/// would panic on a status it does not expect).
+pub fn property(path: &[u8]) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as for `header_pairs`: the host writes a buffer it allocated through the module's
+    // `proxy_on_memory_allocate`, owned here as a `Vec` of exactly that capacity.
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+    if status != Status::Ok || data.is_null() {
+        return None;
+    }
+    // SAFETY: see above.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
 /// A property as UTF-8 text; `None` when absent, unreadable or not UTF-8.
-pub fn property_str(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
-    String::from_utf8(bytes).ok()
+pub fn property_str(path: &[u8]) -> Option<String> {
+    String::from_utf8(property(path)?).ok()
 }
 
 /// A property that Envoy encodes as an 8-byte little-endian integer (`response.flags`).
-pub fn property_u64(path: &[&str]) -> Option<u64> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+pub fn property_u64(path: &[u8]) -> Option<u64> {
+    let bytes = property(path)?;
     let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
     Some(u64::from_le_bytes(array))
 }

@@ -95,14 +95,14 @@ impl Stream {
                 let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
             }
         }
-        let Some(cluster) = host::property_str(&["xds", "cluster_name"]).filter(|c| !c.is_empty())
+        let Some(cluster) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
         else {
             return Action::Continue;
         };
         // The route's name matters only to a policy with route overrides; each property read is a
         // host call on every request.
         let route = if config.policy.names_routes() {
-            host::property_str(&["xds", "route_name"]).unwrap_or_default()
+            host::property_str(host::path::ROUTE_NAME).unwrap_or_default()
         } else {
             String::new()
         };
@@ -259,8 +259,8 @@ fn response_outcome() -> Outcome {
             cause: Cause::Upstream,
         },
         _ => {
-            let flags = host::property_u64(&["response", "flags"]).unwrap_or(0);
-            let details = host::property_str(&["response", "code_details"]).unwrap_or_default();
+            let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
+            let details = host::property_str(host::path::RESPONSE_CODE_DETAILS).unwrap_or_default();
             Outcome::from_response(status, flags, &details)
         }
     }
@@ -270,9 +270,9 @@ fn response_outcome() -> Outcome {
 /// then (see [`Outcome::of_ended_stream`]); read only when a stream ends while its response is
 /// held for a retry.
 fn ended_by_upstream_failure() -> Option<Outcome> {
-    let flags = host::property_u64(&["response", "flags"]).unwrap_or(0);
-    let details = host::property_str(&["response", "code_details"]).unwrap_or_default();
-    let status = host::property_u64(&["response", "code"])
+    let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
+    let details = host::property_str(host::path::RESPONSE_CODE_DETAILS).unwrap_or_default();
+    let status = host::property_u64(host::path::RESPONSE_CODE)
         .and_then(|code| u16::try_from(code).ok())
         .filter(|&code| code != 0);
     Outcome::of_ended_stream(status, flags, &details)

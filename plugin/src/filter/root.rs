@@ -82,7 +82,7 @@ impl RootContext for Root {
         for warning in &parsed.warnings {
             log::warn!("breakwater: policy warning: {warning}");
         }
-        let plugin_name = host::property_str(&["plugin_name"]).unwrap_or_default();
+        let plugin_name = host::property_str(host::path::PLUGIN_NAME).unwrap_or_default();
         self.config = Some(Rc::new(Config {
             policy: parsed.policy,
             keys: Keys::new(&plugin_name),

@@ -79,11 +79,21 @@ impl Keys {
     }
 
     pub fn breaker(&self, cluster: &str) -> String {
-        format!("{}breaker/{cluster}", self.prefix)
+        self.key("breaker/", cluster)
     }
 
     pub fn budget(&self, cluster: &str) -> String {
-        format!("{}budget/{cluster}", self.prefix)
+        self.key("budget/", cluster)
+    }
+
+    /// Built by hand: the breaker's key is made on every request, and `format!` costs about
+    /// 700 wasm instructions more than copying three strings (measured with the fuel example).
+    fn key(&self, kind: &str, cluster: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + kind.len() + cluster.len());
+        key.push_str(&self.prefix);
+        key.push_str(kind);
+        key.push_str(cluster);
+        key
     }
 }
 
