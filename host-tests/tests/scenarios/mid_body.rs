@@ -9,10 +9,13 @@
 //!   retries it;
 //! - a client that left first is not a failure of the upstream.
 //!
-//! An upstream that resets right after its head (`Reply::reset_after_headers`) takes the same
-//! path in Envoy's router (`Filter::onUpstreamReset`), with a remote reset's 503 (flag UR,
+//! An upstream whose stream is reset right after its head (`Reply::reset_after_headers`: an
+//! HTTP/2 upstream's `RST_STREAM`) takes the same path in Envoy's router
+//! (`Filter::onUpstreamReset`), with a remote reset's 503 (flag UR,
 //! `upstream_reset_after_response_started{remote_reset}`) instead of the 502: the last
-//! scenarios check that Breakwater treats it alike.
+//! scenarios check that Breakwater treats it alike. (An HTTP/1.1 upstream that resets its
+//! connection right after the head gets the 502 of a reset mid-body: measured in
+//! `envoy/tests/faults/mid_body.rs`.)
 
 #[allow(dead_code)] // the scenarios use some of the checks
 #[path = "../faults/invariants.rs"]
@@ -41,20 +44,134 @@ fn held_policy(threshold: u32) -> Value {
     )
 }
 
-/// Asserts that `s` got Envoy's own 502 for a reset under a held response, at `at`.
+/// How a held 503's upstream fails after its head, and the reply Envoy then sends past the
+/// filter.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    status: u16,
+    flag: u64,
+    details: &'static str,
+}
+
+/// A reset mid-body: what an HTTP/1.1 upstream gets (measured).
+const MID_BODY: Cut = Cut {
+    status: 502,
+    flag: flags::UPSTREAM_PROTOCOL_ERROR,
+    details: DETAILS,
+};
+
+/// A remote reset right after the head: what the router gives a stream reset.
+const AFTER_HEADERS: Cut = Cut {
+    status: 503,
+    flag: flags::UPSTREAM_REMOTE_RESET,
+    details: "upstream_reset_after_response_started{remote_reset}",
+};
+
+/// Asserts that `s` got Envoy's own reply for `cut` under a held response, at `at`.
 #[track_caller]
-fn assert_envoys_502(w: &World, s: breakwater_host_tests::StreamId, at: std::time::Duration) {
+fn assert_envoys_reply(
+    w: &World,
+    s: breakwater_host_tests::StreamId,
+    at: std::time::Duration,
+    cut: Cut,
+) {
     let r = response(w, s);
-    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(r.status, cut.status, "{r:?}");
     assert_eq!(r.source, Source::Envoy);
-    assert_eq!(r.flags, flags::UPSTREAM_PROTOCOL_ERROR);
-    assert_eq!(r.details, DETAILS);
+    assert_eq!(r.flags, cut.flag);
+    assert_eq!(r.details, cut.details);
     assert_eq!(r.at, at);
     assert_eq!(
         r.header("x-breakwater-attempts"),
         None,
         "Envoy's reply, not Breakwater's"
     );
+}
+
+/// After Envoy ended the held stream `s` at `at`: the retry it held never goes out, the reply
+/// is the request's one failure, the tick is off, and the retry's budget came back (the next
+/// request, on the other worker, retries).
+#[track_caller]
+fn the_held_retry_is_dropped_and_its_budget_given_back(
+    w: &mut World,
+    policy: &Value,
+    s: breakwater_host_tests::StreamId,
+) {
+    assert_eq!(
+        w.tick_period(0),
+        None,
+        "the 503 was held for a retry, which nothing waits for any more: the tick is off"
+    );
+    w.advance(ms(1_000));
+    assert!(
+        retries_sent(w, CLUSTER).is_empty(),
+        "the retry of the ended stream never reached the upstream"
+    );
+    assert_eq!(w.upstream_attempts(CLUSTER).len(), 1);
+    assert_eq!(
+        count(w, "failures_total"),
+        1,
+        "Envoy's reply is the request's one outcome, and a failure"
+    );
+    assert_eq!(count(w, "retries_total"), 0);
+    assert_eq!(count(w, "retries_exhausted_total"), 0);
+    assert!(w.late_actions().is_empty(), "{:?}", w.late_actions());
+    Invariants {
+        world: w,
+        policy,
+        streams: &[s],
+    }
+    .hold();
+
+    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
+    let next = get(w, 1);
+    w.advance(ms(300));
+    assert_eq!(response(w, next).status, 200);
+    assert_eq!(response(w, next).header("x-breakwater-attempts"), Some("2"));
+    assert_eq!(skipped(w, "budget"), 0);
+    assert_no_errors(w);
+}
+
+/// Three held 503s whose upstream fails with `reply` open a breaker of threshold 3; the next
+/// request gets the fallback.
+fn three_held_503s_open_the_breaker(reply: Reply, cut: Cut) {
+    let policy = held_policy(3);
+    let mut w = world(2, &policy);
+    w.upstream(CLUSTER, reply);
+    let ended: Vec<_> = (0..3)
+        .map(|i| {
+            let s = get(&mut w, i % 2);
+            w.advance(ms(10));
+            s
+        })
+        .collect();
+    for (i, s) in ended.iter().enumerate() {
+        assert_envoys_reply(&w, *s, ms(10 * i as u64), cut);
+    }
+    assert_eq!(count(&w, "failures_total"), 3);
+    assert_eq!(count(&w, "breaker_opened_total"), 1, "3 failures of 3");
+    assert_eq!(w.upstream_attempts(CLUSTER).len(), 3, "no retry went out");
+    let next = get(&mut w, 1);
+    assert!(
+        is_fallback(&response(&w, next)),
+        "the breaker is open: {:?}",
+        response(&w, next)
+    );
+    assert_eq!(
+        w.upstream_attempts(CLUSTER).len(),
+        3,
+        "the upstream is spared"
+    );
+    let mut all = ended;
+    all.push(next);
+    w.run_until_idle();
+    Invariants {
+        world: &w,
+        policy: &policy,
+        streams: &all,
+    }
+    .hold();
+    assert_no_errors(&w);
 }
 
 #[test]
@@ -69,87 +186,13 @@ fn a_held_503_cut_mid_body_while_its_retry_waits_is_envoys_502_and_one_failure()
         "the 503 is held; its retry waits for the tick"
     );
     w.advance(ms(50));
-    assert_envoys_502(&w, s, ms(50));
-    assert_eq!(
-        w.tick_period(0),
-        None,
-        "nothing waits any more: the tick is off"
-    );
-
-    w.advance(ms(1_000));
-    assert!(
-        retries_sent(&w, CLUSTER).is_empty(),
-        "the retry of the ended stream never reached the upstream"
-    );
-    assert_eq!(w.upstream_attempts(CLUSTER).len(), 1);
-    assert_eq!(
-        count(&w, "failures_total"),
-        1,
-        "the 502 is the request's one outcome, and a failure"
-    );
-    assert_eq!(count(&w, "retries_total"), 0);
-    assert_eq!(count(&w, "retries_exhausted_total"), 0);
-    Invariants {
-        world: &w,
-        policy: &policy,
-        streams: &[s],
-    }
-    .hold();
-
-    // The budget of one retry was given back: the next request on the other worker retries.
-    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
-    let next = get(&mut w, 1);
-    w.advance(ms(300));
-    assert_eq!(response(&w, next).status, 200);
-    assert_eq!(
-        response(&w, next).header("x-breakwater-attempts"),
-        Some("2")
-    );
-    assert_eq!(skipped(&w, "budget"), 0);
-    assert_no_errors(&w);
+    assert_envoys_reply(&w, s, ms(50), MID_BODY);
+    the_held_retry_is_dropped_and_its_budget_given_back(&mut w, &policy, s);
 }
 
 #[test]
 fn three_held_503s_cut_mid_body_open_the_breaker() {
-    let policy = held_policy(3);
-    let mut w = world(2, &policy);
-    w.upstream(CLUSTER, Reply::status(503).reset_mid_body());
-    let cut: Vec<_> = (0..3)
-        .map(|i| {
-            let s = get(&mut w, i % 2);
-            w.advance(ms(10));
-            s
-        })
-        .collect();
-    for (i, s) in cut.iter().enumerate() {
-        assert_envoys_502(&w, *s, ms(10 * i as u64));
-    }
-    assert_eq!(count(&w, "failures_total"), 3);
-    assert_eq!(count(&w, "breaker_opened_total"), 1, "3 failures of 3");
-    let hits = w.upstream_attempts(CLUSTER).len();
-    assert_eq!(hits, 3, "no retry went out");
-
-    let next = get(&mut w, 1);
-    assert!(
-        is_fallback(&response(&w, next)),
-        "the breaker is open: {:?}",
-        response(&w, next)
-    );
-    assert_eq!(
-        w.upstream_attempts(CLUSTER).len(),
-        hits,
-        "the upstream is spared"
-    );
-    let mut all = cut.clone();
-    all.push(next);
-    w.run_until_idle();
-    Invariants {
-        world: &w,
-        policy: &policy,
-        streams: &all,
-    }
-    .hold();
-    assert_no_errors(&w);
+    three_held_503s_open_the_breaker(Reply::status(503).reset_mid_body(), MID_BODY);
 }
 
 #[test]
@@ -172,7 +215,7 @@ fn a_held_503_cut_mid_body_while_its_retry_is_in_flight_drops_the_retrys_answer(
     );
     assert_eq!(w.stream_state(s), StreamState::Open);
     w.advance(ms(1));
-    assert_envoys_502(&w, s, ms(250));
+    assert_envoys_reply(&w, s, ms(250), MID_BODY);
 
     w.advance(ms(1_000));
     let sent = retries_sent(&w, CLUSTER);
@@ -303,28 +346,6 @@ fn a_retry_cut_mid_body_is_a_failed_attempt_and_is_retried() {
     assert_no_errors(&w);
 }
 
-const REMOTE_RESET_DETAILS: &str = "upstream_reset_after_response_started{remote_reset}";
-
-/// Asserts that `s` got Envoy's own 503 for a reset right after a held head, at `at`.
-#[track_caller]
-fn assert_envoys_503(w: &World, s: breakwater_host_tests::StreamId, at: std::time::Duration) {
-    let r = response(w, s);
-    assert_eq!(r.status, 503, "{r:?}");
-    assert_eq!(r.source, Source::Envoy);
-    assert_eq!(
-        r.body_text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
-    );
-    assert_eq!(r.flags, flags::UPSTREAM_REMOTE_RESET);
-    assert_eq!(r.details, REMOTE_RESET_DETAILS);
-    assert_eq!(r.at, at);
-    assert_eq!(
-        r.header("x-breakwater-attempts"),
-        None,
-        "Envoy's reply, not Breakwater's"
-    );
-}
-
 #[test]
 fn a_held_503_whose_upstream_resets_after_the_headers_is_envoys_503_and_one_failure() {
     let policy = held_policy(5);
@@ -337,79 +358,15 @@ fn a_held_503_whose_upstream_resets_after_the_headers_is_envoys_503_and_one_fail
     w.advance(ms(19));
     assert_eq!(w.stream_state(s), StreamState::Open);
     w.advance(ms(1));
-    assert_envoys_503(&w, s, ms(20));
+    assert_envoys_reply(&w, s, ms(20), AFTER_HEADERS);
     assert_eq!(
-        w.tick_period(0),
-        None,
-        "the 503 was held for a retry, which nothing waits for any more: the tick is off"
+        response(&w, s).body_text(),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
     );
-
-    w.advance(ms(1_000));
-    assert!(
-        retries_sent(&w, CLUSTER).is_empty(),
-        "the retry of the ended stream never reached the upstream"
-    );
-    assert_eq!(w.upstream_attempts(CLUSTER).len(), 1);
-    assert_eq!(
-        count(&w, "failures_total"),
-        1,
-        "Envoy's 503 is the request's one outcome, and a failure"
-    );
-    assert_eq!(count(&w, "retries_total"), 0);
-    assert_eq!(count(&w, "retries_exhausted_total"), 0);
-    assert!(w.late_actions().is_empty(), "{:?}", w.late_actions());
-    Invariants {
-        world: &w,
-        policy: &policy,
-        streams: &[s],
-    }
-    .hold();
-
-    // The budget of one retry was given back: the next request on the other worker retries.
-    w.upstream(CLUSTER, Reply::sequence([Reply::status(503), Reply::ok()]));
-    let next = get(&mut w, 1);
-    w.advance(ms(300));
-    assert_eq!(response(&w, next).status, 200);
-    assert_eq!(
-        response(&w, next).header("x-breakwater-attempts"),
-        Some("2")
-    );
-    assert_eq!(skipped(&w, "budget"), 0);
-    assert_no_errors(&w);
+    the_held_retry_is_dropped_and_its_budget_given_back(&mut w, &policy, s);
 }
 
 #[test]
 fn three_held_503s_reset_after_the_headers_open_the_breaker() {
-    let policy = held_policy(3);
-    let mut w = world(2, &policy);
-    w.upstream(CLUSTER, Reply::status(503).reset_after_headers());
-    let cut: Vec<_> = (0..3)
-        .map(|i| {
-            let s = get(&mut w, i % 2);
-            w.advance(ms(10));
-            s
-        })
-        .collect();
-    for (i, s) in cut.iter().enumerate() {
-        assert_envoys_503(&w, *s, ms(10 * i as u64));
-    }
-    assert_eq!(count(&w, "failures_total"), 3);
-    assert_eq!(count(&w, "breaker_opened_total"), 1, "3 failures of 3");
-    assert_eq!(w.upstream_attempts(CLUSTER).len(), 3, "no retry went out");
-    let next = get(&mut w, 1);
-    assert!(
-        is_fallback(&response(&w, next)),
-        "the breaker is open: {:?}",
-        response(&w, next)
-    );
-    let mut all = cut.clone();
-    all.push(next);
-    w.run_until_idle();
-    Invariants {
-        world: &w,
-        policy: &policy,
-        streams: &all,
-    }
-    .hold();
-    assert_no_errors(&w);
+    three_held_503s_open_the_breaker(Reply::status(503).reset_after_headers(), AFTER_HEADERS);
 }
