@@ -7,24 +7,14 @@
 //! filter chain (`sendDirectLocalReply`: the filter held the head). Measured on Envoy 1.40 in
 //! `envoy/tests/faults/mid_body.rs`.
 
-use super::common::{fixture, logged_result};
+use super::common::{
+    assert_direct_reply_past_the_held_head, fixture, logged_result, seen_at_log, SEEN_AT_LOG,
+};
 use breakwater_host_tests::{
-    flags, ms, Callback::*, Reply, Source, StreamState, World, MID_BODY_DEFAULT_LEN,
+    flags, ms, Callback::*, Reply, Source, StreamState, MID_BODY_DEFAULT_LEN,
 };
 
 const DETAILS: &str = "upstream_reset_after_response_started{protocol_error}";
-const SEEN_AT_LOG: &str =
-    "property-int response.code;property-int response.flags;property response.code_details";
-
-/// What the filter read in `on_log`: code, flags, details.
-fn seen_at_log(world: &World) -> (String, String, String) {
-    (
-        logged_result(world, "property-int response.code"),
-        logged_result(world, "property-int response.flags"),
-        logged_result(world, "property response.code_details"),
-    )
-}
-
 #[test]
 fn upe_is_bit_23() {
     assert_eq!(flags::UPSTREAM_PROTOCOL_ERROR, 0x80_0000);
@@ -96,45 +86,14 @@ fn a_head_the_filter_held_then_a_reset_mid_body_is_envoys_502_sent_past_the_filt
         .header("x-fixture-response", "pause")
         .header("x-fixture-log", SEEN_AT_LOG)
         .send();
-    assert_eq!(world.stream_state(s), StreamState::Complete);
-    let response = world.response(s).expect("Envoy answered");
-    assert_eq!(response.status, 502);
-    assert_eq!(response.source, Source::Envoy);
-    assert_eq!(
-        response.body_text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
+    assert_direct_reply_past_the_held_head(
+        &world,
+        s,
+        502,
+        "protocol error",
+        flags::UPSTREAM_PROTOCOL_ERROR,
+        DETAILS,
     );
-    assert_eq!(response.flags, flags::UPSTREAM_PROTOCOL_ERROR);
-    assert_eq!(response.details, DETAILS);
-    assert_eq!(
-        response.header_values("x-fixture-result"),
-        Vec::<&str>::new(),
-        "what the filter added to the held head never reached the client"
-    );
-    assert_eq!(response.header("x-envoy-upstream-service-time"), None);
-    assert_eq!(
-        world.callbacks(s),
-        vec![
-            ContextCreate,
-            RequestHeaders,
-            ResponseHeaders,
-            Log,
-            Done,
-            Delete
-        ],
-        "one on_response_headers (the held 503's); the 502 and the buffered half body never \
-         reach the filter"
-    );
-    assert_eq!(
-        seen_at_log(&world),
-        (
-            "502".to_string(),
-            flags::UPSTREAM_PROTOCOL_ERROR.to_string(),
-            DETAILS.to_string()
-        ),
-        "on_log reads Envoy's reply"
-    );
-    assert!(world.late_actions().is_empty());
 }
 
 #[test]

@@ -8,22 +8,12 @@
 //! straight to the client past the filter chain (`sendDirectLocalReply`: the filter held the
 //! head), as for `Reply::reset_mid_body` (see `mid_body.rs`).
 
-use super::common::{fixture, logged_result};
-use breakwater_host_tests::{flags, Callback::*, Reply, Source, StreamState, World};
+use super::common::{
+    assert_direct_reply_past_the_held_head, fixture, logged_result, seen_at_log, SEEN_AT_LOG,
+};
+use breakwater_host_tests::{flags, Callback::*, Reply, Source, StreamState};
 
 const DETAILS: &str = "upstream_reset_after_response_started{remote_reset}";
-const SEEN_AT_LOG: &str =
-    "property-int response.code;property-int response.flags;property response.code_details";
-
-/// What the filter read in `on_log`: code, flags, details.
-fn seen_at_log(world: &World) -> (String, String, String) {
-    (
-        logged_result(world, "property-int response.code"),
-        logged_result(world, "property-int response.flags"),
-        logged_result(world, "property response.code_details"),
-    )
-}
-
 #[test]
 fn a_head_the_filter_let_pass_then_a_reset_resets_the_clients_stream() {
     let mut world = fixture().build().expect("starts");
@@ -84,44 +74,14 @@ fn a_head_the_filter_held_then_a_reset_is_envoys_503_sent_past_the_filter() {
         .header("x-fixture-response", "pause")
         .header("x-fixture-log", SEEN_AT_LOG)
         .send();
-    assert_eq!(world.stream_state(s), StreamState::Complete);
-    let response = world.response(s).expect("Envoy answered");
-    assert_eq!(response.status, 503, "Envoy's, not the upstream's 200");
-    assert_eq!(response.source, Source::Envoy);
-    assert_eq!(
-        response.body_text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: remote reset"
+    assert_direct_reply_past_the_held_head(
+        &world,
+        s,
+        503,
+        "remote reset",
+        flags::UPSTREAM_REMOTE_RESET,
+        DETAILS,
     );
-    assert_eq!(response.flags, flags::UPSTREAM_REMOTE_RESET);
-    assert_eq!(response.details, DETAILS);
-    assert_eq!(
-        response.header_values("x-fixture-result"),
-        Vec::<&str>::new(),
-        "what the filter added to the held head never reached the client"
-    );
-    assert_eq!(response.header("x-envoy-upstream-service-time"), None);
-    assert_eq!(
-        world.callbacks(s),
-        vec![
-            ContextCreate,
-            RequestHeaders,
-            ResponseHeaders,
-            Log,
-            Done,
-            Delete
-        ],
-        "one on_response_headers (the held 200's); the 503 never reaches the filter"
-    );
-    assert_eq!(
-        seen_at_log(&world),
-        (
-            "503".to_string(),
-            flags::UPSTREAM_REMOTE_RESET.to_string(),
-            DETAILS.to_string()
-        ),
-        "on_log reads Envoy's reply"
-    );
-    assert!(world.late_actions().is_empty());
 }
 
 #[test]
