@@ -262,7 +262,7 @@ fn a_refund_a_storm_kept_from_the_budget_is_given_back_at_the_next_write() {
 }
 
 #[test]
-fn a_storm_on_a_recovering_breaker_lets_requests_through_unrecorded_and_leaks_no_probe() {
+fn a_storm_on_a_recovering_breaker_turns_requests_away_and_leaks_no_probe() {
     let policy = breaker_only(json!({ "failure_threshold": 3, "timeout": "1s",
                                        "half_open_attempts": 1, "probe_timeout": "30s" }));
     let mut w = world(3, &policy);
@@ -273,16 +273,24 @@ fn a_storm_on_a_recovering_breaker_lets_requests_through_unrecorded_and_leaks_no
 
     w.contend(Contention::rewrite().on_key(breaker_key(CLUSTER)));
     w.upstream(CLUSTER, Reply::ok().after(ms(20)));
+    let upstream_before = w.upstream_attempts(CLUSTER).len();
     let during: Vec<StreamId> = (0..3).map(|worker| get(&mut w, worker)).collect();
     w.run_until_idle();
     for s in &during {
         let r = response(&w, *s);
         assert!(
-            !is_fallback(&r) && r.status == 200,
-            "the half-open transition could not be written: each request went through \
-             (fail open), none was turned away"
+            is_fallback(&r),
+            "the breaker is not closed and no probe slot could be taken: the request is turned \
+             away (it must not become an extra, unbounded probe), got {}",
+            r.status
         );
     }
+    assert_eq!(
+        w.upstream_attempts(CLUSTER).len(),
+        upstream_before,
+        "the recovering upstream saw none of them"
+    );
+    assert_eq!(count(&w, "rejected_total"), 3, "each fallback is counted");
     assert_eq!(
         count(&w, "breaker_half_opened_total"),
         0,

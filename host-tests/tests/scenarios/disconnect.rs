@@ -92,8 +92,8 @@ fn a_client_leaving_while_its_retry_is_in_flight_gets_nothing_more_and_nothing_p
     assert_eq!(w.stream_state(s), StreamState::Disconnected);
     assert_eq!(
         count(&w, "failures_total"),
-        0,
-        "a request whose client left has no outcome to report"
+        1,
+        "its first attempt had failed: the request is over with that failure, counted once"
     );
     assert_eq!(w.tick_period(0), None);
     assert_no_errors(&w);

@@ -67,10 +67,19 @@ fn a_failure_shape_not_in_retry_on_is_final() {
             1,
             "{shape}: the 500 was retried once"
         );
+        // A call that comes back with no headers after an answered attempt may be a response
+        // Envoy dropped for its size (it reports those as plain resets): no evidence for the
+        // breaker, counted apart.
+        let inconclusive = shape == "reset after headers";
         assert_eq!(
             count(&w, "failures_total"),
-            2,
-            "{shape}: still a failure for the breaker"
+            if inconclusive { 1 } else { 2 },
+            "{shape}: a failure for the breaker unless inconclusive"
+        );
+        assert_eq!(
+            count(&w, "retry_responses_dropped_total"),
+            u64::from(inconclusive),
+            "{shape}"
         );
         assert_eq!(
             response(&w, s).header("x-breakwater-attempts"),

@@ -41,6 +41,17 @@ impl Pairs {
         Pairs { bytes }
     }
 
+    /// Serializes the pairs of `iter` in the host's layout.
+    pub fn collect<'a>(iter: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Pairs {
+        let pairs: Vec<(&[u8], &[u8])> = iter.collect();
+        Pairs::serialize(&pairs)
+    }
+
+    /// The buffer in the host's layout, as the ABI takes it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The pairs in order, as bytes.
     pub fn iter(&self) -> Iter<'_> {
         let count = read_u32(&self.bytes, 0).unwrap_or(0);

@@ -9,27 +9,21 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
 use crate::core::breaker::{Breaker, Call, Permit};
 use crate::core::outcome::Outcome;
-use crate::core::pairs::Pairs;
 use crate::core::retry::{plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
+use super::copy::{Dropped, RequestCopy};
+use super::host;
 use super::metrics::{Counter, SkipReason};
 use super::root::Config;
 use super::shared;
 use super::worker::Worker;
-
-/// The copy of a retry-eligible request, replayed by each retry.
-#[derive(Debug, Default)]
-pub struct RequestCopy {
-    /// The request headers as the host serialized them when the request arrived (all UTF-8);
-    /// hop-by-hop ones and `x-breakwater-*` are left out when a retry replays them.
-    pub headers: Pairs,
-    pub body: Vec<u8>,
-    pub trailers: Vec<(String, String)>,
-}
 
 /// What happens after an attempt.
 #[derive(Debug)]
@@ -58,13 +52,22 @@ pub struct Exchange {
     pub previous_delay: Option<Duration>,
     /// The request copy; `None` when the request may not be retried.
     pub copy: Option<RequestCopy>,
+    /// Why the copy was given up, if it was (the skip reason of a retry that then cannot run).
+    pub dropped: Option<Dropped>,
+    /// Bytes of the host's request body buffer already copied while the filter holds the body
+    /// back (see [`Exchange::request_body`]).
+    pub buffered: usize,
+    /// The latest attempt is no evidence about the upstream: a retry whose response could not be
+    /// relayed (larger than the worker's byte budget), or a dispatched retry reset after an
+    /// earlier attempt was answered. Envoy 1.40 drains a call's response past its async client
+    /// buffer (32 MiB) and reports a plain reset, which the module cannot tell from a real one;
+    /// a healthy upstream's large response must never open the breaker. If the request ends on
+    /// such an attempt, the breaker hears nothing of it.
+    pub inconclusive: bool,
     /// The budget taken by the retry that is waiting or in flight.
     pub withdrawal: Option<crate::core::budget::Withdrawal>,
     /// The breaker has heard this request's final outcome, or its probe slot was given back.
     pub reported: bool,
-    /// At admission the breaker said a success of this request would change nothing, so a
-    /// success is not reported (no shared-data round trip on the success path).
-    pub quiet_success: bool,
 }
 
 impl Exchange {
@@ -91,7 +94,7 @@ impl Exchange {
     ) -> Next {
         let config = Rc::clone(&self.config);
         let effective = config.policy.lookup(&self.cluster, &self.route);
-        if effective.breaker.as_ref().is_some_and(|b| b.count_retries) {
+        if effective.breaker.as_ref().is_some_and(|b| b.count_retries) && !self.inconclusive {
             self.report(w, outcome, now);
         }
         let Some(policy) = effective.retry.as_ref() else {
@@ -129,7 +132,12 @@ impl Exchange {
     /// The request is over with `outcome`: reports it to the breaker (once per request unless
     /// every attempt counted already) and counts what the retries did.
     pub fn finish(&mut self, w: &mut Worker, outcome: &Outcome, stop: Option<Stop>, now: Millis) {
-        if !self.count_retries() {
+        if self.inconclusive {
+            // No evidence against the upstream: the breaker hears nothing (a probe slot goes
+            // back), and the dropped response is counted.
+            w.metrics.add(&self.cluster, Counter::ResponsesDropped, 1);
+            self.release_permit(w, now);
+        } else if !self.count_retries() {
             self.report(w, outcome, now);
         }
         self.give_back_budget(w, now);
@@ -140,7 +148,7 @@ impl Exchange {
         if let Some(stop) = stop {
             if stop.is_exhausted() {
                 w.metrics.add(cluster, Counter::RetriesExhausted, 1);
-            } else if let Some(reason) = skip_reason(stop) {
+            } else if let Some(reason) = skip_reason(stop, self.dropped) {
                 w.metrics.skipped(cluster, reason);
             }
         }
@@ -151,6 +159,11 @@ impl Exchange {
     /// go back.
     pub fn abandon(&mut self, w: &mut Worker, now: Millis) {
         self.give_back_budget(w, now);
+        self.release_permit(w, now);
+    }
+
+    /// Reports no outcome: a probe's slot goes back.
+    fn release_permit(&mut self, w: &mut Worker, now: Millis) {
         if self.reported {
             return;
         }
@@ -217,9 +230,11 @@ impl Exchange {
         };
         if call.failed {
             w.metrics.add(&self.cluster, Counter::Failures, 1);
-        } else if !call.slow && self.quiet_success {
-            return;
         }
+        // Every outcome is recorded, successes included: a success resets the consecutive count
+        // whenever it is non-zero, whatever the count was when this request was admitted (the
+        // breaker counts in the order outcomes arrive). A success that finds nothing to reset
+        // reads the state and writes nothing.
         let key = self.config.keys.breaker(&self.cluster);
         let rng = &mut w.rng;
         let updated = shared::update::<Breaker, _>(&key, |b| {
@@ -228,11 +243,96 @@ impl Exchange {
         });
         w.observe(&self.cluster, &key, updated);
     }
+
+    /// The client's body grew: the host's request body buffer holds `size` bytes (`end` when
+    /// they end the client's stream). `buffered`: the filter holds the body back (the buffer
+    /// keeps every chunk since it started holding, so only its tail is new); otherwise the buffer
+    /// is this chunk alone. Copied if the request is kept for retries, or the copy is given up
+    /// whole.
+    pub fn request_body(&mut self, size: usize, end: bool, buffered: bool) {
+        let start = if buffered { self.buffered } else { 0 };
+        let new = size.saturating_sub(start);
+        if buffered {
+            self.buffered = size;
+        }
+        let Some(copy) = self.copy.as_mut() else {
+            return;
+        };
+        if let Err(why) = copy.room_for(new) {
+            self.drop_copy(why);
+            return;
+        }
+        let chunk = if new == 0 {
+            Some(Vec::new())
+        } else {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, start, new)
+                .ok()
+                .flatten()
+        };
+        let added = match chunk {
+            Some(chunk) if chunk.len() == new => copy.add_body(&chunk, end),
+            // A chunk the host would not hand over cannot be replayed exactly.
+            _ => Err(Dropped::Unreadable),
+        };
+        if let Err(why) = added {
+            self.drop_copy(why);
+        }
+    }
+
+    /// Whether recording a success needs the clock: a rate window, or slow calls, are on.
+    pub fn times_successes(&self) -> bool {
+        self.breaker_policy()
+            .is_some_and(|b| b.failure_rate.is_some() || b.slow_call.is_some())
+    }
+
+    /// The client's request has fully arrived while its first attempt is under way: a slow call
+    /// is timed from here, so a client that trickles its upload does not make the upstream look
+    /// slow (the clock is read only when `slow_call` is on).
+    pub fn request_received(&mut self) {
+        if self.breaker_policy().is_some_and(|b| b.slow_call.is_some()) {
+            self.attempt_started = host::now();
+        }
+    }
+
+    /// The client's trailers arrived (they end its stream).
+    pub fn request_trailers(&mut self) {
+        let Some(copy) = self.copy.as_mut() else {
+            return;
+        };
+        let trailers = host::header_pairs(MapType::HttpRequestTrailers);
+        if let Err(why) = copy.add_trailers(trailers) {
+            self.drop_copy(why);
+        }
+    }
+
+    /// The last moment an attempt may start and still finish (`per_try_timeout`) within the
+    /// request's `deadline`.
+    pub fn last_start(&self) -> Millis {
+        let Some(policy) = self.effective().retry.as_ref() else {
+            return self.started;
+        };
+        self.started
+            .saturating_add(millis(policy.deadline))
+            .saturating_sub(millis(policy.per_try_timeout))
+    }
+
+    /// Whether an attempt starting at `now` can still finish within the deadline.
+    pub fn may_start_attempt(&self, now: Millis) -> bool {
+        now <= self.last_start()
+    }
+
+    /// Gives up the request copy: no retry of this request will run, for `why`.
+    pub fn drop_copy(&mut self, why: Dropped) {
+        self.copy = None;
+        self.dropped.get_or_insert(why);
+    }
 }
 
-/// The metric label of a stop that skipped a wanted retry.
-pub fn skip_reason(stop: Stop) -> Option<SkipReason> {
+/// The metric label of a stop that skipped a wanted retry; `dropped` is why the request copy was
+/// given up, if it was.
+pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
     match stop {
+        Stop::NotEligible if dropped == Some(Dropped::Memory) => Some(SkipReason::Memory),
         Stop::NotEligible => Some(SkipReason::NotEligible),
         Stop::Budget => Some(SkipReason::Budget),
         Stop::Deadline => Some(SkipReason::Deadline),

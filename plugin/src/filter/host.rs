@@ -107,20 +107,6 @@ pub fn header_pairs(map: MapType) -> Pairs {
     Pairs::from_bytes(bytes)
 }
 
-/// All headers of `map`, owned. Values that are not UTF-8 are returned as `None` so that callers
-/// can decide (the SDK cannot send them on); a name that is not UTF-8 (Envoy's codecs refuse
-/// those) is left out. Read through [`header_pairs`]: the SDK's `get_map_bytes` panics on a
-/// status it does not expect and on a name that is not UTF-8, and a panic kills the VM.
-pub fn headers(map: MapType) -> Vec<(String, Option<String>)> {
-    header_pairs(map)
-        .iter()
-        .filter_map(|(name, value)| {
-            let name = std::str::from_utf8(name).ok()?.to_owned();
-            Some((name, std::str::from_utf8(value).ok().map(str::to_owned)))
-        })
-        .collect()
-}
-
 /// The `:status` of a header map as a number.
 pub fn status(map: MapType) -> Option<u16> {
     header(map, ":status")?.trim().parse().ok()

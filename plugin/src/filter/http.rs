@@ -5,8 +5,10 @@
 //! cluster (`xds.cluster_name`) and name (`xds.route_name`) select the effective policy. The
 //! cluster's breaker admits the request, admits it as a half-open probe, or rejects it with the
 //! fallback, and the upstream is not contacted. A request that may be retried is copied as it
-//! passes (headers, then the body up to `max_request_body`): the filter never holds the request
-//! back to copy it.
+//! passes (headers, then the body up to `max_request_body` and the worker's byte budget, see
+//! [`super::copy`]): the filter never holds the request back to copy it. The body keeps flowing
+//! into the copy after the first response has been judged, wherever the request is by then: here,
+//! or waiting in the worker's retry queue.
 //!
 //! # Response
 //! The first attempt's response is classified. A failure that will be retried is paused here and
@@ -15,18 +17,21 @@
 //! retried response) come back through this context's response callbacks and pass through.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, MapType};
+use proxy_wasm::types::{Action, MapType};
 
 use crate::core::breaker::{Admission, Breaker, Events, Phase};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::pairs::Pairs;
 use crate::core::retry::eligible;
-use crate::policy::{BreakerMode, Effective};
+use crate::core::Millis;
+use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
-use super::exchange::{Exchange, Next, RequestCopy};
+use super::copy::{Dropped, RequestCopy};
+use super::exchange::{Exchange, Next};
 use super::host;
 use super::metrics::Counter;
 use super::reply::send_fallback;
@@ -41,8 +46,6 @@ struct Gate {
     admission: Admission,
     events: Events,
     phase: Phase,
-    /// A success of this request will change nothing (`Breaker::success_is_noop`).
-    quiet: bool,
 }
 
 /// Where the stream is, as the filter sees it.
@@ -81,8 +84,9 @@ impl Stream {
         }
     }
 
-    /// Gates a new request; returns the action for `on_http_request_headers`.
-    fn admit(&mut self, w: &mut Worker, config: Rc<Config>) -> Action {
+    /// Gates a new request; returns the action for `on_http_request_headers`. `end_of_stream`:
+    /// the headers are the whole request.
+    fn admit(&mut self, w: &mut Worker, config: Rc<Config>, end_of_stream: bool) -> Action {
         let now = host::now();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
@@ -110,28 +114,21 @@ impl Stream {
         w.metrics.add(&cluster, Counter::Requests, 1);
 
         let mut permit = None;
-        let mut quiet_success = false;
         if let Some(policy) = effective.breaker.as_ref() {
             let key = config.keys.breaker(&cluster);
             let rng = &mut w.rng;
             let updated = shared::update::<Breaker, _>(&key, |b| {
                 let step = b.admit(policy, now, rng);
-                let quiet = match step.value {
-                    Admission::Admitted(permit) => b.success_is_noop(policy, permit),
-                    Admission::Rejected(_) => false,
-                };
                 let gate = Gate {
                     admission: step.value,
                     events: step.events,
                     phase: b.phase(),
-                    quiet,
                 };
                 (gate, step.changed)
             });
             let gate = updated.value;
             if let Some(gate) = gate {
                 w.metrics.init_state(&cluster, gate.phase.gauge());
-                quiet_success = gate.quiet;
             }
             let shadow_rejected = gate.is_some_and(|g| g.events.would_reject().is_some());
             w.observe(
@@ -159,15 +156,28 @@ impl Stream {
                     }
                     permit = Some(p);
                 }
-                // Shared data too contended to decide: fail open, unrecorded.
-                None => {}
+                // Shared data too contended to decide: a closed breaker lets the request through
+                // unrecorded; one that is open or half-open does not (the request could not take
+                // a probe slot, and must not become an unbounded extra probe).
+                None => {
+                    if let Some((phase, retry_after)) = contended_rejection(w, policy, &key, now) {
+                        w.metrics.state(&cluster, phase.gauge());
+                        send_fallback(policy, phase, retry_after);
+                        w.metrics.add(&cluster, Counter::Rejected, 1);
+                        self.stage = Stage::Replied;
+                        return Action::Pause;
+                    }
+                }
             }
         }
 
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
             w.count_request(&config.keys, &cluster, budget, now);
         }
-        let copy = request_copy(effective, headers);
+        let (copy, dropped) = match request_copy(&config, effective, headers, end_of_stream) {
+            Ok(copy) => (copy, None),
+            Err(dropped) => (None, Some(dropped)),
+        };
         self.exchange = Some(Exchange {
             config: Rc::clone(&config),
             cluster,
@@ -178,9 +188,11 @@ impl Stream {
             attempts: 1,
             previous_delay: None,
             copy,
+            dropped,
+            buffered: 0,
+            inconclusive: false,
             withdrawal: None,
             reported: false,
-            quiet_success,
         });
         self.stage = Stage::Forwarded;
         Action::Continue
@@ -193,13 +205,20 @@ impl Stream {
             return Action::Continue;
         };
         let outcome = response_outcome();
-        // A success that changes nothing in the breaker needs no clock (the host call is saved on
-        // the success path); the request's start time stands in.
-        let now = if outcome.is_success() && exchange.quiet_success {
+        // A success is recorded at the request's start time unless a rate window or a slow-call
+        // timer needs the real one: the closed phase's consecutive count does not look at the
+        // clock, and the host call is saved on the healthy path.
+        let now = if outcome.is_success() && !exchange.times_successes() {
             exchange.started
         } else {
             host::now()
         };
+        if outcome.cause == Cause::Local && exchange.copy.as_ref().is_some_and(|c| !c.complete) {
+            // Envoy answered itself while the body was still arriving (no healthy upstream, its
+            // own overflow, another filter's reply): it stops passing the body to the filters,
+            // so the copy can never be completed.
+            exchange.drop_copy(Dropped::Incomplete);
+        }
         let retry_after = if outcome.is_success() {
             None
         } else {
@@ -278,25 +297,60 @@ fn ended_by_upstream_failure() -> Option<Outcome> {
     Outcome::of_ended_stream(status, flags, &details)
 }
 
-/// A copy of the request if it may be retried; the body follows in `on_http_request_body`.
-fn request_copy(effective: &Effective, headers: Pairs) -> Option<RequestCopy> {
-    let policy = effective.retry.as_ref().filter(|r| r.max_attempts > 1)?;
-    let method = std::str::from_utf8(headers.get(":method")?).ok()?;
+/// A copy of the request if it may be retried (`Ok(None)`: the policy never retries it); the body
+/// follows in `on_http_request_body`. `complete`: the headers ended the request.
+fn request_copy(
+    config: &Config,
+    effective: &Effective,
+    headers: Pairs,
+    complete: bool,
+) -> Result<Option<RequestCopy>, Dropped> {
+    let Some(policy) = effective.retry.as_ref().filter(|r| r.max_attempts > 1) else {
+        return Ok(None);
+    };
+    let Some(method) = headers
+        .get(":method")
+        .and_then(|m| std::str::from_utf8(m).ok())
+    else {
+        return Ok(None);
+    };
     let has_key = policy
         .idempotency_header
         .as_deref()
         .is_some_and(|key| headers.get(key).is_some());
-    eligible(policy, method, has_key).ok()?;
-    // The SDK can only send UTF-8 names and values: a request it cannot replay is not retried.
-    if !headers.is_utf8() {
+    if eligible(policy, method, has_key).is_err() {
+        return Ok(None);
+    }
+    let worker_limit = config.policy.worker_buffer();
+    RequestCopy::start(headers, complete, policy.max_request_body, worker_limit).map(Some)
+}
+
+/// The fallback for a request whose admission was given up under contention, if the breaker (as
+/// last read) is not closed: its phase and when to come back.
+fn contended_rejection(
+    w: &mut Worker,
+    policy: &BreakerPolicy,
+    key: &str,
+    now: Millis,
+) -> Option<(Phase, Duration)> {
+    if policy.mode != BreakerMode::Enforce {
         return None;
     }
-    Some(RequestCopy {
-        headers,
-        body: Vec::new(),
-        trailers: Vec::new(),
+    let mut breaker = shared::load::<Breaker>(key).state;
+    if breaker.is_closed() {
+        return None;
+    }
+    // A dry run on a copy: the rejection a new request would get. Where it would be admitted (a
+    // probe slot looked free, but taking it lost every write), the request waits like one that
+    // found every slot taken.
+    Some(match breaker.admit(policy, now, &mut w.rng).value {
+        Admission::Rejected(rejection) => (rejection.phase, rejection.retry_after),
+        Admission::Admitted(_) => (Phase::HalfOpen, HALF_OPEN_RETRY_AFTER),
     })
 }
+
+/// The `retry-after` of a request turned away because no probe slot could be taken.
+const HALF_OPEN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl Context for Stream {
     fn on_done(&mut self) -> bool {
@@ -312,59 +366,60 @@ impl Drop for Stream {
 }
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
-        worker::with(|w| self.admit(w, config)).unwrap_or(Action::Continue)
+        worker::with(|w| self.admit(w, config, end_of_stream)).unwrap_or(Action::Continue)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        let Some(exchange) = self.exchange.as_mut() else {
-            return Action::Continue;
-        };
-        let Some(copy) = exchange.copy.as_mut() else {
-            return Action::Continue;
-        };
-        let limit = exchange
-            .config
-            .policy
-            .lookup(&exchange.cluster, &exchange.route)
-            .retry
-            .as_ref()
-            .map_or(0, |r| r.max_request_body);
-        if (copy.body.len() + body_size) as u64 > limit {
-            // Forwarded, but too large to keep for a retry.
-            exchange.copy = None;
-            return Action::Continue;
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.stage {
+            Stage::Forwarded => {
+                if let Some(exchange) = self.exchange.as_mut() {
+                    exchange.request_body(body_size, end_of_stream, false);
+                    if end_of_stream {
+                        exchange.request_received();
+                    }
+                }
+                Action::Continue
+            }
+            Stage::Retrying => {
+                // The response came before the body ended. While a retry may still run, the rest
+                // of the body is held back here: past this filter, Envoy's router (whose upstream
+                // request is over) would answer the client itself and end the stream.
+                let id = self.id;
+                let hold = worker::with(|w| retries::request_body(w, id, body_size, end_of_stream));
+                if hold == Some(true) {
+                    Action::Pause
+                } else {
+                    Action::Continue
+                }
+            }
+            _ => Action::Continue,
         }
-        if let Ok(Some(chunk)) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
-            copy.body.extend_from_slice(&chunk);
-        }
-        Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        let Some(exchange) = self.exchange.as_mut() else {
-            return Action::Continue;
-        };
-        if exchange.copy.is_none() {
-            return Action::Continue;
-        }
-        let trailers: Option<Vec<(String, String)>> = host::headers(MapType::HttpRequestTrailers)
-            .into_iter()
-            .map(|(name, value)| Some((name, value?)))
-            .collect();
-        match trailers {
-            Some(trailers) => {
-                if let Some(copy) = exchange.copy.as_mut() {
-                    copy.trailers = trailers;
+        match self.stage {
+            Stage::Forwarded => {
+                if let Some(exchange) = self.exchange.as_mut() {
+                    exchange.request_trailers();
+                    exchange.request_received();
+                }
+                Action::Continue
+            }
+            Stage::Retrying => {
+                let id = self.id;
+                let hold = worker::with(|w| retries::request_trailers(w, id));
+                if hold == Some(true) {
+                    Action::Pause
+                } else {
+                    Action::Continue
                 }
             }
-            // The SDK can only send UTF-8 values: a request it cannot replay is not retried.
-            None => exchange.copy = None,
+            _ => Action::Continue,
         }
-        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

@@ -45,6 +45,10 @@ pub enum Counter {
     StateErrors,
     /// Shared-data updates given up after too many compare-and-swap conflicts.
     StateContention,
+    /// Retries whose response could not be relayed: larger than the worker's byte budget, or a
+    /// call reset after an answered attempt (Envoy drops a call's response past its 32 MiB buffer
+    /// and reports a reset). The client got the earlier response.
+    ResponsesDropped,
 }
 
 /// Why a retry that the outcome asked for did not run.
@@ -56,15 +60,18 @@ pub enum SkipReason {
     Breaker,
     /// The host refused the dispatch at once: nothing reached the upstream.
     Refused,
+    /// Keeping the request for a retry would have taken the worker past its byte budget.
+    Memory,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 6] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
         SkipReason::Breaker,
         SkipReason::Refused,
+        SkipReason::Memory,
     ];
 
     pub fn label(self) -> &'static str {
@@ -74,12 +81,13 @@ impl SkipReason {
             SkipReason::Deadline => "deadline",
             SkipReason::Breaker => "breaker",
             SkipReason::Refused => "refused",
+            SkipReason::Memory => "memory",
         }
     }
 }
 
 impl Counter {
-    const ALL: [Counter; 14] = [
+    const ALL: [Counter; 15] = [
         Counter::Requests,
         Counter::Failures,
         Counter::Rejected,
@@ -94,6 +102,7 @@ impl Counter {
         Counter::RetriesExhausted,
         Counter::StateErrors,
         Counter::StateContention,
+        Counter::ResponsesDropped,
     ];
 
     /// The metric part of the stat name.
@@ -113,6 +122,7 @@ impl Counter {
             Counter::RetriesExhausted => "retries_exhausted_total",
             Counter::StateErrors => "state_errors_total",
             Counter::StateContention => "state_contention_total",
+            Counter::ResponsesDropped => "retry_responses_dropped_total",
         }
     }
 

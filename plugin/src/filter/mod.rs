@@ -18,11 +18,14 @@
 //! unwraps host results or input: headers are read as bytes, properties are decoded leniently, and
 //! shared-data bytes that do not decode are replaced by a fresh state and reported.
 
+mod copy;
 mod events;
 mod exchange;
 mod host;
 mod http;
+mod memory;
 mod metrics;
+mod outbound;
 mod reply;
 mod retries;
 mod root;

@@ -11,9 +11,14 @@ use crate::core::outcome::Cause;
 use crate::core::Millis;
 use crate::policy::{BreakerMode, BreakerPolicy};
 
+use crate::core::pairs::Pairs;
+
+use super::copy::RequestCopy;
 use super::exchange::Exchange;
 use super::host;
+use super::memory::Lease;
 use super::metrics::Counter;
+use super::outbound;
 use super::retries::{Job, Last};
 use super::worker::{read_breaker, Worker};
 
@@ -33,11 +38,11 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Whether a header is copied onto a replayed request or a relayed response. `te: trailers` is
 /// the one `te` that HTTP/2 allows end to end (gRPC needs it), so it is kept.
-pub fn is_copied(name: &str, value: &str) -> bool {
-    if name == "te" {
-        return value.eq_ignore_ascii_case("trailers");
+pub fn is_copied(name: &[u8], value: &[u8]) -> bool {
+    if name == b"te" {
+        return value.eq_ignore_ascii_case(b"trailers");
     }
-    !HOP_BY_HOP.contains(&name) && !name.starts_with("x-breakwater-")
+    !HOP_BY_HOP.iter().any(|h| h.as_bytes() == name) && !name.starts_with(b"x-breakwater-")
 }
 
 /// The request header that tells the upstream which attempt this is (N ≥ 2).
@@ -51,73 +56,57 @@ pub const BREAKER_HEADER: &str = "x-breakwater-breaker";
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// As the host serialized them, without pseudo and hop-by-hop headers.
+    pub headers: Pairs,
     pub body: Vec<u8>,
+    /// The body, held against the worker's byte budget until the reply is dropped.
+    pub _held: Lease,
 }
 
 impl Reply {
     /// A call response to relay: its headers without pseudo and hop-by-hop ones, and `body`.
-    pub fn from_call(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Reply {
-        let headers = headers
-            .into_iter()
-            .filter(|(name, value)| !name.starts_with(':') && is_copied(name, value))
-            .collect();
+    pub fn from_call(status: u16, headers: &Pairs, body: Vec<u8>, lease: Lease) -> Reply {
+        let headers = Pairs::collect(
+            headers
+                .iter()
+                .filter(|(name, value)| !name.starts_with(b":") && is_copied(name, value)),
+        );
         Reply {
             status,
             headers,
             body,
+            _held: lease,
         }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        std::str::from_utf8(self.headers.get(name)?).ok()
     }
 }
 
-/// A retry about to be dispatched.
-pub struct Call<'a> {
-    exchange: &'a Exchange,
-    attempt: String,
-    pub body: Option<&'a [u8]>,
-    pub timeout: Duration,
-}
-
-impl<'a> Call<'a> {
-    pub fn headers(&self) -> Vec<(&str, &str)> {
-        let mut headers: Vec<(&str, &str)> = self
-            .exchange
-            .copy
+/// The request headers of attempt `attempt` of `copy`: the client's, without hop-by-hop ones,
+/// plus `x-breakwater-attempt`.
+pub fn call_headers(copy: &RequestCopy, attempt: u32) -> Pairs {
+    let attempt = attempt.to_string();
+    Pairs::collect(
+        copy.headers
             .iter()
-            .flat_map(|c| c.headers.iter_str())
             .filter(|(n, v)| is_copied(n, v))
-            .collect();
-        headers.push((ATTEMPT_HEADER, &self.attempt));
-        headers
-    }
-
-    pub fn trailers(&self) -> Vec<(&str, &str)> {
-        self.exchange
-            .copy
-            .iter()
-            .flat_map(|c| c.trailers.iter())
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect()
-    }
+            .chain(std::iter::once((
+                ATTEMPT_HEADER.as_bytes(),
+                attempt.as_bytes(),
+            ))),
+    )
 }
 
-/// The dispatch of attempt `attempt` of `exchange`; `None` without a request copy or policy.
-pub fn call_for(exchange: &Exchange, attempt: u32) -> Option<Call<'_>> {
-    let copy = exchange.copy.as_ref()?;
-    let timeout = exchange.effective().retry.as_ref()?.per_try_timeout;
-    Some(Call {
-        exchange,
-        attempt: attempt.to_string(),
-        body: (!copy.body.is_empty()).then_some(copy.body.as_slice()),
-        timeout,
-    })
+/// The headers of a reply: `headers`, plus `x-breakwater-attempts` after a retry.
+fn with_attempts<'a>(
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    attempts: &'a str,
+    retried: bool,
+) -> Pairs {
+    let extra = retried.then_some((ATTEMPTS_HEADER.as_bytes(), attempts.as_bytes()));
+    Pairs::collect(headers.chain(extra))
 }
 
 /// Sends the breaker's fallback on the current stream.
@@ -127,19 +116,21 @@ pub fn send_fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration
         Phase::HalfOpen => "half-open",
         _ => "open",
     };
-    let mut headers: Vec<(&str, &str)> = policy
-        .fallback
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    headers.push(("retry-after", &seconds));
-    headers.push((BREAKER_HEADER, state));
-    let body = policy.fallback.body.as_bytes();
-    let _ = hostcalls::send_http_response(
-        u32::from(policy.fallback.status),
-        headers,
-        (!body.is_empty()).then_some(body),
+    let headers = Pairs::collect(
+        policy
+            .fallback
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .chain([
+                (&b"retry-after"[..], seconds.as_bytes()),
+                (BREAKER_HEADER.as_bytes(), state.as_bytes()),
+            ]),
+    );
+    let _ = outbound::reply(
+        policy.fallback.status,
+        &headers,
+        policy.fallback.body.as_bytes(),
     );
 }
 
@@ -168,19 +159,8 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: &Job, breaker_stop: b
             let _ = hostcalls::resume_http_response();
         }
         Last::Reply(reply) => {
-            let mut headers: Vec<(&str, &str)> = reply
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            if retried {
-                headers.push((ATTEMPTS_HEADER, &attempts));
-            }
-            let _ = hostcalls::send_http_response(
-                u32::from(reply.status),
-                headers,
-                (!reply.body.is_empty()).then_some(reply.body.as_slice()),
-            );
+            let headers = with_attempts(reply.headers.iter(), &attempts, retried);
+            let _ = outbound::reply(reply.status, &headers, &reply.body);
         }
         Last::Failed => {
             let (status, body) = match job.outcome.cause {
@@ -188,11 +168,9 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: &Job, breaker_stop: b
                 Cause::ConnectFailure => (503, "upstream connect error: connection failure"),
                 _ => (503, "upstream reset before response"),
             };
-            let mut headers = vec![("content-type", "text/plain")];
-            if retried {
-                headers.push((ATTEMPTS_HEADER, &attempts));
-            }
-            let _ = hostcalls::send_http_response(status, headers, Some(body.as_bytes()));
+            let content_type = (&b"content-type"[..], &b"text/plain"[..]);
+            let headers = with_attempts(std::iter::once(content_type), &attempts, retried);
+            let _ = outbound::reply(status, &headers, body.as_bytes());
         }
     }
     let _ = hostcalls::set_effective_context(root_id);

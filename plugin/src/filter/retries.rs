@@ -44,12 +44,16 @@ use hashbrown::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use crate::core::outcome::Outcome;
+use crate::core::outcome::{parse_status, Outcome};
+use crate::core::pairs::Pairs;
+use crate::core::retry::Stop;
 use crate::core::Millis;
 
 use super::exchange::{Exchange, Next};
 use super::host;
+use super::memory::Lease;
 use super::metrics::{Counter, SkipReason};
+use super::outbound;
 use super::reply::{self, Reply};
 use super::worker::Worker;
 
@@ -67,8 +71,30 @@ pub enum Last {
 /// Where a retry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    Waiting { due: Millis },
-    InFlight { token: u32 },
+    /// The retry runs at `due`.
+    Waiting {
+        due: Millis,
+    },
+    /// The retry was due, but the client is still sending its body: it runs when the body ends,
+    /// and the request gives up at `give_up` (the last moment the retry could still start within
+    /// the deadline).
+    AwaitingBody {
+        give_up: Millis,
+    },
+    InFlight {
+        token: u32,
+    },
+}
+
+impl Stage {
+    /// When the root's timer must look at this job again.
+    fn wakes_at(self) -> Option<Millis> {
+        match self {
+            Stage::Waiting { due } => Some(due),
+            Stage::AwaitingBody { give_up } => Some(give_up),
+            Stage::InFlight { .. } => None,
+        }
+    }
 }
 
 /// A client request with retries pending.
@@ -100,11 +126,11 @@ pub struct Retries {
 
 impl Retries {
     fn insert_waiting(&mut self, context_id: u32, job: Job) {
-        if let Stage::Waiting { due } = job.stage {
+        if let Some(at) = job.stage.wakes_at() {
             self.queues
                 .entry(job.root)
                 .or_default()
-                .push(Reverse((due, context_id)));
+                .push(Reverse((at, context_id)));
         }
         self.jobs.insert(context_id, job);
     }
@@ -143,9 +169,9 @@ impl Retries {
     }
 }
 
-fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, due: Millis) -> bool {
+fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, at: Millis) -> bool {
     jobs.get(&id)
-        .is_some_and(|job| job.stage == Stage::Waiting { due })
+        .is_some_and(|job| job.stage.wakes_at() == Some(at))
 }
 
 /// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
@@ -156,11 +182,64 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
     arm(w, root, now);
 }
 
-/// The stream `context_id` ended: drops its retry, if any, and gives back what it held.
+/// The stream `context_id` ended while its retry waited or flew (the client left): drops the
+/// retry and gives back what it held. An attempt of this request has failed already, so the
+/// request is over with that failure: a full outage whose clients give up before their first
+/// retry still opens the breaker.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
     if let Some(mut job) = remove(w, context_id, now) {
-        job.exchange.abandon(w, now);
+        let outcome = job.outcome;
+        job.exchange.finish(w, &outcome, None, now);
     }
+}
+
+/// The body of the stream `context_id` grew while its response is held for a retry (the host's
+/// buffer holds `size` bytes since the filter started holding it back): the copy grows (or is
+/// given up), and a retry that was only waiting for the body is released. Whether the body must
+/// still be held back: as long as a retry may need it.
+pub fn request_body(w: &mut Worker, context_id: u32, size: usize, end: bool) -> bool {
+    let Some(job) = w.retries.jobs.get_mut(&context_id) else {
+        return false;
+    };
+    job.exchange.request_body(size, end, true);
+    body_moved(w, context_id)
+}
+
+/// The trailers of the stream `context_id` arrived while its response is held for a retry; as
+/// [`request_body`].
+pub fn request_trailers(w: &mut Worker, context_id: u32) -> bool {
+    let Some(job) = w.retries.jobs.get_mut(&context_id) else {
+        return false;
+    };
+    job.exchange.request_trailers();
+    body_moved(w, context_id)
+}
+
+/// After the copy grew or was given up: a retry that can no longer run, or that was only waiting
+/// for the body, is taken up now (dispatched, or concluded without its copy) by the root's next
+/// tick.
+fn body_moved(w: &mut Worker, context_id: u32) -> bool {
+    let Some(job) = w.retries.jobs.get(&context_id) else {
+        return false;
+    };
+    let copy = job.exchange.copy.as_ref();
+    let kept = copy.is_some();
+    let now_due = match job.stage {
+        Stage::Waiting { .. } => copy.is_none(),
+        Stage::AwaitingBody { .. } => copy.is_none_or(|copy| copy.complete),
+        Stage::InFlight { .. } => false,
+    };
+    if now_due {
+        let root = job.root;
+        let now = host::now();
+        if let Some(mut job) = w.retries.jobs.remove(&context_id) {
+            job.stage = Stage::Waiting { due: now };
+            w.retries.insert_waiting(context_id, job);
+        }
+        // The stream's callback sets its own root's timer, which is this job's root.
+        arm(w, root, now);
+    }
+    kept
 }
 
 /// Envoy ended the stream `context_id` on its own while its response was held for a retry (the
@@ -183,7 +262,7 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
         }
         // The root's timer may point at this retry: point it at the next one, or turn it off.
         // The stream's callback acts on its own root's timer, which is this job's root.
-        Stage::Waiting { .. } => arm(w, job.root, now),
+        Stage::Waiting { .. } | Stage::AwaitingBody { .. } => arm(w, job.root, now),
     }
     Some(job)
 }
@@ -208,31 +287,52 @@ pub fn arm(w: &mut Worker, root: u32, now: Millis) {
 
 fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     let exchange = &mut job.exchange;
-    if exchange.effective().breaker.is_some() && !exchange.breaker_closed(w) {
+    let stop = if exchange.effective().breaker.is_some() && !exchange.breaker_closed(w) {
+        Some(Stop::Breaker)
+    } else if !exchange.may_start_attempt(now) {
+        // The deadline is checked again here: a retry that waited (for its delay, or for the
+        // client's body) may no longer finish in time.
+        Some(Stop::Deadline)
+    } else if exchange.copy.is_none() {
+        // Given up while the retry waited (the body outgrew a limit).
+        Some(Stop::NotEligible)
+    } else {
+        None
+    };
+    if let Some(stop) = stop {
         let outcome = job.outcome;
-        job.exchange
-            .finish(w, &outcome, Some(crate::core::retry::Stop::Breaker), now);
-        reply::deliver(w, root_id, id, &job, true, now);
+        job.exchange.finish(w, &outcome, Some(stop), now);
+        reply::deliver(w, root_id, id, &job, stop == Stop::Breaker, now);
+        return;
+    }
+    if exchange.copy.as_ref().is_some_and(|copy| !copy.complete) {
+        // The response came before the client finished its body: the retry must carry all of it.
+        job.stage = Stage::AwaitingBody {
+            give_up: exchange.last_start(),
+        };
+        w.retries.insert_waiting(id, job);
         return;
     }
     let attempt = exchange.attempts + 1;
-    exchange.attempts = attempt;
-    exchange.attempt_started = now;
-    let Some(call) = reply::call_for(exchange, attempt) else {
-        // Unreachable (a waiting job has its copy and a retry policy), but never leave a
+    let (Some(copy), Some(policy)) = (exchange.copy.as_ref(), exchange.effective().retry.as_ref())
+    else {
+        // Unreachable (checked above, and a waiting job has a retry policy), but never leave a
         // client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, now);
         reply::deliver(w, root_id, id, &job, false, now);
         return;
     };
-    let dispatched = hostcalls::dispatch_http_call(
+    let headers = reply::call_headers(copy, attempt);
+    let dispatched = outbound::dispatch(
         &exchange.cluster,
-        call.headers(),
-        call.body,
-        call.trailers(),
-        call.timeout,
+        &headers,
+        &copy.body,
+        &copy.trailers,
+        policy.per_try_timeout,
     );
+    exchange.attempts = attempt;
+    exchange.attempt_started = now;
     match dispatched {
         Ok(token) => {
             job.exchange.spend_budget();
@@ -271,26 +371,32 @@ pub fn call_response(
         // The client went away while the retry was in flight.
         return;
     };
-    let headers: Vec<(String, String)> = if num_headers == 0 {
-        Vec::new()
+    // A reset call after an attempt that was answered: in Envoy 1.40 a real reset and a response
+    // past the async client's buffer (32 MiB: Envoy drains it and resets the call) look the same
+    // to the module. It is a failed attempt for the retries, and no evidence for the breaker.
+    let mut job = job;
+    // Once an attempt was answered, every later reset is read this way.
+    job.exchange.inconclusive =
+        num_headers == 0 && (job.outcome.is_reply() || job.exchange.inconclusive);
+    let headers = if num_headers == 0 {
+        Pairs::default()
     } else {
-        host::headers(MapType::HttpCallResponseHeaders)
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, value?)))
-            .collect()
+        host::header_pairs(MapType::HttpCallResponseHeaders)
     };
-    let body = if body_size == 0 {
-        Vec::new()
-    } else {
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+    let text: Vec<(&str, &str)> = headers.iter_str().collect();
+    let status = text
+        .iter()
+        .find(|(name, _)| *name == ":status")
+        .and_then(|(_, value)| parse_status(value));
+    let limit = job.exchange.config.policy.worker_buffer();
+    let Some((body, lease)) = read_call_body(body_size, limit) else {
+        // Too large to hold: the retry got an answer (its upstream is not at fault), but the
+        // answer cannot be relayed.
+        unrelayed(w, root_id, id, job, now);
+        return;
     };
-    let outcome = Outcome::from_call(&headers, &body);
-    let reply = outcome
-        .status
-        .map(|status| Reply::from_call(status, headers, body));
+    let outcome = Outcome::from_call(&text, &body);
+    let reply = status.map(|status| Reply::from_call(status, &headers, body, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
 
@@ -328,10 +434,33 @@ fn conclude(
             w.retries.insert_waiting(id, job);
         }
         Next::Final(stop) => {
-            let breaker_stop = stop == Some(crate::core::retry::Stop::Breaker);
+            let breaker_stop = stop == Some(Stop::Breaker);
             let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, now);
             reply::deliver(w, root_id, id, &job, breaker_stop, now);
         }
     }
+}
+
+/// The body of a call's response, read into the module if the worker's byte budget holds it.
+fn read_call_body(size: usize, limit: u64) -> Option<(Vec<u8>, Lease)> {
+    let lease = Lease::take(size as u64, limit)?;
+    if size == 0 {
+        return Some((Vec::new(), lease));
+    }
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Some((body, lease))
+}
+
+/// A retry's response is too large for the worker's byte budget: the retries stop, the client
+/// gets the response it would have got without this retry, and the request reports no outcome to
+/// the breaker (a large response is no failure of the upstream, and must never open it).
+fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
+    job.exchange.inconclusive = true;
+    let outcome = job.outcome;
+    job.exchange.finish(w, &outcome, None, now);
+    reply::deliver(w, root_id, id, &job, false, now);
 }

@@ -50,6 +50,7 @@ pub(crate) fn empty() -> Policy {
         routes: NameMap::default(),
         table: vec![default.clone()],
         default,
+        worker_buffer: super::defaults::MAX_WORKER_BUFFER,
     }
 }
 
@@ -117,6 +118,7 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
         routes: numbered(&scopes.routes),
         table,
         default,
+        worker_buffer: super::defaults::MAX_WORKER_BUFFER,
     })
 }
 

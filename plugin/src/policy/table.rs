@@ -23,6 +23,9 @@ pub struct Policy {
     pub(crate) table: Vec<Effective>,
     /// Row 0, column 0 again: what a lookup returns should the table ever be short.
     pub(crate) default: Effective,
+    /// `max_worker_buffer`: bytes each worker may hold for retries (request copies and retried
+    /// responses).
+    pub(crate) worker_buffer: u64,
 }
 
 /// A policy that passed validation, with the warnings about risky but legal values.
@@ -51,6 +54,12 @@ impl Policy {
     /// The breaker policy of a cluster (None when off), ignoring routes.
     pub fn breaker_for(&self, cluster: &str) -> Option<&BreakerPolicy> {
         self.entry(self.row(cluster), 0).breaker.as_ref()
+    }
+
+    /// Bytes each worker may hold for retries: the copies of requests kept for a retry and the
+    /// retried responses waiting to be relayed (`max_worker_buffer`).
+    pub fn worker_buffer(&self) -> u64 {
+        self.worker_buffer
     }
 
     /// Whether any route has a policy of its own: without, the route's name is not needed (and

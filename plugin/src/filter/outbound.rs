@@ -1,0 +1,73 @@
+//! What the filter sends through the host: dispatched retries and its own replies.
+//!
+//! The SDK's `send_http_response` takes `&str` names and values and panics on a host status it
+//! does not expect, which would trap the VM; [`reply`] calls the ABI (0.2.1) directly with a map
+//! serialized in the host's layout ([`Pairs`]), so a relayed response keeps header bytes that are
+//! not UTF-8, and every status comes back as a value.
+//!
+//! A dispatch must go through the SDK's `dispatch_http_call`: the SDK routes a call's response to
+//! the context that dispatched it by a token table that only its own dispatch fills, and panics
+//! on a token it does not know. Its `&str` pairs mean a request is only replayed when its header
+//! names and values are UTF-8 (checked when the copy is made, see [`super::copy`]).
+
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+
+use crate::core::pairs::Pairs;
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The ABI's declarations, as the SDK makes them.
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> Status;
+}
+
+/// Dispatches a call to `cluster`; the token its response will come back with. Pairs that are
+/// not UTF-8 are left out (a copy never holds any, see [`super::copy`]).
+pub fn dispatch(
+    cluster: &str,
+    headers: &Pairs,
+    body: &[u8],
+    trailers: &Pairs,
+    timeout: Duration,
+) -> Result<u32, Status> {
+    hostcalls::dispatch_http_call(
+        cluster,
+        headers.iter_str().collect(),
+        (!body.is_empty()).then_some(body),
+        trailers.iter_str().collect(),
+        timeout,
+    )
+}
+
+/// Replies to the current stream with Envoy's local-reply path (no gRPC status of our own).
+pub fn reply(status: u16, headers: &Pairs, body: &[u8]) -> Result<(), Status> {
+    // SAFETY: every pointer and size pair describes a live slice for the duration of the call;
+    // the host copies what it needs before returning.
+    let result = unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            headers.as_bytes().as_ptr(),
+            headers.as_bytes().len(),
+            -1,
+        )
+    };
+    match result {
+        Status::Ok => Ok(()),
+        other => Err(other),
+    }
+}
