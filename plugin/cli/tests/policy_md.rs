@@ -46,7 +46,10 @@ fn documented(md: &str) -> Vec<Row> {
         }
         lines.next(); // | --- | ... |
         for line in lines.by_ref() {
-            let Some(inner) = line.trim().strip_prefix('|').and_then(|l| l.strip_suffix('|'))
+            let Some(inner) = line
+                .trim()
+                .strip_prefix('|')
+                .and_then(|l| l.strip_suffix('|'))
             else {
                 break;
             };
@@ -153,16 +156,20 @@ impl Accepted {
         accepted
     }
 
+    fn all(&self) -> impl Iterator<Item = &(String, Option<String>)> {
+        self.top.iter().chain(&self.scope).chain(&self.route)
+    }
+
     fn paths(&self) -> BTreeSet<String> {
-        let all = self.top.iter().chain(&self.scope).chain(&self.route);
-        all.map(|(path, _)| path.clone()).collect()
+        self.all().map(|(path, _)| path.clone()).collect()
     }
 }
 
 /// `value` at `path` (dotted) inside nested objects.
 fn nest(path: &str, value: Value) -> Value {
-    path.rsplit('.')
-        .fold(value, |inner, key| Value::Object(Map::from_iter([(key.to_owned(), inner)])))
+    path.rsplit('.').fold(value, |inner, key| {
+        Value::Object(Map::from_iter([(key.to_owned(), inner)]))
+    })
 }
 
 #[test]
@@ -193,7 +200,7 @@ fn every_field_the_filter_accepts_is_documented_in_policy_md_and_nothing_else() 
 #[test]
 fn every_field_has_a_description_in_the_schema() {
     let accepted = Accepted::from_schema();
-    for (path, description) in accepted.top.iter().chain(&accepted.scope).chain(&accepted.route) {
+    for (path, description) in accepted.all() {
         assert!(
             description.as_deref().is_some_and(|d| !d.trim().is_empty()),
             "{path} has no description in the schema: give its field in \
@@ -373,7 +380,9 @@ fn policy_md_shows_the_example_files_as_they_are_and_they_carry_no_warnings() {
     // The shape example is the one the policy tests parse.
     let contract = read(&paths::root().join("plugin/src/policy/tests/policy_md_example.json"));
     assert!(
-        blocks.iter().any(|(_, text)| text.trim() == contract.trim()),
+        blocks
+            .iter()
+            .any(|(_, text)| text.trim() == contract.trim()),
         "POLICY.md's Shape example and plugin/src/policy/tests/policy_md_example.json differ"
     );
 }
