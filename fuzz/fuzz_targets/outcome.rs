@@ -2,8 +2,8 @@
 //! bodies: never a panic, and the rules of `breakwater::core::outcome` hold: `via_upstream` is
 //! the upstream's reply, Envoy's own replies are never successes, a call reply with
 //! `x-envoy-upstream-service-time` is the upstream's, a call with no headers was reset, a parsed
-//! `:status` is three digits, `failure_on` / `retry_on` matching follows POLICY.md, and a stream
-//! Envoy ended past the filter is an outcome exactly when its details name an upstream failure
+//! `:status` is three digits, `failure_on` / `retry_on` matching follows POLICY.md "Outcomes",
+//! and a stream Envoy ended past the filter is an outcome exactly when its details name an upstream failure
 //! and its client did not leave.
 
 #![no_main]
@@ -95,8 +95,8 @@ fn class(c: &Class) -> OutcomeClass {
     }
 }
 
-/// POLICY.md's matching rule, written out: classes `5xx` and `gateway-error` and listed codes
-/// match replies (the upstream's or Envoy's) by status; `reset`, `connect-failure` and
+/// POLICY.md's matching rule ("Outcomes"), written out: classes `5xx` and `gateway-error` and
+/// listed codes match replies (the upstream's or Envoy's) by status; `reset`, `connect-failure` and
 /// `timeout` match their cause.
 fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
     let reply = matches!(o.cause, Cause::Upstream | Cause::Local);

@@ -78,7 +78,7 @@ fn the_breaker_opens_after_failure_threshold_failures_across_workers_and_spares_
     let log = envoy.log();
     assert!(
         log.contains("circuit breaker 'a' OPEN after"),
-        "the opening is logged as the seed logs it"
+        "the opening is logged as a warning naming the cluster"
     );
 }
 

@@ -12,7 +12,7 @@
 //! 5. **healthy**: all good again.
 //!
 //! The reviews upstream stays healthy throughout: its breaker never opens, because each cluster
-//! has its own (the seed's first pitfall).
+//! has its own (a breaker shared across services would let one outage stop them all).
 //!
 //! # Phases that wait for the story
 //! A phase lasts its duration, but `down` goes on until the catalog's breaker has opened and

@@ -209,7 +209,7 @@ fn an_open_breaker_leaves_other_clusters_alone() {
     let r = response(&w, s);
     assert_eq!(
         r.status, 200,
-        "a breaker is per cluster (the seed's first pitfall)"
+        "a breaker is per cluster: one cluster's outage leaves the others alone"
     );
     assert_eq!(r.body_text(), "stock");
     assert_eq!(w.upstream_attempts(OTHER).len(), 1);

@@ -1,5 +1,5 @@
-//! The breaker outside the retries (the seed's rule): retries run only while the cluster's
-//! breaker is closed; when it opens, pending retries are dropped.
+//! The breaker outside the retries (POLICY.md "Circuit breaker"): retries run only while the
+//! cluster's breaker is closed; when it opens, pending retries are dropped.
 
 use breakwater_host_tests::{ms, Reply, StreamId, World};
 use serde_json::{json, Value};

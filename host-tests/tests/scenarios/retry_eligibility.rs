@@ -1,4 +1,4 @@
-//! What may be retried (the seed's pitfalls: POST without a key, 4xx) and how long a
+//! What may be retried (never a POST without a key, never a 4xx but 408/409/429) and how long a
 //! `Retry-After` makes the retry wait.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Breaker events become log lines and metrics, as the seed does: a warning when a breaker opens,
+//! Breaker events become log lines and metrics: a warning when a breaker opens,
 //! info when it half-opens and closes, and counters for each so operators can alert on them.
 //!
 //! The state gauge follows the breaker's state machine. In `shadow` mode that is the machine

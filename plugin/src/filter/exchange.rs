@@ -3,7 +3,7 @@
 //! An [`Exchange`] starts in the request's HTTP context. If the first attempt fails in a way that
 //! is retried, it moves into the worker's retry queue with the copy of the request and lives on
 //! there until its last attempt; either way its final outcome is reported to the breaker exactly
-//! once (`count_retries: false`, the seed's "breaker outside retry") or every attempt is
+//! once (`count_retries: false`: the breaker sits outside the retries) or every attempt is
 //! (`count_retries: true`).
 
 use std::rc::Rc;

@@ -19,7 +19,7 @@ const HOUR: u64 = 60 * MINUTE;
 /// 0 turns the trigger off. Above 10,000 consecutive failures the trigger never fires on any
 /// real outage; use `failure_rate` for busy clusters.
 pub const FAILURE_THRESHOLD: RangeInclusive<i64> = 0..=10_000;
-/// Below this (but above 0) the breaker trips on transient errors (the seed's pitfall): a
+/// Below this (but above 0) the breaker trips on ordinary transient errors: a
 /// warning, not an error.
 pub const FAILURE_THRESHOLD_WARN_BELOW: u32 = 3;
 
@@ -59,7 +59,7 @@ pub const FAILURE_CODES: RangeInclusive<u16> = 400..=599;
 
 /// The only 4xx codes `retry_on` may list: 408 (request timeout), 409 (conflict) and 429 (too
 /// many requests) are worth another try; any other 4xx fails again the same way, so it is never
-/// retried (the seed's pitfall).
+/// retried.
 pub const RETRYABLE_4XX: [u16; 3] = [408, 409, 429];
 /// The 5xx codes `retry_on` may list.
 pub const RETRYABLE_5XX: RangeInclusive<u16> = 500..=599;

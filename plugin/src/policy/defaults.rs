@@ -1,13 +1,15 @@
-//! The defaults of every field: the seed's numbers, as `POLICY.md`'s tables give them, so a team
-//! that used the seed's Python classes gets the same behaviour from `{}`.
+//! The defaults of every field, as `POLICY.md`'s tables give them (a test holds the two
+//! together). They are the numbers of the classic circuit-breaker and retry recipes that many
+//! teams run in their application code, so `{}` behaves as those teams expect (`POLICY.md`
+//! "Where the defaults come from").
 //!
 //! `failure_rate` and `slow_call` are off by default; when a scope turns one on without setting
-//! every field, the missing ones take the values of `POLICY.md`'s example.
+//! every field, the missing ones take the defaults in `POLICY.md`'s table.
 
 use super::types::{BreakerMode, Jitter, OutcomeClass};
 use std::time::Duration;
 
-// --- circuit_breaker (the seed's CircuitBreakerConfig) ---
+// --- circuit_breaker ---
 
 pub const FAILURE_THRESHOLD: u32 = 5;
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -19,11 +21,11 @@ pub const FAILURE_ON: [OutcomeClass; 4] = [
     OutcomeClass::ConnectFailure,
     OutcomeClass::Timeout,
 ];
-/// The seed's "breaker outside retry": one outcome per client request.
+/// The breaker sits outside the retries: one outcome per client request.
 pub const COUNT_RETRIES: bool = false;
 pub const MODE: BreakerMode = BreakerMode::Enforce;
 
-/// The seed's fallback: a 503 with a JSON body that says where it came from.
+/// A 503 with a JSON body that says where it came from.
 pub const FALLBACK_STATUS: u16 = 503;
 pub const FALLBACK_HEADERS: [(&str, &str); 1] = [("content-type", "application/json")];
 pub const FALLBACK_BODY: &str = r#"{"source":"fallback"}"#;
@@ -36,13 +38,13 @@ pub const MINIMUM_REQUESTS: u32 = 20;
 pub const SLOW_CALL_DURATION: Duration = Duration::from_secs(2);
 pub const SLOW_CALL_RATE_THRESHOLD: f64 = 0.8;
 
-// --- retry (the seed's RetryConfig) ---
+// --- retry ---
 
 pub const MAX_ATTEMPTS: u32 = 3;
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 pub const EXPONENTIAL_BASE: f64 = 2.0;
-/// The seed's `jitter=True`: × U[0.5, 1.5].
+/// `jitter: true`: × U[0.5, 1.5].
 pub const JITTER: Jitter = Jitter::Proportional;
 pub const RETRY_ON: [OutcomeClass; 3] = [
     OutcomeClass::Status5xx,
@@ -52,7 +54,7 @@ pub const RETRY_ON: [OutcomeClass; 3] = [
 /// RFC 9110's idempotent methods (section 9.2.2).
 pub const METHODS: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-/// The seed's `httpx.Timeout(10.0)`.
+/// The usual client-side request timeout, well below the breaker's `TIMEOUT`.
 pub const PER_TRY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEADLINE: Duration = Duration::from_secs(30);
 pub const RESPECT_RETRY_AFTER: bool = true;

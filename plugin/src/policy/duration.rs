@@ -4,7 +4,7 @@
 //!
 //! - A string with a unit: a decimal number (`250`, `1.5`, no sign, no exponent) followed by
 //!   `ms`, `s`, `m` or `h` with nothing in between: `"250ms"`, `"1.5s"`, `"2m"`, `"1h"`.
-//! - A bare JSON number: seconds, as the seed wrote `timeout=60.0`.
+//! - A bare JSON number: seconds, as client libraries often write timeouts (`60.0`).
 //!
 //! # Resolution
 //!

@@ -11,7 +11,7 @@
 //!    types describe the same JSON for serde and the schema; a property test holds the reader
 //!    to exactly the shapes they accept.
 //! 3. Layers merge `default` → `clusters.<name>` → `routes.<name>` like a JSON merge patch
-//!    (`layer`); the defaults (the seed's, [`defaults`]) fill the rest; the rules that relate
+//!    (`layer`); the defaults ([`defaults`]) fill the rest; the rules that relate
 //!    fields are checked on every merged combination (`resolve`).
 //! 4. The result is a table with one entry per (cluster, route) combination ([`Policy`]), so a
 //!    request only looks its entry up.
@@ -21,14 +21,14 @@
 //!
 //! # Breaker settings are per cluster
 //!
-//! `POLICY.md`: "A route override changes retry behaviour for that route only; breaker state
-//! stays per cluster." So the breaker of a cluster resolves from `default` and
-//! `clusters.<name>` only, and [`Policy::breaker_for`] ignores routes. A route may set
-//! `"circuit_breaker": null`: that route bypasses the breaker (its requests are neither gated
-//! nor counted), which [`Policy::lookup`] shows as `breaker: None`. Any other `circuit_breaker`
-//! under `routes.<name>` is an error saying that breaker settings are per cluster: silently
-//! ignoring it, or giving a route settings that a shared breaker cannot honour, would both
-//! mislead.
+//! One breaker serves every route to a cluster (`POLICY.md` "Scopes and merging"), so retry
+//! settings may differ per route but breaker settings may not: the breaker of a cluster resolves
+//! from `default` and `clusters.<name>` only, and [`Policy::breaker_for`] ignores routes. A route
+//! may set `"circuit_breaker": null`: that route bypasses the breaker (its requests are neither
+//! gated nor counted), which [`Policy::lookup`] shows as `breaker: None`. Any other
+//! `circuit_breaker` under `routes.<name>` is an error saying that breaker settings are per
+//! cluster: silently ignoring it, or giving a route settings that a shared breaker cannot honour,
+//! would both mislead.
 //!
 //! # `max_timeout` below a raised `timeout`
 //!

@@ -8,7 +8,7 @@
 //!
 //! - errors: `max_delay` ≥ `base_delay`; with retries on, `deadline` ≥ `per_try_timeout` (or no
 //!   retry could ever finish in time).
-//! - warnings: `per_try_timeout` longer than the breaker `timeout` (the seed's httpx pitfall); a
+//! - warnings: `per_try_timeout` longer than the breaker `timeout` (one attempt outlasts it); a
 //!   breaker that can never open (every trigger off while it enforces or shadows).
 //!
 //! # `max_timeout` follows a raised `timeout`
@@ -214,7 +214,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             value: show(r.per_try_timeout),
             rule: format!(
                 "is longer than circuit_breaker.timeout {}, so one attempt outlasts the \
-                 breaker's open time (the seed's httpx pitfall)",
+                 breaker's open time",
                 show(b.timeout)
             ),
             fields: &[

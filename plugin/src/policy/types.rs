@@ -134,7 +134,7 @@ pub struct BackoffPolicy {
 pub enum Jitter {
     /// `false` or `"none"`: the exponential delay as it is.
     None,
-    /// `true` or `"proportional"`: × U[0.5, 1.5] (the seed's), capped at `max_delay`.
+    /// `true` or `"proportional"` (the default): × U[0.5, 1.5], capped at `max_delay`.
     Proportional,
     /// `"full"`: U[0, d].
     Full,

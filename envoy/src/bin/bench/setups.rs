@@ -19,8 +19,8 @@
 //! - `circuit_breaker.timeout: 3s` (`max_timeout` the same, so no back-off): the upstream gets one
 //!   probe every ~3 s while down, and the first request after its recovery that finds the breaker
 //!   half-open closes it, so recovery takes at most one `timeout` (+10% jitter).
-//! - `per_try_timeout: 2s` (shorter than the breaker `timeout`, as the seed advises), `deadline:
-//!   5s`.
+//! - `per_try_timeout: 2s` (shorter than the breaker `timeout`, so no attempt outlasts it),
+//!   `deadline: 5s`.
 //!
 //! Envoy native gets the same shape: 3 retries (4 attempts) on `5xx,reset,connect-failure` with a
 //! 10–200 ms back-off, and outlier detection ejecting after 5 consecutive 5xx for 3 s, checked

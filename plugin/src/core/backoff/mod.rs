@@ -3,19 +3,19 @@
 //! # Schedule
 //!
 //! Before retry `n` (n = 1, 2, …) the base delay is `d = min(max_delay, base_delay ·
-//! exponential_base^(n-1))`, the seed's formula. It saturates at `max_delay` for any `n` and any
-//! base (an infinite or NaN product is the cap; a zero `base_delay` is zero), so a long retry
-//! sequence or a large base can never overflow.
+//! exponential_base^(n-1))` (POLICY.md `retry.base_delay`). It saturates at `max_delay` for any `n`
+//! and any base (an infinite or NaN product is the cap; a zero `base_delay` is zero), so a long
+//! retry sequence or a large base can never overflow.
 //!
 //! # Jitter
 //!
-//! Without jitter every client that failed together retries together, a thundering herd (the
-//! seed's third pitfall). Every mode draws uniformly from an interval and never exceeds
+//! Without jitter every client that failed together retries together, a thundering herd that
+//! hits the upstream in waves. Every mode draws uniformly from an interval and never exceeds
 //! `max_delay`:
 //!
 //! | mode | delay |
 //! | --- | --- |
-//! | `Proportional` (the seed's) | `min(max_delay, d · U[0.5, 1.5])` |
+//! | `Proportional` (the default) | `min(max_delay, d · U[0.5, 1.5])` |
 //! | `None` | `d` |
 //! | `Full` | `U[0, d]` |
 //! | `Equal` | `d/2 + U[0, d/2]` |

@@ -219,7 +219,7 @@ proptest! {
 
 proptest! {
     #[test]
-    fn the_exponential_delay_is_within_a_nanosecond_of_the_seeds_formula(
+    fn the_exponential_delay_is_within_a_nanosecond_of_the_formula(
         base_ms in 1u64..=3_600_000,
         exponential_base in 1.0f64..=10.0,
         retry in 1u32..=10,

@@ -1,7 +1,7 @@
 //! The closed phase: counting outcomes and deciding when to trip.
 //!
 //! # Trip conditions
-//! - `failure_threshold` consecutive failures (the seed's rule). A success resets the count;
+//! - `failure_threshold` consecutive failures. A success resets the count;
 //!   0 turns the trigger off.
 //! - `failure_rate`: over the sliding window, once at least `minimum_requests` calls finished,
 //!   the failed fraction reaches `threshold`.

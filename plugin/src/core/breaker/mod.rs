@@ -1,5 +1,5 @@
-//! The circuit breaker of one upstream cluster (POLICY.md "Circuit breaker", the seed's
-//! Pattern 1), and its shared-data encoding.
+//! The circuit breaker of one upstream cluster (POLICY.md "Circuit breaker"), and its
+//! shared-data encoding.
 //!
 //! # Why it is shaped like this
 //! Envoy runs one wasm VM per worker thread, and all of them must agree on one breaker per

@@ -2,7 +2,7 @@
 //!
 //! # Eligibility
 //!
-//! Only a request that can safely be sent twice is retried (the seed's pitfall on POST): its
+//! Only a request that can safely be sent twice is retried (a retried POST may pay twice): its
 //! method is in `methods` (by default RFC 9110's idempotent methods), or it carries the
 //! `idempotency_header`, whatever its method. Its body must also fit in `max_request_body`, since
 //! a retry re-sends the buffered body; the body size is only known while it streams, so the glue
@@ -15,8 +15,8 @@
 //!
 //! 1. a real upstream reply below 400 is [`Stop::Success`];
 //! 2. an outcome that the policy does not retry is [`Stop::NotRetryable`]: not in `retry_on`, or a
-//!    4xx reply other than 408, 409 and 429 (never retried: the client's request is at fault, the
-//!    seed's pitfall), or one of those three not listed by number in `retry_on`, or retries are
+//!    4xx reply other than 408, 409 and 429 (never retried: the client's request is at fault and
+//!    would fail again), or one of those three not listed by number in `retry_on`, or retries are
 //!    off (`max_attempts` 1). This rule is enforced here as well as in validation, so no policy
 //!    value can retry a 404;
 //! 3. an ineligible request is [`Stop::NotEligible`];

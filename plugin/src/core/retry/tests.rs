@@ -51,7 +51,7 @@ fn idempotent_methods_are_eligible_and_post_is_not() {
     assert_eq!(
         eligible(&p, "POST", false),
         Err(Ineligible::Method),
-        "the seed's POST pitfall"
+        "a POST is not idempotent"
     );
     assert_eq!(eligible(&p, "PATCH", false), Err(Ineligible::Method));
 }

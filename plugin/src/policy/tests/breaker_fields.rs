@@ -18,7 +18,7 @@ fn the_breaker_is_on_by_default_for_every_cluster() {
 }
 
 #[test]
-fn failure_threshold_defaults_to_the_seeds_five() {
+fn failure_threshold_defaults_to_five() {
     assert_eq!(default_breaker().failure_threshold, 5);
 }
 
@@ -111,7 +111,7 @@ fn slow_call_without_failure_rate_is_measured_over_the_default_window() {
 }
 
 #[test]
-fn timeout_defaults_to_the_seeds_sixty_seconds() {
+fn timeout_defaults_to_sixty_seconds() {
     assert_eq!(default_breaker().timeout, Duration::from_secs(60));
 }
 
@@ -124,7 +124,7 @@ fn timeout_is_read() {
     assert_eq!(
         breaker(r#"{"timeout": 60.0}"#).timeout,
         Duration::from_secs(60),
-        "the seed's float"
+        "a float of seconds"
     );
 }
 
@@ -146,7 +146,7 @@ fn max_timeout_is_read() {
 }
 
 #[test]
-fn half_open_attempts_defaults_to_the_seeds_one() {
+fn half_open_attempts_defaults_to_one() {
     assert_eq!(default_breaker().half_open_attempts, 1);
 }
 
@@ -223,7 +223,7 @@ fn count_retries_is_read() {
 }
 
 #[test]
-fn fallback_defaults_to_the_seeds_503_with_a_json_body() {
+fn fallback_defaults_to_503_with_a_json_body() {
     assert_eq!(
         default_breaker().fallback,
         Fallback {

@@ -55,7 +55,7 @@ fn bare_numbers_are_seconds() {
     assert_eq!(
         from_seconds(60.0),
         Ok(ms(60_000)),
-        "the seed's timeout=60.0"
+        "a float of seconds, 60.0"
     );
     assert_eq!(from_seconds(0.25), Ok(ms(250)));
     assert_eq!(from_seconds(0.0), Ok(ms(0)));

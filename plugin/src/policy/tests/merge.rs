@@ -29,7 +29,7 @@ fn a_cluster_overrides_only_the_fields_it_sets() {
     assert_eq!(b.failure_threshold, 7, "default's threshold is kept");
     assert_eq!(
         b.half_open_attempts, 1,
-        "untouched fields keep the seed's default"
+        "untouched fields keep their default"
     );
     let r = payments.retry.as_ref().expect("on");
     assert_eq!(r.max_attempts, 2, "the cluster's max_attempts");
@@ -82,7 +82,7 @@ fn a_route_on_an_unnamed_cluster_merges_over_default() {
     assert_eq!(
         r.deadline,
         Duration::from_secs(30),
-        "the seed's, as default does not set it"
+        "the default, as default does not set it"
     );
 }
 
@@ -268,7 +268,7 @@ fn a_route_with_a_null_breaker_bypasses_its_clusters_breaker() {
 }
 
 #[test]
-fn a_cluster_turns_on_what_default_turned_off_starting_from_the_seeds_defaults() {
+fn a_cluster_turns_on_what_default_turned_off_starting_from_the_defaults() {
     let policy = parse(
         r#"{"default": {"retry": null, "circuit_breaker": null},
             "clusters": {"a": {"retry": {"max_attempts": 2}, "circuit_breaker": {}}}}"#,
@@ -303,7 +303,7 @@ fn null_replaces_what_earlier_scopes_set() {
     assert_eq!(
         r.backoff.base_delay,
         Duration::from_secs(1),
-        "the cluster's null dropped default's 5s, so the route starts from the seed's 1s"
+        "the cluster's null dropped default's 5s, so the route starts from the default 1s"
     );
     let on_default = policy.lookup("b", "r").retry.clone().expect("on");
     assert_eq!(

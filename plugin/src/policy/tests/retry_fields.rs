@@ -13,7 +13,7 @@ fn retries_are_on_by_default_for_every_request() {
 }
 
 #[test]
-fn max_attempts_defaults_to_the_seeds_three() {
+fn max_attempts_defaults_to_three() {
     assert_eq!(default_retry().max_attempts, 3);
 }
 
@@ -28,7 +28,7 @@ fn max_attempts_is_read_and_one_turns_retries_off() {
 }
 
 #[test]
-fn the_backoff_defaults_to_the_seeds_1s_60s_and_base_2() {
+fn the_backoff_defaults_to_1s_60s_and_base_2() {
     let b = default_retry().backoff;
     assert_eq!(b.base_delay, Duration::from_secs(1), "base_delay");
     assert_eq!(b.max_delay, Duration::from_secs(60), "max_delay");
@@ -52,7 +52,7 @@ fn exponential_base_may_be_written_as_an_integer() {
 }
 
 #[test]
-fn jitter_defaults_to_the_seeds_proportional_jitter() {
+fn jitter_defaults_to_proportional_jitter() {
     assert_eq!(default_retry().backoff.jitter, Jitter::Proportional);
 }
 
@@ -128,7 +128,7 @@ fn idempotency_header_is_lower_cased_and_null_turns_the_rule_off() {
 }
 
 #[test]
-fn per_try_timeout_defaults_to_the_seeds_ten_seconds() {
+fn per_try_timeout_defaults_to_ten_seconds() {
     assert_eq!(default_retry().per_try_timeout, Duration::from_secs(10));
 }
 

@@ -55,11 +55,11 @@ fn max_attempts_above_5_warns_about_load_on_a_struggling_upstream() {
 }
 
 #[test]
-fn a_per_try_timeout_longer_than_the_breaker_timeout_warns_of_the_seeds_httpx_pitfall() {
+fn a_per_try_timeout_longer_than_the_breaker_timeout_warns() {
     assert_eq!(
         warnings(r#"{"default": {"retry": {"per_try_timeout": "90s", "deadline": "2m"}}}"#),
         [
-            r#"retry.per_try_timeout: "90s" is longer than circuit_breaker.timeout "1m", so one attempt outlasts the breaker's open time (the seed's httpx pitfall) (at default)"#
+            r#"retry.per_try_timeout: "90s" is longer than circuit_breaker.timeout "1m", so one attempt outlasts the breaker's open time (at default)"#
         ]
     );
 }
@@ -84,10 +84,10 @@ fn the_httpx_warning_is_found_where_a_route_meets_a_clusters_breaker() {
     assert_eq!(
         warnings(policy),
         [
-            r#"retry.per_try_timeout: "10s" is longer than circuit_breaker.timeout "5s", so one attempt outlasts the breaker's open time (the seed's httpx pitfall) (at clusters.quick)"#,
-            r#"retry.per_try_timeout: "8s" is longer than circuit_breaker.timeout "5s", so one attempt outlasts the breaker's open time (the seed's httpx pitfall) (at routes.report with clusters.quick)"#,
+            r#"retry.per_try_timeout: "10s" is longer than circuit_breaker.timeout "5s", so one attempt outlasts the breaker's open time (at clusters.quick)"#,
+            r#"retry.per_try_timeout: "8s" is longer than circuit_breaker.timeout "5s", so one attempt outlasts the breaker's open time (at routes.report with clusters.quick)"#,
         ],
-        "the cluster's own requests meet the seed's 10s; the route's meet its 8s"
+        "the cluster's own requests meet the default 10s; the route's meet its 8s"
     );
 }
 
