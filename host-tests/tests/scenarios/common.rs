@@ -183,3 +183,13 @@ pub fn assert_no_errors(w: &World) {
         errors.join("\n")
     );
 }
+
+/// The filter's clock now, in the milliseconds it measures open times, due times and deadlines
+/// in.
+pub fn module_now(w: &World) -> breakwater::core::Millis {
+    let since_epoch = w
+        .unix_time()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,13 +1,14 @@
 //! Clients that leave: while their retry waits, while it is in flight, while they hold a probe
 //! slot. Nothing is dispatched for them afterwards, nothing panics, and what they held (budget,
-//! probe slot) goes back.
+//! probe slot) goes back. A client that leaves after an attempt failed leaves with that failure:
+//! the breaker counts it, so an outage whose clients give up early still opens it.
 
 use breakwater_host_tests::{ms, Reply, StreamState, World};
 use serde_json::{json, Value};
 
 use crate::common::{
-    answer_now, assert_no_errors, breaker_only, count, fail_in_turn, get, open_instants,
-    open_times, response, retries_sent, retry_only, skipped, world, CLUSTER,
+    answer_now, assert_no_errors, breaker_only, count, fail_in_turn, get, is_fallback,
+    open_instants, open_times, response, retries_sent, retry_only, skipped, world, CLUSTER,
 };
 
 /// Retries after exactly `delay_ms`; a budget of one retry per 1 s window.
@@ -179,4 +180,65 @@ fn a_probe_whose_client_leaves_gives_its_slot_back_at_once() {
     );
     assert_eq!(count(&w, "breaker_closed_total"), 1);
     assert_no_errors(&w);
+}
+
+#[test]
+fn an_outage_whose_clients_leave_before_their_first_retry_still_opens_the_breaker() {
+    // Impatient clients: each gives up 100 ms in, while its retry waits out a 500 ms backoff.
+    // Every request's first attempt failed, so each is that failure; a full outage must open the
+    // breaker even though no client ever waits for a retry.
+    let policy = crate::common::policy(
+        json!({ "failure_threshold": 3, "timeout": "30s" }),
+        json!({ "max_attempts": 3, "base_delay": "500ms", "jitter": false }),
+    );
+    let mut w = crate::common::world(2, &policy);
+    w.upstream(CLUSTER, Reply::status(503).after(ms(10)));
+    let streams: Vec<_> = (0..3)
+        .map(|i| {
+            w.request(i % 2)
+                .cluster(CLUSTER)
+                .disconnect_after(ms(100))
+                .send()
+        })
+        .collect();
+    w.advance(ms(1_000));
+    for s in &streams {
+        assert_eq!(w.stream_state(*s), StreamState::Disconnected);
+    }
+    assert!(
+        retries_sent(&w, CLUSTER).is_empty(),
+        "no client stayed for its retry"
+    );
+    assert_eq!(count(&w, "failures_total"), 3, "one failure per request");
+    assert_eq!(
+        count(&w, "breaker_opened_total"),
+        1,
+        "three failed requests open a threshold of 3"
+    );
+    let next = get(&mut w, 0);
+    assert!(is_fallback(&response(&w, next)), "the breaker is open");
+    assert_no_errors(&w);
+}
+
+#[test]
+fn a_client_leaving_before_any_attempt_failed_is_no_failure() {
+    let policy = crate::common::policy(
+        json!({ "failure_threshold": 1 }),
+        json!({ "max_attempts": 3, "base_delay": "500ms" }),
+    );
+    let mut w = crate::common::world(1, &policy);
+    w.upstream(CLUSTER, Reply::status(503).after(ms(300)));
+    let s = w
+        .request(0)
+        .cluster(CLUSTER)
+        .disconnect_after(ms(100))
+        .send();
+    w.advance(ms(1_000));
+    assert_eq!(w.stream_state(s), StreamState::Disconnected);
+    assert_eq!(
+        count(&w, "failures_total"),
+        0,
+        "the client left while its first attempt was in flight: nothing failed yet"
+    );
+    assert_eq!(count(&w, "breaker_opened_total"), 0);
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod breaker_open;
 mod budget;
+mod completion_order;
 mod cost;
 mod disconnect;
 mod failure_shapes;

@@ -52,40 +52,11 @@ impl Lease {
             true
         })
     }
-
-    /// Bytes held by this lease.
-    #[cfg(test)]
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         let bytes = self.bytes;
         HELD.with(|held| held.set(held.get().saturating_sub(bytes)));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leases_count_until_dropped_and_never_pass_the_limit() {
-        let before = held();
-        let mut a = Lease::take(600, before + 1000).expect("fits");
-        assert!(
-            !a.grow(500, before + 1000),
-            "1100 bytes would pass the limit"
-        );
-        assert_eq!(a.bytes(), 600, "a refused growth takes nothing");
-        assert!(Lease::take(401, before + 1000).is_none());
-        let b = Lease::take(400, before + 1000).expect("exactly at the limit fits");
-        assert_eq!(held(), before + 1000);
-        drop(a);
-        assert_eq!(held(), before + 400, "a dropped lease gives its bytes back");
-        drop(b);
-        assert_eq!(held(), before);
     }
 }

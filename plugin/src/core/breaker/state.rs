@@ -90,6 +90,33 @@ impl Breaker {
         }
     }
 
+    /// The consecutive failures counted so far, while closed.
+    pub fn consecutive_failures(&self) -> Option<u32> {
+        match &self.state {
+            State::Closed(counts) => Some(counts.failures),
+            _ => None,
+        }
+    }
+
+    /// When an open breaker lets the next request through as a probe, while open.
+    pub fn open_until(&self) -> Option<Millis> {
+        match self.state {
+            State::Open { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Probe slots held and probes succeeded, while half-open.
+    pub fn probes(&self) -> Option<(u32, u32)> {
+        match &self.state {
+            State::HalfOpen(probes) => {
+                let held = u32::try_from(probes.leases.len()).unwrap_or(u32::MAX);
+                Some((held, probes.successes))
+            }
+            _ => None,
+        }
+    }
+
     /// Closed. Trips happen in the `record` that meets a trip condition, so a closed breaker is
     /// never waiting to open; an open breaker whose time is up stays open until a request comes.
     pub fn is_closed(&self) -> bool {
