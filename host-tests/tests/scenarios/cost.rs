@@ -114,9 +114,11 @@ const HEALTHY_FUEL_BUDGET: u64 = 22_500;
 /// fat LTO, one codegen unit, abort on panic, stripped): a proxy-wasm filter with one root and one
 /// HTTP context is ~85 KB; the repo's no-op fixture, which adds serde_json, ~140 KB; the policy
 /// parser and validator (every rule with path, value and rule in its messages) ~75 KB; the core
-/// ~20 KB; the glue ~35 KB with the SDK dispatcher bodies it inlines into. This bound is the
+/// ~20 KB; the glue ~35 KB with the SDK dispatcher bodies it inlines into. Real traffic (a body
+/// copy that follows the stream past the response, the worker's byte budget, rate-limited
+/// warnings, replies with raw header bytes) took it from 277 KB to 285 KB. This bound is the
 /// regression guard at the current size plus a little room: growth past it must be a decision.
-const WASM_BUDGET_BYTES: u64 = 280_000;
+const WASM_BUDGET_BYTES: u64 = 300_000;
 
 #[test]
 fn the_release_wasm_stays_within_its_size_budget() {

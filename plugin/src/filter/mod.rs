@@ -23,6 +23,7 @@ mod events;
 mod exchange;
 mod host;
 mod http;
+mod logs;
 mod memory;
 mod metrics;
 mod outbound;

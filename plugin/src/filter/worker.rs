@@ -31,7 +31,8 @@ use crate::core::budget::{Budget, Withdrawal};
 use crate::core::Millis;
 use crate::policy::BudgetPolicy;
 
-use super::host::HostRng;
+use super::host::{self, HostRng};
+use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics};
 use super::retries::Retries;
 use super::shared::{self, Keys, Updated};
@@ -79,6 +80,7 @@ pub struct Worker {
     pub rng: HostRng,
     pub retries: Retries,
     batches: HashMap<String, Batch>,
+    logs: Limiter,
 }
 
 impl Worker {
@@ -207,18 +209,25 @@ impl Worker {
 
     /// Bytes under `key` did not decode and were replaced by a fresh state.
     pub fn state_error(&mut self, cluster: &str, key: &str, error: &str) {
-        log::warn!(
-            "breakwater: shared data '{key}' was unreadable ({error}); replaced by a fresh state"
-        );
         self.metrics.add(cluster, Counter::StateErrors, 1);
+        if let Some(n) = self.logs.allow(cluster, Kind::StateError, host::now()) {
+            log::warn!(
+                "breakwater: shared data '{key}' was unreadable ({error}); replaced by a fresh \
+                 state{}",
+                held_back(n)
+            );
+        }
     }
 
     fn contention(&mut self, cluster: &str, key: &str) {
-        log::warn!(
-            "breakwater: gave up updating shared data '{key}' after {} conflicting writes",
-            shared::MAX_ATTEMPTS
-        );
         self.metrics.add(cluster, Counter::StateContention, 1);
+        if let Some(n) = self.logs.allow(cluster, Kind::Contention, host::now()) {
+            log::warn!(
+                "breakwater: gave up updating shared data '{key}' after {} conflicting writes{}",
+                shared::MAX_ATTEMPTS,
+                held_back(n)
+            );
+        }
     }
 }
 
