@@ -54,9 +54,6 @@ pub struct Exchange {
     pub copy: Option<RequestCopy>,
     /// Why the copy was given up, if it was (the skip reason of a retry that then cannot run).
     pub dropped: Option<Dropped>,
-    /// Bytes of the host's request body buffer already copied while the filter holds the body
-    /// back (see [`Exchange::request_body`]).
-    pub buffered: usize,
     /// The latest attempt is no evidence about the upstream: a retry whose response could not be
     /// relayed (larger than the worker's byte budget), or a dispatched retry reset after an
     /// earlier attempt was answered. Envoy 1.40 drains a call's response past its async client
@@ -244,33 +241,26 @@ impl Exchange {
         w.observe(&self.cluster, &key, updated);
     }
 
-    /// The client's body grew: the host's request body buffer holds `size` bytes (`end` when
-    /// they end the client's stream). `buffered`: the filter holds the body back (the buffer
-    /// keeps every chunk since it started holding, so only its tail is new); otherwise the buffer
-    /// is this chunk alone. Copied if the request is kept for retries, or the copy is given up
-    /// whole.
-    pub fn request_body(&mut self, size: usize, end: bool, buffered: bool) {
-        let start = if buffered { self.buffered } else { 0 };
-        let new = size.saturating_sub(start);
-        if buffered {
-            self.buffered = size;
-        }
+    /// A body chunk of `size` bytes passed (in the host's request body buffer); `end` when it
+    /// ended the client's stream. Copied if the request is kept for retries, or the copy is given
+    /// up whole.
+    pub fn request_body(&mut self, size: usize, end: bool) {
         let Some(copy) = self.copy.as_mut() else {
             return;
         };
-        if let Err(why) = copy.room_for(new) {
+        if let Err(why) = copy.room_for(size) {
             self.drop_copy(why);
             return;
         }
-        let chunk = if new == 0 {
+        let chunk = if size == 0 {
             Some(Vec::new())
         } else {
-            hostcalls::get_buffer(BufferType::HttpRequestBody, start, new)
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
                 .ok()
                 .flatten()
         };
         let added = match chunk {
-            Some(chunk) if chunk.len() == new => copy.add_body(&chunk, end),
+            Some(chunk) if chunk.len() == size => copy.add_body(&chunk, end),
             // A chunk the host would not hand over cannot be replayed exactly.
             _ => Err(Dropped::Unreadable),
         };
@@ -305,20 +295,14 @@ impl Exchange {
         }
     }
 
-    /// The last moment an attempt may start and still finish (`per_try_timeout`) within the
+    /// Whether an attempt starting at `now` can still finish (`per_try_timeout`) within the
     /// request's `deadline`.
-    pub fn last_start(&self) -> Millis {
-        let Some(policy) = self.effective().retry.as_ref() else {
-            return self.started;
-        };
-        self.started
-            .saturating_add(millis(policy.deadline))
-            .saturating_sub(millis(policy.per_try_timeout))
-    }
-
-    /// Whether an attempt starting at `now` can still finish within the deadline.
     pub fn may_start_attempt(&self, now: Millis) -> bool {
-        now <= self.last_start()
+        let Some(policy) = self.effective().retry.as_ref() else {
+            return false;
+        };
+        let finish = now.saturating_add(millis(policy.per_try_timeout));
+        finish <= self.started.saturating_add(millis(policy.deadline))
     }
 
     /// Gives up the request copy: no retry of this request will run, for `why`.
@@ -333,6 +317,9 @@ impl Exchange {
 pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
     match stop {
         Stop::NotEligible if dropped == Some(Dropped::Memory) => Some(SkipReason::Memory),
+        Stop::NotEligible if dropped == Some(Dropped::Incomplete) => {
+            Some(SkipReason::IncompleteBody)
+        }
         Stop::NotEligible => Some(SkipReason::NotEligible),
         Stop::Budget => Some(SkipReason::Budget),
         Stop::Deadline => Some(SkipReason::Deadline),

@@ -6,9 +6,9 @@
 //! cluster's breaker admits the request, admits it as a half-open probe, or rejects it with the
 //! fallback, and the upstream is not contacted. A request that may be retried is copied as it
 //! passes (headers, then the body up to `max_request_body` and the worker's byte budget, see
-//! [`super::copy`]): the filter never holds the request back to copy it. The body keeps flowing
-//! into the copy after the first response has been judged, wherever the request is by then: here,
-//! or waiting in the worker's retry queue.
+//! [`super::copy`]): the filter never holds the request back to copy it. A request answered before
+//! its body ended is not retried: Envoy passes no more of the body to the filters after a
+//! response, so the copy could never be completed.
 //!
 //! # Response
 //! The first attempt's response is classified. A failure that will be retried is paused here and
@@ -189,7 +189,6 @@ impl Stream {
             previous_delay: None,
             copy,
             dropped,
-            buffered: 0,
             inconclusive: false,
             withdrawal: None,
             reported: false,
@@ -213,10 +212,11 @@ impl Stream {
         } else {
             host::now()
         };
-        if outcome.cause == Cause::Local && exchange.copy.as_ref().is_some_and(|c| !c.complete) {
-            // Envoy answered itself while the body was still arriving (no healthy upstream, its
-            // own overflow, another filter's reply): it stops passing the body to the filters,
-            // so the copy can never be completed.
+        if exchange.copy.as_ref().is_some_and(|c| !c.complete) {
+            // Answered before the client's body ended (an upstream that rejects early, Envoy's
+            // own reply: no healthy upstream, an overflow). Envoy passes no more of the body to
+            // the filters after that (measured in Envoy 1.40), so the copy can never be
+            // completed, and a retry must carry every byte or not run.
             exchange.drop_copy(Dropped::Incomplete);
         }
         let retry_after = if outcome.is_success() {
@@ -377,24 +377,12 @@ impl HttpContext for Stream {
         match self.stage {
             Stage::Forwarded => {
                 if let Some(exchange) = self.exchange.as_mut() {
-                    exchange.request_body(body_size, end_of_stream, false);
+                    exchange.request_body(body_size, end_of_stream);
                     if end_of_stream {
                         exchange.request_received();
                     }
                 }
                 Action::Continue
-            }
-            Stage::Retrying => {
-                // The response came before the body ended. While a retry may still run, the rest
-                // of the body is held back here: past this filter, Envoy's router (whose upstream
-                // request is over) would answer the client itself and end the stream.
-                let id = self.id;
-                let hold = worker::with(|w| retries::request_body(w, id, body_size, end_of_stream));
-                if hold == Some(true) {
-                    Action::Pause
-                } else {
-                    Action::Continue
-                }
             }
             _ => Action::Continue,
         }
@@ -408,15 +396,6 @@ impl HttpContext for Stream {
                     exchange.request_received();
                 }
                 Action::Continue
-            }
-            Stage::Retrying => {
-                let id = self.id;
-                let hold = worker::with(|w| retries::request_trailers(w, id));
-                if hold == Some(true) {
-                    Action::Pause
-                } else {
-                    Action::Continue
-                }
             }
             _ => Action::Continue,
         }

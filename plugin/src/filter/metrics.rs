@@ -62,16 +62,19 @@ pub enum SkipReason {
     Refused,
     /// Keeping the request for a retry would have taken the worker past its byte budget.
     Memory,
+    /// The attempt was answered before the client's body ended: a retry could not carry it all.
+    IncompleteBody,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
         SkipReason::Breaker,
         SkipReason::Refused,
         SkipReason::Memory,
+        SkipReason::IncompleteBody,
     ];
 
     pub fn label(self) -> &'static str {
@@ -82,6 +85,7 @@ impl SkipReason {
             SkipReason::Breaker => "breaker",
             SkipReason::Refused => "refused",
             SkipReason::Memory => "memory",
+            SkipReason::IncompleteBody => "incomplete_body",
         }
     }
 }

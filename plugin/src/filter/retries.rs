@@ -71,30 +71,8 @@ pub enum Last {
 /// Where a retry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// The retry runs at `due`.
-    Waiting {
-        due: Millis,
-    },
-    /// The retry was due, but the client is still sending its body: it runs when the body ends,
-    /// and the request gives up at `give_up` (the last moment the retry could still start within
-    /// the deadline).
-    AwaitingBody {
-        give_up: Millis,
-    },
-    InFlight {
-        token: u32,
-    },
-}
-
-impl Stage {
-    /// When the root's timer must look at this job again.
-    fn wakes_at(self) -> Option<Millis> {
-        match self {
-            Stage::Waiting { due } => Some(due),
-            Stage::AwaitingBody { give_up } => Some(give_up),
-            Stage::InFlight { .. } => None,
-        }
-    }
+    Waiting { due: Millis },
+    InFlight { token: u32 },
 }
 
 /// A client request with retries pending.
@@ -126,11 +104,11 @@ pub struct Retries {
 
 impl Retries {
     fn insert_waiting(&mut self, context_id: u32, job: Job) {
-        if let Some(at) = job.stage.wakes_at() {
+        if let Stage::Waiting { due } = job.stage {
             self.queues
                 .entry(job.root)
                 .or_default()
-                .push(Reverse((at, context_id)));
+                .push(Reverse((due, context_id)));
         }
         self.jobs.insert(context_id, job);
     }
@@ -169,9 +147,9 @@ impl Retries {
     }
 }
 
-fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, at: Millis) -> bool {
+fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, due: Millis) -> bool {
     jobs.get(&id)
-        .is_some_and(|job| job.stage.wakes_at() == Some(at))
+        .is_some_and(|job| job.stage == Stage::Waiting { due })
 }
 
 /// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
@@ -191,55 +169,6 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, now);
     }
-}
-
-/// The body of the stream `context_id` grew while its response is held for a retry (the host's
-/// buffer holds `size` bytes since the filter started holding it back): the copy grows (or is
-/// given up), and a retry that was only waiting for the body is released. Whether the body must
-/// still be held back: as long as a retry may need it.
-pub fn request_body(w: &mut Worker, context_id: u32, size: usize, end: bool) -> bool {
-    let Some(job) = w.retries.jobs.get_mut(&context_id) else {
-        return false;
-    };
-    job.exchange.request_body(size, end, true);
-    body_moved(w, context_id)
-}
-
-/// The trailers of the stream `context_id` arrived while its response is held for a retry; as
-/// [`request_body`].
-pub fn request_trailers(w: &mut Worker, context_id: u32) -> bool {
-    let Some(job) = w.retries.jobs.get_mut(&context_id) else {
-        return false;
-    };
-    job.exchange.request_trailers();
-    body_moved(w, context_id)
-}
-
-/// After the copy grew or was given up: a retry that can no longer run, or that was only waiting
-/// for the body, is taken up now (dispatched, or concluded without its copy) by the root's next
-/// tick.
-fn body_moved(w: &mut Worker, context_id: u32) -> bool {
-    let Some(job) = w.retries.jobs.get(&context_id) else {
-        return false;
-    };
-    let copy = job.exchange.copy.as_ref();
-    let kept = copy.is_some();
-    let now_due = match job.stage {
-        Stage::Waiting { .. } => copy.is_none(),
-        Stage::AwaitingBody { .. } => copy.is_none_or(|copy| copy.complete),
-        Stage::InFlight { .. } => false,
-    };
-    if now_due {
-        let root = job.root;
-        let now = host::now();
-        if let Some(mut job) = w.retries.jobs.remove(&context_id) {
-            job.stage = Stage::Waiting { due: now };
-            w.retries.insert_waiting(context_id, job);
-        }
-        // The stream's callback sets its own root's timer, which is this job's root.
-        arm(w, root, now);
-    }
-    kept
 }
 
 /// Envoy ended the stream `context_id` on its own while its response was held for a retry (the
@@ -262,7 +191,7 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
         }
         // The root's timer may point at this retry: point it at the next one, or turn it off.
         // The stream's callback acts on its own root's timer, which is this job's root.
-        Stage::Waiting { .. } | Stage::AwaitingBody { .. } => arm(w, job.root, now),
+        Stage::Waiting { .. } => arm(w, job.root, now),
     }
     Some(job)
 }
@@ -293,9 +222,6 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         // The deadline is checked again here: a retry that waited (for its delay, or for the
         // client's body) may no longer finish in time.
         Some(Stop::Deadline)
-    } else if exchange.copy.is_none() {
-        // Given up while the retry waited (the body outgrew a limit).
-        Some(Stop::NotEligible)
     } else {
         None
     };
@@ -305,19 +231,11 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         reply::deliver(w, root_id, id, &job, stop == Stop::Breaker, now);
         return;
     }
-    if exchange.copy.as_ref().is_some_and(|copy| !copy.complete) {
-        // The response came before the client finished its body: the retry must carry all of it.
-        job.stage = Stage::AwaitingBody {
-            give_up: exchange.last_start(),
-        };
-        w.retries.insert_waiting(id, job);
-        return;
-    }
     let attempt = exchange.attempts + 1;
     let (Some(copy), Some(policy)) = (exchange.copy.as_ref(), exchange.effective().retry.as_ref())
     else {
-        // Unreachable (checked above, and a waiting job has a retry policy), but never leave a
-        // client without a response.
+        // Unreachable (a waiting job has its complete copy and a retry policy), but never leave
+        // a client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, now);
         reply::deliver(w, root_id, id, &job, false, now);

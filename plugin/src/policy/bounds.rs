@@ -104,6 +104,11 @@ pub const MIN_PER_SECOND: RangeInclusive<i64> = 0..=1_000_000;
 /// so the cap only catches typos that would let a VM hold gigabytes.
 pub const MAX_REQUEST_BODY: RangeInclusive<i64> = 0..=16 * 1024 * 1024;
 
+/// What a worker may hold for retries at once. At least 1 MiB (one request at Envoy's default
+/// buffer limit); at most 1 GiB, well under the 4 GiB a 32-bit VM can address, since a VM that
+/// cannot grow its memory traps and fails every request on its worker.
+pub const MAX_WORKER_BUFFER: RangeInclusive<i64> = 1024 * 1024..=1024 * 1024 * 1024;
+
 // --- the whole table ---
 
 /// The resolved table holds (clusters + 1) × (routes + 1) effective policies in every worker VM,

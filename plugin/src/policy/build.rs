@@ -118,7 +118,9 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
         routes: numbered(&scopes.routes),
         table,
         default,
-        worker_buffer: super::defaults::MAX_WORKER_BUFFER,
+        worker_buffer: scopes
+            .worker_buffer
+            .unwrap_or(super::defaults::MAX_WORKER_BUFFER),
     })
 }
 

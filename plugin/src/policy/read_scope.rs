@@ -1,12 +1,13 @@
 //! Reading the top of the policy: `default`, `clusters.<name>` and `routes.<name>`, each in its
 //! own scope, in the order written.
 
+use super::bounds::MAX_WORKER_BUFFER;
 use super::json::{show, Node};
 use super::layer::ScopeLayer;
 use super::names::{seen_before, NameMap};
 use super::problem::{At, Report, TOP_LEVEL};
 use super::raw::Toggle;
-use super::read::{object, toggle};
+use super::read::{integer, object, toggle};
 use super::read_breaker::breaker;
 use super::read_retry::retry;
 
@@ -16,6 +17,8 @@ pub(crate) struct Scopes {
     pub default: ScopeLayer,
     pub clusters: Vec<(String, ScopeLayer)>,
     pub routes: Vec<(String, ScopeLayer)>,
+    /// `max_worker_buffer`, if written.
+    pub worker_buffer: Option<u64>,
 }
 
 /// Reads the whole policy; what could not be read is left out and reported.
@@ -26,8 +29,12 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
         at.shape(show(node), "is not a policy, must be a JSON object");
         return scopes;
     }
-    let known = &["default", "clusters", "routes"];
+    let known = &["default", "clusters", "routes", "max_worker_buffer"];
     object(node, &mut at, known, &mut |name, node, at| match name {
+        "max_worker_buffer" => {
+            let bytes = integer(node, at, MAX_WORKER_BUFFER);
+            scopes.worker_buffer = bytes.and_then(|b| u64::try_from(b).ok());
+        }
         "default" => {
             let default = at.scope("default".to_owned(), |at| scope(node, at));
             scopes.default = default.unwrap_or_default();

@@ -54,6 +54,15 @@ pub struct RawPolicy {
         deserialize_with = "present"
     )]
     pub routes: Option<Entries<RawRoute>>,
+    /// Bytes each worker may hold for retries at once: the copies of requests kept for a retry
+    /// and the retried responses waiting to be relayed. Past it, a request is not kept for a
+    /// retry (skip reason `memory`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub max_worker_buffer: Option<i64>,
 }
 
 /// `default` or `clusters.<name>`.

@@ -47,7 +47,7 @@ fn unknown_top_level_fields_are_refused() {
     );
     assert_eq!(
         problems(r#"{"version": 2}"#),
-        ["version: 2 is set on an unknown field, must be one of default, clusters, routes (at top level)"]
+        ["version: 2 is set on an unknown field, must be one of default, clusters, routes, max_worker_buffer (at top level)"]
     );
 }
 
@@ -234,4 +234,23 @@ fn names_are_taken_as_written() {
         policy.lookup("outbound|8080||payments", "").retry.is_some(),
         "no prefix match"
     );
+}
+
+#[test]
+fn max_worker_buffer_is_read_at_the_top_level_in_bytes_within_its_bounds() {
+    let parsed = Policy::parse(br#"{ "max_worker_buffer": 8388608 }"#).expect("valid");
+    assert_eq!(parsed.policy.worker_buffer(), 8 * 1024 * 1024);
+    let default = Policy::parse(b"{}").expect("valid");
+    assert_eq!(
+        default.policy.worker_buffer(),
+        32 * 1024 * 1024,
+        "32 MiB when not written"
+    );
+    let errors = Policy::parse(br#"{ "max_worker_buffer": 1000 }"#).expect_err("too small");
+    assert_eq!(
+        errors.0[0].to_string(),
+        "max_worker_buffer: 1000 is out of range, must be 1048576..=1073741824 (at top level)"
+    );
+    let errors = Policy::parse(br#"{ "max_worker_buffer": "8MiB" }"#).expect_err("bytes only");
+    assert!(errors.0[0].to_string().contains("max_worker_buffer"));
 }
