@@ -104,6 +104,8 @@ pub(crate) struct Info {
     pub cluster: String,
     pub route: String,
     pub start: Duration,
+    /// The wall clock when the request arrived (`request.time`), in Unix nanoseconds.
+    pub start_unix: u64,
     pub end: Option<Duration>,
     pub code: Option<u16>,
     pub details: Option<String>,
@@ -208,10 +210,12 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
     let ctx = {
         let mut state = core.state.borrow_mut();
         let now = state.now;
+        let start_unix = crate::clock::unix_nanos(now, state.wall_step);
         let stream = &mut state.streams[id.0];
         if stream.finished() {
             return Ok(());
         }
+        stream.info.start_unix = start_unix;
         let ctx = host.alloc_context_id();
         stream.ctx = ctx;
         stream.root = root;
