@@ -238,6 +238,7 @@ impl WorldBuilder {
             rng: StdRng::seed_from_u64(self.seed),
             settings,
             now: Duration::ZERO,
+            wall_step: 0,
             events: Events::default(),
             shared: SharedData::new(),
             queues: Queues::default(),

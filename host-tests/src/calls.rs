@@ -109,6 +109,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         headers: call.headers,
         body: call.body,
         trailers: call.trailers,
+        complete: true,
         number,
     };
     let reply = match state.upstreams.get_mut(&call.cluster) {
@@ -142,7 +143,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
                 headers,
                 body,
                 trailers,
-                reply.delay,
+                Some(reply.delay),
             )),
         )),
         ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),

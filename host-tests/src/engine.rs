@@ -6,7 +6,7 @@ use crate::error::Failure;
 use crate::events::{EventKey, EventKind};
 use crate::observe::StreamState;
 use crate::state::Core;
-use crate::stream::{self, Part};
+use crate::stream;
 use crate::vm::Vm;
 use crate::{calls, lifecycle};
 use std::time::Duration;
@@ -32,6 +32,7 @@ fn run_event(core: &Core, key: EventKey) -> Result<(), Failure> {
 fn dispatch(core: &Core, vm: &mut Vm, kind: EventKind) -> Result<(), Failure> {
     match kind {
         EventKind::Arrive(s) => stream::arrive(core, vm, s),
+        EventKind::RequestChunk { stream, index } => stream::request_chunk(core, vm, stream, index),
         EventKind::Upstream { stream, attempt } => {
             stream::upstream_answer(core, vm, stream, attempt)
         }
@@ -147,13 +148,16 @@ fn stuck(core: &Core, limit: Duration) -> Failure {
         } else if s.resp.paused {
             format!("response paused by the filter before {:?}", s.resp.next)
         } else if s.req.paused {
-            format!("request paused by the filter before {:?}", s.req.next)
+            format!(
+                "request paused by the filter in its {:?} callback",
+                s.req.held
+            )
         } else if s.upstream.is_some() {
             "waiting for an upstream that never answers (no route timeout)".to_string()
-        } else if s.req.next == Part::Done {
-            "waiting".to_string()
+        } else if !s.feed.ended {
+            "waiting for the rest of the request body".to_string()
         } else {
-            format!("before {:?}", s.req.next)
+            "waiting".to_string()
         };
         waiting.push(format!("{} on worker {}: {where_}", s.id, s.worker));
     }

@@ -11,8 +11,11 @@ use std::time::Duration;
 /// Something a VM's event loop will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EventKind {
-    /// A downstream request arrives (headers, body and trailers together).
+    /// A downstream request arrives: its headers, and the body chunks due with them.
     Arrive(StreamId),
+    /// A later piece of a streamed request body (its `index` in the stream's arrivals) reaches
+    /// Envoy.
+    RequestChunk { stream: StreamId, index: usize },
     /// The upstream's answer (or failure) for the stream's attempt reaches Envoy.
     Upstream { stream: StreamId, attempt: usize },
     /// The upstream resets a response it cut mid-body ([`crate::Reply::reset_mid_body_after`]).
@@ -45,9 +48,11 @@ pub(crate) struct Events {
 }
 
 impl Events {
-    pub fn push(&mut self, at: Duration, slot: usize, kind: EventKind) {
+    pub fn push(&mut self, at: Duration, slot: usize, kind: EventKind) -> EventKey {
         self.seq += 1;
-        self.queue.insert((at, self.seq), Event { slot, kind });
+        let key = (at, self.seq);
+        self.queue.insert(key, Event { slot, kind });
+        key
     }
 
     /// When the next event is due.

@@ -29,7 +29,9 @@
 //! `source/common/http/filter_manager.cc`, `source/common/router/router.cc`,
 //! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
 //! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
-//! - a stream's callbacks, pauses, local replies, and its end: [`stream`];
+//! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; a request body that
+//!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
+//!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
 //! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
 //! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];

@@ -20,7 +20,6 @@
 //!
 //! Everything else is `NotFound`.
 
-use crate::clock;
 use crate::pairs;
 use crate::state::State;
 use crate::stream::Stream;
@@ -67,7 +66,7 @@ fn len(n: usize) -> u64 {
 fn request(rest: &[&str], stream: &Stream) -> Option<Vec<u8>> {
     let info = &stream.info;
     match rest {
-        ["time"] => return int(clock::unix_nanos(info.start)),
+        ["time"] => return int(info.start_unix),
         ["duration"] => {
             let end = info.end?;
             return int(u64::try_from(end.saturating_sub(info.start).as_nanos()).ok()?);

@@ -4,11 +4,17 @@
 //! `:method`, `:path`, `:authority`, `:scheme` first, then the test's headers (names
 //! lower-cased), then `x-forwarded-proto` and a generated `x-request-id` (unless given), the
 //! two headers Envoy adds to every request.
+//!
+//! The body comes whole with the headers ([`RequestBuilder::body`]) or in chunks over virtual
+//! time ([`RequestBuilder::body_chunk`], [`RequestBuilder::stream_body`],
+//! [`RequestBuilder::end_stream_after`]), the way a client uploads it: each chunk reaches the
+//! filter in its own `on_http_request_body`, `end_of_stream` on the last (see the `stream`
+//! module docs for what Envoy does with chunks that come after the response).
 
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::observe::StreamId;
-use crate::stream::{Info, Stream};
+use crate::stream::{arrivals, Feed, Info, Stream};
 use crate::upstream::Message;
 use crate::world::World;
 use crate::HeaderMap;
@@ -24,7 +30,9 @@ pub struct RequestBuilder<'w> {
     authority: String,
     scheme: String,
     headers: Vec<(String, Vec<u8>)>,
-    body: Vec<u8>,
+    /// Body chunks and when they arrive, measured from the headers.
+    chunks: Vec<(Duration, Vec<u8>)>,
+    end_after: Option<Duration>,
     trailers: Vec<(String, String)>,
     cluster: Option<String>,
     route: String,
@@ -43,7 +51,8 @@ impl<'w> RequestBuilder<'w> {
             authority: "breakwater.test".into(),
             scheme: "http".into(),
             headers: Vec::new(),
-            body: Vec::new(),
+            chunks: Vec::new(),
+            end_after: None,
             trailers: Vec::new(),
             cluster: None,
             route: String::new(),
@@ -90,13 +99,59 @@ impl<'w> RequestBuilder<'w> {
         self
     }
 
-    /// The request body.
+    /// The whole request body, arriving with the headers (one body callback, `end_of_stream`
+    /// set unless trailers follow). Replaces any chunks given before; an empty body means none.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = body.into();
+        let body = body.into();
+        self.chunks.clear();
+        if !body.is_empty() {
+            self.chunks.push((Duration::ZERO, body));
+        }
         self
     }
 
-    /// Adds a request trailer.
+    /// Adds a body chunk that reaches Envoy `after` the request headers. Chunks must be given in
+    /// time order; the last one carries `end_of_stream` unless [`RequestBuilder::end_stream_after`]
+    /// or trailers say otherwise. A chunk at zero comes with the headers.
+    pub fn body_chunk(mut self, after: Duration, bytes: impl Into<Vec<u8>>) -> Self {
+        self.chunks.push((after, bytes.into()));
+        self
+    }
+
+    /// Adds body chunks, each `(after the headers, bytes)`; see [`RequestBuilder::body_chunk`].
+    pub fn body_chunks<B: Into<Vec<u8>>>(
+        mut self,
+        chunks: impl IntoIterator<Item = (Duration, B)>,
+    ) -> Self {
+        self.chunks
+            .extend(chunks.into_iter().map(|(after, b)| (after, b.into())));
+        self
+    }
+
+    /// The body as `chunks` sent one `every` apart, the first `every` after the headers (so the
+    /// headers come alone): chunk `i` arrives at `(i + 1) · every`.
+    pub fn stream_body<B: Into<Vec<u8>>>(
+        mut self,
+        chunks: impl IntoIterator<Item = B>,
+        every: Duration,
+    ) -> Self {
+        let start = self.chunks.last().map_or(Duration::ZERO, |(at, _)| *at);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            self.chunks.push((start + every * n, chunk.into()));
+        }
+        self
+    }
+
+    /// The request ends `after` the headers, on its own: an empty last body chunk with
+    /// `end_of_stream` (`on_http_request_body(0, true)`), or the trailers if there are any,
+    /// instead of the end riding on the last chunk. Must not come before the last chunk.
+    pub fn end_stream_after(mut self, after: Duration) -> Self {
+        self.end_after = Some(after);
+        self
+    }
+
+    /// Adds a request trailer; the trailers come with the request's end.
     pub fn trailer(mut self, name: &str, value: &str) -> Self {
         self.trailers
             .push((name.to_ascii_lowercase(), value.into()));
@@ -176,6 +231,10 @@ impl<'w> RequestBuilder<'w> {
         let Some(cluster) = self.cluster else {
             panic!("the request needs a cluster: call .cluster(\"name\")");
         };
+        let arrivals = match arrivals(self.chunks, self.end_after, !self.trailers.is_empty()) {
+            Ok(arrivals) => arrivals,
+            Err(problem) => panic!("request body: {problem}"),
+        };
         let world = self.world;
         let mut state = world.core().state.borrow_mut();
         let id = StreamId(state.streams.len());
@@ -196,19 +255,33 @@ impl<'w> RequestBuilder<'w> {
         }
         let message = Message {
             headers,
-            body: self.body,
+            body: Vec::new(),
             trailers: self.trailers.iter().collect(),
         };
+        let later: Vec<(usize, Duration)> = arrivals
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.after.is_zero())
+            .map(|(i, a)| (i, a.after))
+            .collect();
+        let feed = Feed::new(arrivals, !self.trailers.is_empty());
         let info = Info {
             cluster,
             route: self.route,
             ..Info::default()
         };
-        let mut stream = Stream::new(id, self.worker, slot, message, info);
+        let mut stream = Stream::new(id, (self.worker, slot), message, feed, info);
         stream.route_timeout = self.timeout.unwrap_or(state.settings.route_timeout);
         state.streams.push(stream);
         let at = state.now + self.delay;
         state.events.push(at, slot, EventKind::Arrive(id));
+        for (index, after) in later {
+            state.events.push(
+                at + after,
+                slot,
+                EventKind::RequestChunk { stream: id, index },
+            );
+        }
         if let Some(after) = self.disconnect_after {
             state
                 .events

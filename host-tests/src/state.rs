@@ -55,7 +55,10 @@ pub(crate) struct Settings {
 /// The shared, borrowable part of the world.
 pub(crate) struct State {
     pub settings: Settings,
+    /// Virtual time since the world started: the monotonic clock, and every timer.
     pub now: Duration,
+    /// How far the test stepped the wall clock (see [`crate::clock`]).
+    pub wall_step: crate::clock::WallStep,
     pub events: Events,
     pub shared: SharedData,
     pub queues: Queues,

@@ -69,6 +69,9 @@ use std::time::Duration;
 pub struct Reply {
     pub(crate) kind: ReplyKind,
     pub(crate) delay: Duration,
+    /// Answers once the request headers arrive, not once the whole request did
+    /// ([`Reply::early`]).
+    pub(crate) early: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,7 @@ impl Reply {
                 cut: None,
             },
             delay: Duration::ZERO,
+            early: false,
         }
     }
 
@@ -157,9 +161,10 @@ impl Reply {
         Self::failure(ReplyKind::Reset)
     }
 
-    /// The connection to the upstream is refused.
+    /// The connection to the upstream is refused. Always early (see [`Reply::early`]): the
+    /// router learns it from the connection pool while the request body may still be coming.
     pub fn refuse() -> Self {
-        Self::failure(ReplyKind::Refuse)
+        Self::failure(ReplyKind::Refuse).early()
     }
 
     /// The upstream never answers; the route's (or the call's) timeout decides what happens.
@@ -171,6 +176,7 @@ impl Reply {
         Reply {
             kind,
             delay: Duration::ZERO,
+            early: false,
         }
     }
 
@@ -228,9 +234,22 @@ impl Reply {
         self
     }
 
-    /// Answers (or fails) this long after the request reached the upstream.
+    /// Answers (or fails) this long after the request reached the upstream: after its end of
+    /// stream, or after its headers for an [`Reply::early`] reply.
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Answers as soon as the request headers reach the upstream (plus [`Reply::after`]),
+    /// without waiting for the request body to end, like a server that rejects a request on its
+    /// headers. A request sent whole (`.body(..)`) sees no difference. For a streamed body (see
+    /// the module docs): the response carries no `x-envoy-upstream-service-time` if it came
+    /// before the request ended, and once it is complete the router stops sending the request
+    /// upstream and Envoy drops the rest of the request body. A dispatched call is sent whole,
+    /// so `early` changes nothing for it. `Reply::timeout().early()` is a plain timeout.
+    pub fn early(mut self) -> Self {
+        self.early = true;
         self
     }
 
@@ -297,11 +316,17 @@ pub enum AttemptKind {
 pub struct UpstreamRequest {
     pub cluster: String,
     pub kind: AttemptKind,
-    /// Virtual time it reached the upstream.
+    /// Virtual time its headers reached the upstream.
     pub at: Duration,
     pub headers: HeaderMap,
+    /// The body bytes the upstream received. For a streamed request body this grows as chunks
+    /// pass the filter; the script sees the bytes that had arrived when it was asked.
     pub body: Vec<u8>,
     pub trailers: HeaderMap,
+    /// The whole request reached the upstream: its end of stream (last body chunk or trailers)
+    /// got through. False while the body is still streaming, and for good when the router
+    /// stopped sending it (the upstream answered early, or the stream ended first).
+    pub complete: bool,
     /// 1 for the cluster's first request, 2 for its second, and so on.
     pub number: usize,
 }
@@ -440,11 +465,13 @@ pub const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
 
 /// The message an upstream sends for a scripted response, as the filter sees it: `:status`, the
 /// script's headers, `content-length` if the script did not set one, and the router's
-/// [`UPSTREAM_SERVICE_TIME`] (`service_time` after the request went out).
+/// [`UPSTREAM_SERVICE_TIME`] (`service_time` after the request was complete; `None` for a
+/// response that came before the request's end, which gets no such header).
 ///
 /// Envoy's router sets that header on every upstream response once the downstream request was
 /// complete, unless `suppress_envoy_headers` (`Filter::onUpstreamHeaders` in
-/// `source/common/router/router.cc`, `setEnvoyUpstreamServiceTime`); it does so before the
+/// `source/common/router/router.cc`, `setEnvoyUpstreamServiceTime`: only when
+/// `downstream_request_complete_time_` is set, "not a premature response"); it does so before the
 /// encoder filters run, so the filter sees it on the stream path. The `AsyncClient` behind a
 /// dispatched call runs the same router with `suppress_envoy_headers = false`
 /// (`AsyncClientImpl`'s `Router::FilterConfig` in `source/common/http/async_client_impl.cc`), so
@@ -454,7 +481,7 @@ pub(crate) fn upstream_message(
     headers: &[(String, String)],
     body: &[u8],
     trailers: &[(String, String)],
-    service_time: Duration,
+    service_time: Option<Duration>,
 ) -> Message {
     let mut map = HeaderMap::new();
     map.add(":status", &status.to_string());
@@ -464,7 +491,9 @@ pub(crate) fn upstream_message(
     if !body.is_empty() && map.get("content-length").is_none() {
         map.add("content-length", &body.len().to_string());
     }
-    map.replace(UPSTREAM_SERVICE_TIME, &service_time.as_millis().to_string());
+    if let Some(service_time) = service_time {
+        map.replace(UPSTREAM_SERVICE_TIME, &service_time.as_millis().to_string());
+    }
     Message {
         headers: map,
         body: body.to_vec(),
@@ -489,6 +518,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Vec::new(),
             trailers: HeaderMap::new(),
+            complete: true,
             number: 1,
         };
         let statuses: Vec<ReplyKind> = (0..3).map(|_| seq.reply(&req).kind).collect();

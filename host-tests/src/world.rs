@@ -93,9 +93,35 @@ impl World {
         self.core.state.borrow().now
     }
 
-    /// The Unix time the module sees now.
+    /// The Unix time the module sees now on the wall clock (stepped, if the test stepped it).
     pub fn unix_time(&self) -> SystemTime {
-        crate::clock::unix_time(self.now())
+        let state = self.core.state.borrow();
+        crate::clock::unix_time(state.now, state.wall_step)
+    }
+
+    /// The monotonic clock the module reads now (WASI `clock_time_get(MONOTONIC)`), in
+    /// nanoseconds: [`crate::clock::MONOTONIC_START`] plus virtual time, never stepped.
+    pub fn monotonic_nanos(&self) -> u64 {
+        crate::clock::monotonic_nanos(self.now())
+    }
+
+    /// Steps the wall clock forward by `by`, as NTP or an operator steps a machine's clock:
+    /// `proxy_get_current_time_nanoseconds`, WASI's realtime clock and `request.time` jump; the
+    /// monotonic clock, virtual time and every timer stay where they are, and nothing runs.
+    pub fn step_wall_clock_forward(&mut self, by: Duration) {
+        self.step_wall_clock(crate::clock::step(by, true));
+    }
+
+    /// Steps the wall clock back by `by`; see [`World::step_wall_clock_forward`].
+    pub fn step_wall_clock_back(&mut self, by: Duration) {
+        self.step_wall_clock(crate::clock::step(by, false));
+    }
+
+    fn step_wall_clock(&mut self, step: crate::clock::WallStep) {
+        let mut state = self.core.state.borrow_mut();
+        state.wall_step = state.wall_step.saturating_add(step);
+        let total = state.wall_step;
+        state.trace(|| format!("wall clock stepped by {step} ns (now {total} ns off)"));
     }
 
     /// Runs everything due now, without moving the clock.

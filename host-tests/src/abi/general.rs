@@ -18,8 +18,12 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_current_time_nanoseconds",
         |mut caller: Ctx<'_>, ptr: u32| -> wasmtime::Result<u32> {
             allowed(&caller, "proxy_get_current_time_nanoseconds")?;
-            let now = core(&caller).state.borrow().now;
-            Ok(ok_if(write_u64(&mut caller, ptr, clock::unix_nanos(now))))
+            let nanos = {
+                let core = core(&caller);
+                let state = core.state.borrow();
+                clock::unix_nanos(state.now, state.wall_step)
+            };
+            Ok(ok_if(write_u64(&mut caller, ptr, nanos)))
         },
     )?;
     linker.func_wrap("env", "proxy_set_tick_period_milliseconds", set_tick_period)?;

@@ -3,7 +3,8 @@
 //!
 //! - `fd_write` to stdout or stderr becomes a log line at info or error, one trailing newline
 //!   removed; other descriptors are `EBADF`.
-//! - `clock_time_get`: realtime and monotonic answer the virtual clock; other clocks `ENOTSUP`.
+//! - `clock_time_get`: realtime answers the wall clock, monotonic the monotonic clock (see
+//!   [`crate::clock`]); other clocks `ENOTSUP`.
 //! - `random_get` draws from the VM's seeded generator; more than 64 KiB at once is `EINVAL`.
 //! - `environ_*` expose the world's environment variables; `args_*` expose none.
 //! - `proc_exit` fails the VM (Envoy logs an error and the module cannot go on): here it traps.
@@ -91,9 +92,13 @@ fn fd_write(mut caller: Ctx<'_>, fd: i32, iovs: u32, iovs_len: u32, written_ptr:
 }
 
 fn clock_time_get(mut caller: Ctx<'_>, clock_id: i32, _precision: i64, time_ptr: u32) -> i32 {
-    let now = caller.data().core().state.borrow().now;
+    let (now, wall_step) = {
+        let core = caller.data().core();
+        let state = core.state.borrow();
+        (state.now, state.wall_step)
+    };
     let nanos = match clock_id {
-        0 => clock::unix_nanos(now),
+        0 => clock::unix_nanos(now, wall_step),
         1 => clock::monotonic_nanos(now),
         _ => return ENOTSUP,
     };

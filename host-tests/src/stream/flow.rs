@@ -2,35 +2,47 @@
 //!
 //! # Statuses (cpp-host `convertVmCallResultTo*Status`)
 //! 0 is `Continue`; anything else stops the direction (ABI 0.2 turns a headers
-//! `StopIteration` into `StopAllIterationAndWatermark`, so the body waits too). A callback that
-//! sent a local reply stops whatever it returned.
+//! `StopIteration` into `StopAllIterationAndWatermark`, so the body waits too; a body `Pause` is
+//! `StopIterationAndBuffer`, so later request chunks still reach the filter, see
+//! [`super::feed`]). A callback that sent a local reply stops whatever it returned.
 //!
 //! # Maps and bodies (Envoy `Context::decodeHeaders` and friends)
 //! A part's map or buffer becomes reachable when its callback starts and stays so until the
 //! filter continues: right away if it returned `Continue`, else at `continue_stream`.
+//!
+//! The request comes over time ([`super::feed`]): each pump hands the filter what has arrived,
+//! then lets the router send on what passed ([`super::forward`]). The response comes whole.
 
-use super::{drain, reply, Part, Stream};
+use super::{drain, forward, reply, Part, Stream};
 use crate::error::Failure;
 use crate::host::Direction;
 use crate::observe::{Callback, StreamId};
-use crate::state::Core;
+use crate::state::{Core, State};
 use crate::vm::Vm;
 
-/// Runs the request through the filter until it pauses, ends, or goes upstream.
+/// Runs the request through the filter as far as it has arrived, then sends on what passed.
 pub(crate) fn pump_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
+    hand_request(core, vm, id)?;
+    forward::forward(core, id)
+}
+
+/// Hands the filter every request part that has arrived, until it pauses or nothing more is
+/// there. A filter that paused in its body callback is still handed later chunks and the
+/// trailers (Envoy's `StopIterationAndBuffer`); one that paused in its headers is not.
+pub(crate) fn hand_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
     loop {
         let next = {
             let state = core.state.borrow();
             let s = &state.streams[id.0];
-            if s.req.paused || s.req.aborted || s.finished() {
+            if s.req.aborted || s.finished() || (s.req.paused && s.req.held != Some(Part::Body)) {
                 return Ok(());
             }
-            s.req.next
+            match s.feed.next_part() {
+                Some(part) => part,
+                None => return Ok(()),
+            }
         };
-        match next {
-            Part::Done => return reply::forward(core, id),
-            part => deliver(core, vm, id, Direction::Request, part)?,
-        }
+        deliver(core, vm, id, Direction::Request, next)?;
     }
 }
 
@@ -65,12 +77,55 @@ struct Delivery {
 
 /// Prepares the part's pointers and the direction's next part; `None` if there is no message.
 fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery> {
-    // A response cut short has no end of stream.
-    let open_ended = direction == Direction::Response && s.cut.is_some();
-    let message = match direction {
-        Direction::Request => &s.request,
-        Direction::Response => s.response.as_ref()?,
+    match direction {
+        Direction::Request => Some(prepare_request(s, part)),
+        Direction::Response => prepare_response(s, part),
+    }
+}
+
+/// Hands the filter the next request part: the headers, what body arrived (added to the body it
+/// holds, if it paused in its body callback), or the trailers.
+fn prepare_request(s: &mut Stream, part: Part) -> Delivery {
+    let (feed, p) = (&mut s.feed, &mut s.ptr);
+    let (callback, size, end_of_stream) = match part {
+        Part::Headers => {
+            feed.handed_headers = true;
+            let eos = feed.headers_only();
+            feed.handed_end |= eos;
+            p.req_headers = true;
+            (Callback::RequestHeaders, s.request.headers.len(), eos)
+        }
+        Part::Body => {
+            let arrived = std::mem::take(&mut feed.waiting);
+            s.request.body.extend_from_slice(&arrived);
+            let eos = feed.body_ends();
+            feed.handed_end |= eos;
+            p.req_body = true;
+            (Callback::RequestBody, s.request.body.len(), eos)
+        }
+        Part::Trailers | Part::Done => {
+            feed.handed_trailers = true;
+            feed.handed_end = true;
+            p.req_trailers = true;
+            (Callback::RequestTrailers, s.request.trailers.len(), true)
+        }
     };
+    if part != Part::Trailers {
+        p.end_of_stream = end_of_stream;
+    }
+    Delivery {
+        callback,
+        ctx: s.ctx,
+        size: u32::try_from(size).unwrap_or(u32::MAX),
+        end_of_stream,
+    }
+}
+
+/// Prepares the next part of the (whole) response.
+fn prepare_response(s: &mut Stream, part: Part) -> Option<Delivery> {
+    // A response cut short has no end of stream.
+    let open_ended = s.cut.is_some();
+    let message = s.response.as_ref()?;
     let has_body = !message.body.is_empty();
     let has_trailers = !message.trailers.is_empty();
     let (size, end_of_stream, next) = match part {
@@ -97,28 +152,16 @@ fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery>
         Part::Trailers | Part::Done => (message.trailers.len(), true, Part::Done),
     };
     let p = &mut s.ptr;
-    let callback = match (direction, part) {
-        (Direction::Request, Part::Headers) => {
-            p.req_headers = true;
-            Callback::RequestHeaders
-        }
-        (Direction::Request, Part::Body) => {
-            p.req_body = true;
-            Callback::RequestBody
-        }
-        (Direction::Request, _) => {
-            p.req_trailers = true;
-            Callback::RequestTrailers
-        }
-        (Direction::Response, Part::Headers) => {
+    let callback = match part {
+        Part::Headers => {
             p.resp_headers = true;
             Callback::ResponseHeaders
         }
-        (Direction::Response, Part::Body) => {
+        Part::Body => {
             p.resp_body = true;
             Callback::ResponseBody
         }
-        (Direction::Response, _) => {
+        _ => {
             p.resp_trailers = true;
             Callback::ResponseTrailers
         }
@@ -126,10 +169,7 @@ fn prepare(s: &mut Stream, direction: Direction, part: Part) -> Option<Delivery>
     if part != Part::Trailers {
         p.end_of_stream = end_of_stream;
     }
-    match direction {
-        Direction::Request => s.req.next = next,
-        Direction::Response => s.resp.next = next,
-    }
+    s.resp.next = next;
     Some(Delivery {
         callback,
         ctx: s.ctx,
@@ -194,28 +234,45 @@ pub(crate) fn deliver(
     let stop = raw != 0 || vm.store.data().call.stop_iteration;
     {
         let mut state = core.state.borrow_mut();
-        let s = &mut state.streams[id.0];
-        if stop {
-            match direction {
-                Direction::Request => s.req.paused = true,
-                Direction::Response => s.resp.paused = true,
-            }
-        } else {
-            let p = &mut s.ptr;
-            match callback {
-                Callback::RequestHeaders => p.req_headers = false,
-                Callback::RequestBody => p.req_body = false,
-                Callback::RequestTrailers => p.req_trailers = false,
-                Callback::ResponseHeaders => {
-                    p.resp_headers = false;
-                    s.headers_sent = true;
-                }
-                Callback::ResponseBody => p.resp_body = false,
-                _ => p.resp_trailers = false,
-            }
+        match direction {
+            Direction::Request => after_request(&mut state, id, part, stop),
+            Direction::Response => after_response(&mut state.streams[id.0], callback, stop),
         }
     }
     drain(core, vm)
+}
+
+/// A stop holds the request where it is (a filter already holding its body keeps holding it);
+/// a continue sends on everything the filter was handed, and resumes a held request as
+/// Envoy's `commonHandleAfterDataCallback` does.
+fn after_request(state: &mut State, id: StreamId, part: Part, stop: bool) {
+    let s = &mut state.streams[id.0];
+    if stop {
+        if !s.req.paused {
+            s.req.paused = true;
+            s.req.held = Some(part);
+        }
+        return;
+    }
+    s.req.paused = false;
+    s.req.held = None;
+    forward::pass_handed(state, id);
+}
+
+fn after_response(s: &mut Stream, callback: Callback, stop: bool) {
+    if stop {
+        s.resp.paused = true;
+        return;
+    }
+    let p = &mut s.ptr;
+    match callback {
+        Callback::ResponseHeaders => {
+            p.resp_headers = false;
+            s.headers_sent = true;
+        }
+        Callback::ResponseBody => p.resp_body = false,
+        _ => p.resp_trailers = false,
+    }
 }
 
 type Headers3 = Option<wasmtime::TypedFunc<(u32, u32, u32), u32>>;

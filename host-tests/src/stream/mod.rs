@@ -2,11 +2,14 @@
 //!
 //! # Callback order (Envoy's `FilterManager` and wasm `Context`)
 //! 1. `proxy_on_context_create(ctx, root)` when the request arrives.
-//! 2. `on_request_headers`, then `on_request_body` (if there is a body), then
-//!    `on_request_trailers` (if there are trailers). A callback that returns `Pause` (or
-//!    sends a local reply) stops the request there until `continue_stream(Request)`; the
-//!    parts not yet seen are then delivered to the filter, starting with the next one.
-//! 3. When the whole request got through, it goes to the cluster's scripted upstream.
+//! 2. `on_request_headers`, then `on_request_body` for each body chunk as it arrives (one, for
+//!    a body sent whole), then `on_request_trailers` (if there are trailers); see [`feed`] for
+//!    a body that streams. A callback that returns `Pause` (or sends a local reply) stops the
+//!    request there until `continue_stream(Request)`; the parts not yet seen are then delivered
+//!    to the filter, starting with the next one.
+//! 3. What passes the filter goes on to the cluster's scripted upstream, the headers first
+//!    ([`forward`]); the upstream answers once the whole request came, or at once for an
+//!    early reply.
 //! 4. `on_response_headers`, `on_response_body`, `on_response_trailers`, likewise for the
 //!    response (from the upstream, or a local reply).
 //! 5. When the response is complete, or the stream is reset, or the client disconnects:
@@ -27,18 +30,23 @@
 //! the same way, with its own 503 or 502 (see [`crate::upstream`]): a reset if the head went to
 //! the client, else a direct reply.
 
+pub mod feed;
 mod flow;
+pub mod forward;
 mod reply;
 
+pub(crate) use feed::{arrivals, request_chunk, Feed};
 pub(crate) use flow::{pump_request, pump_response};
 pub(crate) use reply::{disconnect, route_timeout, upstream_answer, upstream_cut, LocalReply};
 
 use crate::error::Failure;
+use crate::events::EventKey;
 use crate::host::{Ctx, Deferred, Direction};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
 use crate::upstream::{Message, UpstreamFailure};
 use crate::vm::Vm;
+use feed::Sent;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -51,7 +59,13 @@ pub(crate) struct Stream {
     pub ctx: u32,
     pub root: u32,
     pub state: StreamState,
+    /// The request as the filter sees it: its headers, the body it is handed (the chunk of the
+    /// current body callback, or all it holds), its trailers.
     pub request: Message,
+    /// The request's pieces as they reach Envoy over time.
+    pub feed: Feed,
+    /// What of the request passed the filter on to the router.
+    pub sent: Sent,
     pub response: Option<Message>,
     pub info: Info,
     pub req: Flow,
@@ -68,7 +82,15 @@ pub(crate) struct Stream {
     pub source: Source,
     /// The upstream attempt in flight (an index into the world's attempts).
     pub upstream: Option<usize>,
+    /// The attempt the router still sends request bytes to.
+    pub sending: Option<usize>,
+    /// An early answer's scheduled event, until it comes.
+    pub early_answer: Option<EventKey>,
+    /// The cluster's script was asked (the request headers reached the upstream).
     pub forwarded: bool,
+    /// The response's end reached Envoy's filter chain (Envoy's `local_complete_`), even if the
+    /// filter holds it: later request chunks are dropped.
+    pub response_ended: bool,
     pub route_timeout: Option<Duration>,
     pub result: Option<Response>,
     pub fuel: u64,
@@ -82,6 +104,8 @@ pub(crate) struct Info {
     pub cluster: String,
     pub route: String,
     pub start: Duration,
+    /// The wall clock when the request arrived (`request.time`), in Unix nanoseconds.
+    pub start_unix: u64,
     pub end: Option<Duration>,
     pub code: Option<u16>,
     pub details: Option<String>,
@@ -100,8 +124,11 @@ pub(crate) enum Part {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Flow {
+    /// The response's next part (the request's progress is its [`Feed`]).
     pub next: Part,
     pub paused: bool,
+    /// The part whose callback paused the direction.
+    pub held: Option<Part>,
     /// A local reply took over: the rest of this direction never reaches the filter.
     pub aborted: bool,
 }
@@ -111,6 +138,7 @@ impl Flow {
         Flow {
             next: Part::Headers,
             paused: false,
+            held: None,
             aborted: false,
         }
     }
@@ -132,7 +160,13 @@ pub(crate) struct Pointers {
 }
 
 impl Stream {
-    pub fn new(id: StreamId, worker: usize, slot: usize, request: Message, info: Info) -> Self {
+    pub fn new(
+        id: StreamId,
+        (worker, slot): (usize, usize),
+        request: Message,
+        feed: Feed,
+        info: Info,
+    ) -> Self {
         Stream {
             id,
             worker,
@@ -141,6 +175,8 @@ impl Stream {
             root: 0,
             state: StreamState::Scheduled,
             request,
+            feed,
+            sent: Sent::default(),
             response: None,
             info,
             req: Flow::start(),
@@ -151,7 +187,10 @@ impl Stream {
             cut: None,
             source: Source::Upstream,
             upstream: None,
+            sending: None,
+            early_answer: None,
             forwarded: false,
+            response_ended: false,
             route_timeout: None,
             result: None,
             fuel: 0,
@@ -171,10 +210,12 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
     let ctx = {
         let mut state = core.state.borrow_mut();
         let now = state.now;
+        let start_unix = crate::clock::unix_nanos(now, state.wall_step);
         let stream = &mut state.streams[id.0];
         if stream.finished() {
             return Ok(());
         }
+        stream.info.start_unix = start_unix;
         let ctx = host.alloc_context_id();
         stream.ctx = ctx;
         stream.root = root;
@@ -187,6 +228,7 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
         vm.call(core, Callback::ContextCreate, ctx, f, (ctx, root))?;
         drain(core, vm)?;
     }
+    feed::with_headers(core, vm, id)?;
     pump_request(core, vm, id)
 }
 
@@ -214,7 +256,11 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                     let resume = was_paused && paused;
                     if resume {
                         match direction {
-                            Direction::Request => s.req.paused = false,
+                            Direction::Request => {
+                                s.req.paused = false;
+                                s.req.held = None;
+                                forward::pass_handed(&mut state, stream);
+                            }
                             // A response can only pause once its headers reached the filter,
                             // so continuing it sends them to the client.
                             Direction::Response => {

@@ -1,5 +1,5 @@
-//! The upstream leg of a stream and how it ends: forwarding to the scripted upstream, the
-//! upstream's answer or failure, local replies, and the end of the stream.
+//! How a stream ends: the upstream's answer or failure, local replies, and the end of the
+//! stream (the request's way to the upstream is in [`super::forward`]).
 
 use super::{drain, pump_response, Flow};
 use crate::error::Failure;
@@ -7,7 +7,7 @@ use crate::events::EventKind;
 use crate::flags;
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
-use crate::upstream::{self, Attempt, AttemptKind, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::upstream::{self, ReplyKind, UpstreamFailure};
 use crate::vm::Vm;
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own).
@@ -40,71 +40,6 @@ pub(crate) enum End {
     Disconnected,
 }
 
-/// Sends the request the filter let through to its cluster's scripted upstream and schedules
-/// the answer, or the route timeout if the answer would come later.
-pub(crate) fn forward(core: &Core, id: StreamId) -> Result<(), Failure> {
-    let mut state = core.state.borrow_mut();
-    let now = state.now;
-    let s = &mut state.streams[id.0];
-    if s.forwarded {
-        return Ok(());
-    }
-    s.forwarded = true;
-    let (worker, slot, timeout) = (s.worker, s.slot, s.route_timeout);
-    let cluster = s.info.cluster.clone();
-    let mut request = UpstreamRequest {
-        cluster: cluster.clone(),
-        kind: AttemptKind::Stream { stream: id, worker },
-        at: now,
-        headers: s.request.headers.clone(),
-        body: s.request.body.clone(),
-        trailers: s.request.trailers.clone(),
-        number: 0,
-    };
-    let number = state.per_cluster.entry(cluster.clone()).or_default();
-    *number += 1;
-    request.number = *number;
-    let Some(script) = state.upstreams.get_mut(&cluster) else {
-        let message = format!(
-            "{id} was routed to cluster `{cluster}`, which has no upstream: script it with \
-             `world.upstream(\"{cluster}\", ...)`"
-        );
-        let failure = Failure::stuck(message, state.logs.clone(), state.trace_lines());
-        state.failure = Some(failure.clone());
-        return Err(failure);
-    };
-    let reply = script.reply(&request);
-    let late = timeout.is_some_and(|t| reply.delay >= t);
-    let event = match (&reply.kind, timeout) {
-        (ReplyKind::Timeout, None) => None,
-        (ReplyKind::Timeout, Some(t)) => Some((t, true)),
-        (_, Some(t)) if late => Some((t, true)),
-        _ => Some((reply.delay, false)),
-    };
-    state.attempts.push(Attempt {
-        request,
-        reply,
-        delivered: false,
-    });
-    let attempt = state.attempts.len() - 1;
-    state.streams[id.0].upstream = Some(attempt);
-    if let Some((after, timed_out)) = event {
-        let kind = if timed_out {
-            EventKind::RouteTimeout {
-                stream: id,
-                attempt,
-            }
-        } else {
-            EventKind::Upstream {
-                stream: id,
-                attempt,
-            }
-        };
-        state.events.push(now + after, slot, kind);
-    }
-    Ok(())
-}
-
 /// The upstream's answer (or refusal, or reset) for the stream's attempt reaches Envoy.
 pub(crate) fn upstream_answer(
     core: &Core,
@@ -114,13 +49,17 @@ pub(crate) fn upstream_answer(
 ) -> Result<(), Failure> {
     let (kind, service_time) = {
         let mut state = core.state.borrow_mut();
-        let s = &state.streams[id.0];
+        let now = state.now;
+        let s = &mut state.streams[id.0];
         if s.finished() || s.upstream != Some(attempt) {
             return Ok(());
         }
+        s.early_answer = None;
+        // The router's service time counts from the complete request; none before it.
+        let service_time = s.sent.complete_at.map(|complete| now - complete);
         let answered = &mut state.attempts[attempt];
         answered.delivered = true;
-        (answered.reply.kind.clone(), answered.reply.delay)
+        (answered.reply.kind.clone(), service_time)
     };
     let (status, headers, mut body, mut trailers, cut) = match kind {
         ReplyKind::Respond {
@@ -150,6 +89,11 @@ pub(crate) fn upstream_answer(
             // The head announced the whole body; only the part before the reset came.
             message.body.truncate(cut.sent(body.len()));
             s.cut = Some(cut.failure());
+        } else {
+            // The whole response reached Envoy: the router stops sending the request upstream
+            // (`onUpstreamComplete`), the filter manager drops what still comes of it.
+            s.response_ended = true;
+            s.sending = None;
         }
         s.response = Some(message);
         s.response_started = true;
@@ -233,6 +177,9 @@ pub(crate) fn local_reply(
         }
         s.info.flags |= reply.flags;
         s.info.details = Some(reply.details.clone());
+        // An upstream request still being sent is reset with the reply.
+        s.sending = None;
+        s.early_answer = None;
         if s.headers_sent {
             None
         } else {
@@ -243,6 +190,7 @@ pub(crate) fn local_reply(
             s.upstream = None;
             s.req.aborted = true;
             s.response_started = true;
+            s.response_ended = true;
             s.resp = Flow::start();
             Some(through_filter)
         }
@@ -278,6 +226,7 @@ pub(crate) fn finish(core: &Core, vm: &mut Vm, id: StreamId, end: End) -> Result
         }
         s.info.end = Some(now);
         s.upstream = None;
+        s.sending = None;
         s.state = match end {
             End::Complete => {
                 let message = s.response.clone().unwrap_or_default();

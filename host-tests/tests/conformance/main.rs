@@ -15,6 +15,7 @@ mod properties;
 mod races;
 mod reset_after_headers;
 mod shared_data;
+mod streamed_body;
 mod streams;
 mod ticks;
 mod time_and_wasi;

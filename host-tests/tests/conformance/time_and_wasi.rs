@@ -2,7 +2,7 @@
 //! and WASI.
 
 use super::common::{fixture, result};
-use breakwater_host_tests::clock::START_UNIX_SECS;
+use breakwater_host_tests::clock::{MONOTONIC_START, START_UNIX_SECS};
 use breakwater_host_tests::{ms, LogLevel, Reply, World, WorldBuilder};
 
 fn answer(builder: WorldBuilder, script: &str, after: std::time::Duration) -> String {
@@ -25,6 +25,37 @@ fn host_time_and_the_wasi_realtime_clock_read_the_virtual_clock() {
         format!("host={nanos} wasi={nanos}"),
         "2026-01-01T00:00:00Z plus the virtual time elapsed"
     );
+}
+
+#[test]
+fn a_wall_clock_step_moves_host_and_realtime_time_but_not_the_monotonic_clock() {
+    let mut world = fixture().build().expect("starts");
+    world.upstream("c", Reply::ok());
+    let read = |world: &mut World| {
+        let s = world
+            .request(0)
+            .cluster("c")
+            .header("x-fixture-request", "time; monotonic")
+            .send();
+        let response = world.response(s).expect("answered");
+        (result(&response, "time"), result(&response, "monotonic"))
+    };
+    world.advance(ms(1_000));
+    let unix = |secs: i64| {
+        let nanos = (i64::try_from(START_UNIX_SECS).unwrap() + secs) * 1_000_000_000;
+        format!("host={nanos} wasi={nanos}")
+    };
+    let monotonic = (MONOTONIC_START.as_secs() + 1) * 1_000_000_000;
+    assert_eq!(read(&mut world), (unix(1), monotonic.to_string()));
+    world.step_wall_clock_forward(ms(3_600_000));
+    assert_eq!(
+        read(&mut world),
+        (unix(3_601), monotonic.to_string()),
+        "an hour ahead on the wall clock; the monotonic clock did not move"
+    );
+    world.step_wall_clock_back(ms(7_200_000));
+    assert_eq!(read(&mut world), (unix(-3_599), monotonic.to_string()));
+    assert_eq!(world.now(), ms(1_000), "a step runs no time");
 }
 
 #[test]

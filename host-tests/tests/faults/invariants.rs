@@ -13,7 +13,7 @@
 //! - **No probe slot leaked.** With no request in flight, a half-open breaker holds no lease.
 //! - **Timers off.** No worker's root keeps a tick period once nothing waits.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use breakwater::core::breaker::{Breaker, Phase};
 use breakwater::core::budget::Budget;
@@ -33,10 +33,9 @@ pub fn effective(policy: &Value) -> Effective {
     parsed.policy.lookup(CLUSTER, "").clone()
 }
 
-/// The host clock the filter reads, in milliseconds.
+/// The clock the filter measures its spans on (the monotonic one), in milliseconds.
 pub fn host_now(w: &World) -> Millis {
-    let since_epoch = w.unix_time().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+    w.monotonic_nanos() / 1_000_000
 }
 
 /// The shared budget of [`CLUSTER`], decoded; `None` if never written.

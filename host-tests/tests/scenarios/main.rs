@@ -20,3 +20,4 @@ mod retry_eligibility;
 mod retry_limits;
 mod scopes;
 mod triggers;
+mod wall_clock;

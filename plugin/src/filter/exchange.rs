@@ -104,7 +104,7 @@ impl Exchange {
             started_at: self.started,
             now,
             retry_after,
-            now_unix: now,
+            now_unix: super::host::unix_now(),
             previous_delay: self.previous_delay,
         };
         let delay = match plan(policy, &input, &mut w.rng) {

@@ -1,5 +1,18 @@
-//! Small, panic-free wrappers over the host calls the filter reads with: the clock, randomness,
+//! Small, panic-free wrappers over the host calls the filter reads with: the clocks, randomness,
 //! properties and header values.
+//!
+//! # Two clocks
+//! Every duration the filter keeps (breaker open times and windows, retry due times, deadlines,
+//! budget windows) is on the monotonic clock, [`now`]: WASI `clock_time_get` with the
+//! `MONOTONIC` id, which proxy-wasm-cpp-host answers with `getMonotonicTimeNanoseconds`
+//! (`wasi_unstable_clock_time_get` in `src/exports.cc`) and Envoy with its time source's
+//! `monotonicTime()` (`Context::getMonotonicTimeNanoseconds` in
+//! `source/extensions/common/wasm/context.cc`), a `std::chrono::steady_clock` (`RealTimeSource`
+//! in `source/common/common/utility.h`): one clock for every worker of the process, so times
+//! written to shared data by one worker mean the same to the others, and it never jumps when
+//! the wall clock is stepped (NTP, an operator). The wall clock, [`unix_now`]
+//! (`proxy_get_current_time_nanoseconds`, Envoy's `systemTime()`), is read only where a date is
+//! involved: a `Retry-After` HTTP date.
 //!
 //! The SDK's convenience methods unwrap host results and decode header values as UTF-8 with
 //! `unwrap`; a header value with obs-text bytes would then trap the VM. Everything here goes
@@ -14,8 +27,36 @@ use proxy_wasm::types::{MapType, Status};
 use crate::core::pairs::Pairs;
 use crate::core::Millis;
 
-/// The host clock in milliseconds since the Unix epoch; read once per callback.
+/// WASI's monotonic clock id (`CLOCKID_MONOTONIC`).
+const CLOCK_MONOTONIC: i32 = 1;
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    /// WASI preview 1 `clock_time_get(id, precision, *time) -> errno`, in its wasm types.
+    #[link_name = "clock_time_get"]
+    fn wasi_clock_time_get(id: i32, precision: i64, time: i32) -> i32;
+}
+
+/// The monotonic clock in milliseconds (from an arbitrary start, the same for every worker of
+/// the process); read once per callback. Every duration the filter keeps is measured on it.
+/// A host without a monotonic clock (Envoy always has one) gets the wall clock instead, so
+/// time still moves.
 pub fn now() -> Millis {
+    let mut nanos: u64 = 0;
+    let out = std::ptr::addr_of_mut!(nanos) as usize;
+    // SAFETY: `clock_time_get` writes one u64 at the address it is given, which is `nanos`, a
+    // live, aligned local; wasm32 pointers are 32-bit, so the address fits the i32 argument.
+    let errno = unsafe { wasi_clock_time_get(CLOCK_MONOTONIC, 1, out as i32) };
+    if errno == 0 {
+        nanos / 1_000_000
+    } else {
+        unix_now()
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (`proxy_get_current_time_nanoseconds`):
+/// only for dates, such as a `Retry-After` HTTP date; 0 if the host refuses.
+pub fn unix_now() -> Millis {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
