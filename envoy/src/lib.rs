@@ -42,8 +42,8 @@ pub use access_log::AccessLogEntry;
 pub use admin::{Admin, Stats};
 pub use client::{Request, Response};
 pub use config::{
-    Balance, Cluster, Delivery, EnvoyConfig, FailurePolicy, Match, NativeResilience, Route,
-    WasmFilter,
+    Balance, Cluster, Delivery, EnvoyConfig, FailurePolicy, HealthCheck, Match, NativeResilience,
+    Route, WasmFilter,
 };
 pub use ecds::{EcdsCounters, EcdsOutcome};
 pub use error::EnvoyError;

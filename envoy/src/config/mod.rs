@@ -43,6 +43,21 @@ pub struct Cluster {
     /// Any Envoy cluster name, Istio's `outbound|8080||reviews.default.svc.cluster.local` too.
     pub name: String,
     pub addr: SocketAddr,
+    /// Active health checking of the endpoint; `None`: the endpoint is always healthy.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Envoy's active HTTP health checking of a cluster's endpoint (`health_checks`), strict enough
+/// for tests to make a cluster have no healthy host: one failed check marks the endpoint
+/// unhealthy, one passed check healthy again, checks run every `interval` (with or without
+/// traffic), and panic routing is off (`healthy_panic_threshold` 0), so a cluster whose only
+/// endpoint is unhealthy gets Envoy's own 503 `no healthy upstream` (flag `UH`) instead of being
+/// used anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The path Envoy's checks `GET` (see `Upstream::serve_health`).
+    pub path: String,
+    pub interval: Duration,
 }
 
 /// How a route picks requests.
@@ -288,6 +303,23 @@ impl EnvoyConfig {
         self.clusters.push(Cluster {
             name: name.to_string(),
             addr,
+            health_check: None,
+        });
+        self
+    }
+
+    /// Adds cluster `name` with the one endpoint `addr`, health-checked by Envoy (see
+    /// [`HealthCheck`]).
+    pub fn health_checked_cluster(
+        mut self,
+        name: &str,
+        addr: SocketAddr,
+        health_check: HealthCheck,
+    ) -> EnvoyConfig {
+        self.clusters.push(Cluster {
+            name: name.to_string(),
+            addr,
+            health_check: Some(health_check),
         });
         self
     }

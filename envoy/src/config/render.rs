@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::json::{array, at, duration, load, loopback, named, object, template_error};
-use super::{Balance, ConfigError, Delivery, EnvoyConfig, Match, NativeResilience, WasmFilter};
+use super::{
+    Balance, ConfigError, Delivery, EnvoyConfig, HealthCheck, Match, NativeResilience, WasmFilter,
+};
 
 /// The static bootstrap operators use.
 pub const STATIC_YAML: &str = include_str!("../../configs/static.yaml");
@@ -284,6 +286,13 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
                 }}}]}]
             }),
         );
+        if let Some(check) = &cluster.health_check {
+            fields.insert("health_checks".into(), health_checks(check));
+            fields.insert(
+                "common_lb_config".into(),
+                json!({ "healthy_panic_threshold": { "value": 0 } }),
+            );
+        }
         if let Some(native) = &config.native {
             fields.insert("outlier_detection".into(), outlier_detection(native));
             if let Some(max_retries) = native.max_retries {
@@ -303,6 +312,19 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
     }
     *list = rendered;
     Ok(())
+}
+
+/// One strict HTTP health check (see [`HealthCheck`]).
+fn health_checks(check: &HealthCheck) -> Value {
+    json!([{
+        "timeout": "1s",
+        "interval": duration(check.interval),
+        // Envoy checks a cluster without traffic every 60 s by default: too slow for a test.
+        "no_traffic_interval": duration(check.interval),
+        "unhealthy_threshold": 1,
+        "healthy_threshold": 1,
+        "http_health_check": { "path": check.path }
+    }])
 }
 
 fn retry_policy(native: &NativeResilience) -> Value {

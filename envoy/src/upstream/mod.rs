@@ -6,8 +6,12 @@
 //! `Retry-After`, close the connection instead of answering (with a TCP reset or a graceful
 //! close), send the head and part of the body and then reset, read a request and never answer,
 //! and stop listening altogether (connections refused) and start again on the same port.
-//! Every request that reaches it is recorded with its headers (see [`record`]), so tests count
-//! upstream attempts exactly.
+//! It can also answer before reading the request body ([`Reply::Early`]), echo what body it
+//! received ([`Reply::Echo`]), draw each delay from a range, fail at random at the moment a reply
+//! is due with a cap on failures in a row, and serve a health-check path whose answer the test
+//! flips. Every request that reaches it is recorded with its headers and body (see [`record`]),
+//! so tests count upstream attempts exactly, and every reply is logged in the order it went out
+//! (see [`completion`]).
 //!
 //! # Refusing connections without losing the port
 //! The upstream holds a "reservation" socket: bound to its port with `SO_REUSEPORT`, never
@@ -16,35 +20,33 @@
 //! (connection refused) because no socket listens, while the reservation keeps other programs from
 //! taking the port, so Envoy's cluster address stays valid for [`Upstream::start_listening`].
 
+pub mod completion;
 pub mod plan;
 pub mod record;
+mod serve;
 mod truncated;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::header::HeaderValue;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use plan::{Decision, Plan, Reply, MID_BODY_DECLARED, MID_BODY_SENT};
+pub use completion::{longest_run, Completion, Completions};
+pub use plan::{
+    body_hash, Decision, Plan, Reply, BODY_BYTES_HEADER, BODY_HASH_HEADER, MID_BODY_DECLARED,
+    MID_BODY_SENT,
+};
 pub use record::{Record, RecordedRequest, ATTEMPT_HEADER};
 
 use crate::runtime::{block_on, runtime};
-use truncated::Truncated;
+use serve::serve;
 
 /// The response header naming the upstream that answered.
 pub const UPSTREAM_HEADER: &str = "x-upstream";
@@ -68,6 +70,17 @@ struct Shared {
     gate: watch::Sender<bool>,
     /// Whether each request is copied into the record (else only counted).
     keep: AtomicBool,
+    completions: Mutex<Completions>,
+    health: Mutex<Option<Health>>,
+}
+
+/// A health-check path, answered apart from the plan and never recorded.
+#[derive(Debug)]
+struct Health {
+    path: String,
+    healthy: bool,
+    /// Health checks answered so far.
+    checks: u64,
 }
 
 /// The serving side while listening.
@@ -107,6 +120,8 @@ impl Upstream {
                 record: Mutex::new(Record::default()),
                 gate: watch::Sender::new(false),
                 keep: AtomicBool::new(true),
+                completions: Mutex::new(Completions::default()),
+                health: Mutex::new(None),
             }),
             _reservation: reservation,
             listening: Mutex::new(None),
@@ -176,6 +191,56 @@ impl Upstream {
     /// Waits this long before every reply (a reset or close too).
     pub fn set_delay(&self, delay: Duration) {
         lock(&self.shared.plan).set_delay(delay);
+    }
+
+    /// Waits before every reply for a time drawn between `min` and `max` from an RNG seeded
+    /// with `seed`.
+    pub fn set_delay_range(&self, min: Duration, max: Duration, seed: u64) {
+        lock(&self.shared.plan).set_delay_range(min, max, seed);
+    }
+
+    /// Each reply that would succeed fails with `reply` instead when it is due, with
+    /// probability `ratio`, but never more than `max_run` failures in a row in completion order
+    /// (see [`completion`]).
+    pub fn fail_at_completion(&self, ratio: f64, reply: Reply, max_run: usize, seed: u64) {
+        lock(&self.shared.completions).fail_at_completion(ratio, reply, max_run, seed);
+    }
+
+    /// Stops the failures of [`Upstream::fail_at_completion`].
+    pub fn no_failures_at_completion(&self) {
+        lock(&self.shared.completions).no_failures_at_completion();
+    }
+
+    /// Every reply so far in the order it went out (health checks left out).
+    pub fn completions(&self) -> Vec<Completion> {
+        lock(&self.shared.completions).log().to_vec()
+    }
+
+    /// Forgets the completions logged so far.
+    pub fn clear_completions(&self) {
+        lock(&self.shared.completions).clear();
+    }
+
+    /// Answers requests for exactly `path` as a health check: 200 while `healthy`, else 503,
+    /// whatever the plan says; they are neither recorded nor logged as completions.
+    pub fn serve_health(&self, path: &str, healthy: bool) {
+        *lock(&self.shared.health) = Some(Health {
+            path: path.to_string(),
+            healthy,
+            checks: 0,
+        });
+    }
+
+    /// Flips the answer of the health-check path (see [`Upstream::serve_health`]).
+    pub fn set_healthy(&self, healthy: bool) {
+        if let Some(health) = lock(&self.shared.health).as_mut() {
+            health.healthy = healthy;
+        }
+    }
+
+    /// Health checks answered so far.
+    pub fn health_checks(&self) -> u64 {
+        lock(&self.shared.health).as_ref().map_or(0, |h| h.checks)
     }
 
     /// Sends `Retry-After: value` with every non-2xx response (`None`: no header).
@@ -306,117 +371,4 @@ async fn accept_loop(
     }
     drop(listener);
     connections.shutdown().await;
-}
-
-/// Serves one connection with HTTP/1.1 keep-alive.
-async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    // A second handle on the socket lets a request's handler turn the close into a reset.
-    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
-        return;
-    };
-    let socket = Arc::new(Socket::from(fd));
-    let service = service_fn(move |request| handle(request, shared.clone(), socket.clone()));
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-}
-
-/// Why the handler gave up the connection instead of answering; hyper then closes it.
-#[derive(Debug, thiserror::Error)]
-#[error("the test upstream was told to drop the connection")]
-struct DropConnection;
-
-/// A whole body, or one cut short ([`Reply::ResetMidBody`]).
-type ReplyBody = Either<Full<Bytes>, Truncated>;
-
-async fn handle(
-    request: Request<Incoming>,
-    shared: Arc<Shared>,
-    socket: Arc<Socket>,
-) -> Result<Response<ReplyBody>, DropConnection> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes().to_vec(),
-        Err(_) => return Err(DropConnection),
-    };
-    let path = parts.uri.path_and_query().map_or_else(
-        || parts.uri.path().to_string(),
-        |pq| pq.as_str().to_string(),
-    );
-    let decision = lock(&shared.plan).decide_for(&path);
-    let mut gate = shared.gate.subscribe();
-    if !shared.keep.load(Ordering::Relaxed) {
-        lock(&shared.record).count_only();
-    } else {
-        lock(&shared.record).push(RecordedRequest {
-            method: parts.method.as_str().to_string(),
-            path,
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body,
-            reply: decision.reply,
-        });
-    }
-    // Held: wait for the release (the sender lives as long as the upstream).
-    let _ = gate.wait_for(|held| !held).await;
-    if !decision.delay.is_zero() {
-        tokio::time::sleep(decision.delay).await;
-    }
-    let retry_after = decision
-        .retry_after
-        .and_then(|v| HeaderValue::from_str(&v).ok());
-    match decision.reply {
-        Reply::Status(status) => Ok(response(&shared.name, status, retry_after).map(Either::Left)),
-        Reply::Reset => {
-            // Linger zero: closing the socket sends RST instead of FIN.
-            let _ = socket.set_linger(Some(Duration::ZERO));
-            Err(DropConnection)
-        }
-        Reply::Close => Err(DropConnection),
-        Reply::ResetMidBody(status) => {
-            // The reset comes when hyper drops the connection after the body fails.
-            let _ = socket.set_linger(Some(Duration::ZERO));
-            let mut part = format!("{} {status}\n", shared.name).into_bytes();
-            part.resize(MID_BODY_SENT, b'.');
-            let body = Truncated::new(Bytes::from(part), MID_BODY_DECLARED);
-            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
-        }
-        Reply::ResetAfterHead(status) => {
-            let _ = socket.set_linger(Some(Duration::ZERO));
-            let body = Truncated::new(Bytes::new(), MID_BODY_DECLARED);
-            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
-        }
-        Reply::Never => std::future::pending().await,
-    }
-}
-
-/// The response for `status` (an invalid status code becomes 500, saying so in the body).
-fn response(name: &str, status: u16, retry_after: Option<HeaderValue>) -> Response<Full<Bytes>> {
-    let (code, body) = match StatusCode::from_u16(status) {
-        Ok(code) => (code, format!("{name} {status}\n")),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{name}: {status} is not an HTTP status\n"),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = code;
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(name) {
-        headers.insert(UPSTREAM_HEADER, value);
-    }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if let Some(value) = retry_after.filter(|_| !code.is_success()) {
-        headers.insert(RETRY_AFTER, value);
-    }
-    response
 }

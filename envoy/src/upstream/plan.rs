@@ -10,7 +10,8 @@
 //!    comes from an RNG seeded by the test, so a run is reproducible for a given order of arrivals.
 //! 4. Otherwise the default reply (200 unless changed).
 //!
-//! The delay and the `Retry-After` option apply to every reply.
+//! The delay (fixed, or drawn from a seeded range) and the `Retry-After` option apply to every
+//! reply. Failures decided only when the reply is due ([`super::completion`]) come on top.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -38,6 +39,28 @@ pub enum Reply {
     /// Reads the request and never answers: the connection stays open until the peer closes it
     /// or the upstream stops listening. Only a timeout gets the caller out.
     Never,
+    /// Answers with this status before reading any of the request body, then reads the body to
+    /// its end (or until the connection ends) and records what came: the upstream that rejects a
+    /// request early, while the client is still sending.
+    Early(u16),
+    /// Reads the whole request body, then answers with this status and says what it received in
+    /// [`BODY_BYTES_HEADER`] and [`BODY_HASH_HEADER`].
+    Echo(u16),
+}
+
+/// The response header of a [`Reply::Echo`]: how many body bytes the request carried.
+pub const BODY_BYTES_HEADER: &str = "x-upstream-body-bytes";
+/// The response header of a [`Reply::Echo`]: [`body_hash`] of the request body.
+pub const BODY_HASH_HEADER: &str = "x-upstream-body-hash";
+
+/// A fingerprint of a body (64-bit FNV-1a, in hex): two bodies with the same length and hash are
+/// taken to be the same bytes. Not cryptographic; it only has to catch a replay that lost or
+/// reordered bytes.
+pub fn body_hash(body: &[u8]) -> String {
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 /// The body length a [`Reply::ResetMidBody`] announces in `content-length`.
@@ -48,7 +71,7 @@ pub const MID_BODY_SENT: usize = 1024;
 impl Reply {
     /// Whether the reply is an HTTP response with a 2xx status.
     pub fn is_success(self) -> bool {
-        matches!(self, Reply::Status(s) if (200..300).contains(&s))
+        matches!(self, Reply::Status(s) | Reply::Early(s) | Reply::Echo(s) if (200..300).contains(&s))
     }
 }
 
@@ -86,7 +109,16 @@ pub struct Plan {
     path_failures: Option<PathFailures>,
     failures: Option<Failures>,
     delay: Duration,
+    /// A random extra delay on top of `delay`, if set.
+    spread: Option<Spread>,
     retry_after: Option<String>,
+}
+
+/// A random extra delay, uniform in `0..=extra`, drawn from a seeded RNG.
+#[derive(Debug)]
+struct Spread {
+    extra: Duration,
+    rng: StdRng,
 }
 
 impl Default for Plan {
@@ -97,6 +129,7 @@ impl Default for Plan {
             path_failures: None,
             failures: None,
             delay: Duration::ZERO,
+            spread: None,
             retry_after: None,
         }
     }
@@ -143,8 +176,20 @@ impl Plan {
         self.failures = None;
     }
 
+    /// A fixed delay before every reply (and no random spread).
     pub fn set_delay(&mut self, delay: Duration) {
         self.delay = delay;
+        self.spread = None;
+    }
+
+    /// A delay drawn for each reply, uniform between `min` and `max` (ms resolution), from an RNG
+    /// seeded with `seed`.
+    pub fn set_delay_range(&mut self, min: Duration, max: Duration, seed: u64) {
+        self.delay = min;
+        self.spread = Some(Spread {
+            extra: max.saturating_sub(min),
+            rng: StdRng::seed_from_u64(seed),
+        });
     }
 
     /// A `Retry-After` value to send with every non-2xx response, or none.
@@ -173,9 +218,13 @@ impl Plan {
         } else {
             self.default
         };
+        let extra = self.spread.as_mut().map_or(Duration::ZERO, |spread| {
+            let ms = u64::try_from(spread.extra.as_millis()).unwrap_or(u64::MAX);
+            Duration::from_millis(spread.rng.random_range(0..=ms))
+        });
         Decision {
             reply,
-            delay: self.delay,
+            delay: self.delay + extra,
             retry_after: self.retry_after.clone(),
         }
     }
@@ -275,6 +324,34 @@ mod tests {
         let mut always = Plan::default();
         always.set_failures(1.0, Reply::Close, 1);
         assert!(replies(&mut always, 100).iter().all(|r| *r == Reply::Close));
+    }
+
+    #[test]
+    fn a_delay_range_draws_each_delay_within_its_bounds() {
+        let mut plan = Plan::default();
+        plan.set_delay_range(Duration::from_millis(100), Duration::from_millis(200), 3);
+        let delays: Vec<Duration> = (0..200).map(|_| plan.decide().delay).collect();
+        assert!(delays
+            .iter()
+            .all(|d| (Duration::from_millis(100)..=Duration::from_millis(200)).contains(d)));
+        assert!(
+            delays.iter().any(|d| *d < Duration::from_millis(120))
+                && delays.iter().any(|d| *d > Duration::from_millis(180)),
+            "the range is used, not one point of it"
+        );
+        plan.set_delay(Duration::from_millis(5));
+        assert_eq!(
+            plan.decide().delay,
+            Duration::from_millis(5),
+            "a fixed delay ends the range"
+        );
+    }
+
+    #[test]
+    fn the_body_hash_tells_bodies_apart() {
+        assert_eq!(body_hash(b""), "cbf29ce484222325", "FNV-1a's offset basis");
+        assert_eq!(body_hash(b"a"), "af63dc4c8601ec8c");
+        assert_ne!(body_hash(b"ab"), body_hash(b"ba"), "order matters");
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! Tests count upstream attempts from here: a retried attempt carries `x-breakwater-attempt: N`
 //! (N ≥ 2), so "three attempts reached the upstream" is three records for the path, two of them
 //! with the header.
+//!
+//! A request is recorded once its body is read, before its reply: in arrival order, except a
+//! [`Reply::Early`], which is answered first and recorded when its body has been read (or the
+//! connection ended).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,12 @@ pub struct RecordedRequest {
     /// Header names in lower case, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// How the upstream answered it.
+    /// Whether `body` is the whole body (it ended as its framing said); false when the
+    /// connection ended first, which only a [`Reply::Early`] records (other replies read the whole
+    /// body before they are recorded, or drop the connection unrecorded).
+    pub body_complete: bool,
+    /// How the upstream decided to answer it on arrival (a failure decided at completion shows
+    /// in [`super::Upstream::completions`] only).
     pub reply: Reply,
 }
 
@@ -127,6 +136,7 @@ mod tests {
             path: path.to_string(),
             headers,
             body: Vec::new(),
+            body_complete: true,
             reply: Reply::Status(200),
         }
     }

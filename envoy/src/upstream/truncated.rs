@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::DropConnection;
+use super::serve::DropConnection;
 
 /// Where the truncated body is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Faults in the real Envoy 1.40 (two workers) with the current `breakwater.wasm`: upstreams that
 //! reset mid-body or never answer, clients that leave while their retries wait or are in flight
-//! under load, policy rollouts through ECDS under load, and a short run of the soak. Each test
+//! under load, policy rollouts through ECDS under load, a short run of the soak, and real traffic
+//! (slow uploads answered early, many requests in flight, clients that give up). Each test
 //! checks that every client got an answer (or that Envoy dealt with the one that left), that
 //! Envoy's and Breakwater's counters agree with what happened, that nothing is left in flight,
 //! and that no wasm error appeared.
@@ -8,12 +9,14 @@
 //! # Rules these tests keep
 //! Nothing depends on how fast the machine is: waits poll with generous deadlines, an upstream
 //! that must be caught mid-request never answers or is held (never merely slow), and no
-//! assertion is about elapsed time.
+//! assertion is about elapsed time, except in `real_traffic`, where slow clients and impatient
+//! ones are the subject (its module docs say how its bounds are kept generous).
 
 mod common;
 
 mod disconnects;
 mod mid_body;
+mod real_traffic;
 mod replies;
 mod rollout;
 mod silent;

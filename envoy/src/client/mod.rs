@@ -6,6 +6,14 @@
 //! right across workers. [`send_concurrently`] opens all its connections before sending anything,
 //! so they are open together and a listener with exact connection balance spreads them evenly
 //! over the workers; each connection then carries its requests one after another (keep-alive).
+//!
+//! [`trickle`] is the other kind of client: one raw connection that sends its body slowly while
+//! it reads whatever response comes ([`RawResponse`]), for slow uploads and clients that give up.
+
+mod raw;
+pub mod trickle;
+
+pub use raw::{Ended, RawResponse};
 
 use std::net::SocketAddr;
 use std::time::Duration;
