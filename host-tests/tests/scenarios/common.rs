@@ -184,12 +184,8 @@ pub fn assert_no_errors(w: &World) {
     );
 }
 
-/// The filter's clock now, in the milliseconds it measures open times, due times and deadlines
-/// in.
+/// The filter's clock now (the monotonic one), in the milliseconds it measures open times, due
+/// times and deadlines in.
 pub fn module_now(w: &World) -> breakwater::core::Millis {
-    let since_epoch = w
-        .unix_time()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+    w.monotonic_nanos() / 1_000_000
 }
