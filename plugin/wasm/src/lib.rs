@@ -8,6 +8,14 @@
 //!
 //! The build goes to its own target directory, `target/wasm/`, because the `cargo test` that
 //! started us may still hold the lock on `target/` itself.
+//!
+//! # The wasm target on first use
+//! `rust-toolchain.toml` names `wasm32-wasip1`, but rustup adds a toolchain file's targets only
+//! when it installs the toolchain, not to one already installed; and the nested `cargo` runs the
+//! toolchain's cargo directly, past rustup's proxy. So before the first build the builder looks
+//! for the target's standard library in the toolchain's sysroot and, when it is missing, runs
+//! `rustup target add wasm32-wasip1` for that toolchain, saying so; without rustup it fails with
+//! the one-line fix.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +41,11 @@ pub enum BuildError {
     Failed { package: String, stderr: String },
     #[error("cargo reported success but {0} is missing")]
     Missing(PathBuf),
+    #[error(
+        "the {TARGET} target is not installed for this toolchain and could not be added \
+         ({reason}); run `rustup target add {TARGET}`"
+    )]
+    NoTarget { reason: String },
 }
 
 /// The workspace root (the directory holding the root `Cargo.toml`).
@@ -72,6 +85,7 @@ pub fn build(package: &str) -> Result<PathBuf, BuildError> {
 
 fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    ensure_target(&cargo)?;
     let target_dir = target_dir();
     let mut command = Command::new(&cargo);
     if let Some(flags) = remap_flags() {
@@ -108,6 +122,70 @@ fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
     } else {
         Err(BuildError::Missing(artifact))
     }
+}
+
+/// Makes sure the toolchain that runs `cargo` has the wasm target's standard library, adding it
+/// with rustup when missing (once per process).
+fn ensure_target(cargo: &str) -> Result<(), BuildError> {
+    static CHECKED: OnceLock<Result<(), BuildError>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let rustc = rustc_beside(cargo);
+            match target_installed(&rustc) {
+                Some(true) => return Ok(()),
+                // Not a rustup layout we can read: let cargo say what is wrong.
+                None => return Ok(()),
+                Some(false) => {}
+            }
+            eprintln!(
+                "breakwater: the {TARGET} target is missing from this toolchain; installing it \
+                 (rustup target add {TARGET})"
+            );
+            // In the workspace, so that rustup picks the toolchain `rust-toolchain.toml` names
+            // (or the one the outer `cargo +toolchain` set in RUSTUP_TOOLCHAIN).
+            let status = Command::new("rustup")
+                .current_dir(workspace_root())
+                .args(["target", "add", TARGET])
+                .status()
+                .map_err(|e| BuildError::NoTarget {
+                    reason: format!("could not run rustup: {e}"),
+                })?;
+            if !status.success() || target_installed(&rustc) != Some(true) {
+                return Err(BuildError::NoTarget {
+                    reason: format!("`rustup target add {TARGET}` ended with {status}"),
+                });
+            }
+            Ok(())
+        })
+        .clone()
+}
+
+/// The `rustc` of the same toolchain as `cargo` (beside it), or the one on `PATH`.
+fn rustc_beside(cargo: &str) -> PathBuf {
+    let cargo = Path::new(cargo);
+    match cargo.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("rustc"),
+        _ => PathBuf::from("rustc"),
+    }
+}
+
+/// Whether the toolchain of `rustc` has the wasm target's standard library; `None` when the
+/// sysroot cannot be read.
+fn target_installed(rustc: &Path) -> Option<bool> {
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .env_remove("RUSTFLAGS")
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let sysroot = String::from_utf8(output.stdout).ok()?;
+    let lib = Path::new(sysroot.trim()).join("lib").join("rustlib");
+    if !lib.is_dir() {
+        return None;
+    }
+    Some(lib.join(TARGET).join("lib").is_dir())
 }
 
 /// Rustc flags that make the module independent of where the crates live: panic locations of
