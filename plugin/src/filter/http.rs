@@ -374,31 +374,22 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        match self.stage {
-            Stage::Forwarded => {
-                if let Some(exchange) = self.exchange.as_mut() {
-                    exchange.request_body(body_size, end_of_stream);
-                    if end_of_stream {
-                        exchange.request_received();
-                    }
-                }
-                Action::Continue
+        // Once the response is being judged, the body no longer matters (see `Stream::judge`).
+        if let (Stage::Forwarded, Some(exchange)) = (self.stage, self.exchange.as_mut()) {
+            exchange.request_body(body_size, end_of_stream);
+            if end_of_stream {
+                exchange.request_received();
             }
-            _ => Action::Continue,
         }
+        Action::Continue
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        match self.stage {
-            Stage::Forwarded => {
-                if let Some(exchange) = self.exchange.as_mut() {
-                    exchange.request_trailers();
-                    exchange.request_received();
-                }
-                Action::Continue
-            }
-            _ => Action::Continue,
+        if let (Stage::Forwarded, Some(exchange)) = (self.stage, self.exchange.as_mut()) {
+            exchange.request_trailers();
+            exchange.request_received();
         }
+        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

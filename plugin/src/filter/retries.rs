@@ -219,8 +219,8 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     let stop = if exchange.effective().breaker.is_some() && !exchange.breaker_closed(w) {
         Some(Stop::Breaker)
     } else if !exchange.may_start_attempt(now) {
-        // The deadline is checked again here: a retry that waited (for its delay, or for the
-        // client's body) may no longer finish in time.
+        // The deadline is checked again here, not only when the retry was planned: a tick can
+        // come late (Envoy's timers are coarse, and a busy worker runs them when it can).
         Some(Stop::Deadline)
     } else {
         None
@@ -285,14 +285,13 @@ pub fn call_response(
     let Some(id) = w.retries.calls.remove(&token) else {
         return;
     };
-    let Some(job) = w.retries.jobs.remove(&id) else {
+    let Some(mut job) = w.retries.jobs.remove(&id) else {
         // The client went away while the retry was in flight.
         return;
     };
     // A reset call after an attempt that was answered: in Envoy 1.40 a real reset and a response
     // past the async client's buffer (32 MiB: Envoy drains it and resets the call) look the same
     // to the module. It is a failed attempt for the retries, and no evidence for the breaker.
-    let mut job = job;
     // Once an attempt was answered, every later reset is read this way.
     job.exchange.inconclusive =
         num_headers == 0 && (job.outcome.is_reply() || job.exchange.inconclusive);
