@@ -73,9 +73,15 @@ impl RequestCopy {
         }
         let size = headers.as_bytes().len() as u64;
         let lease = Lease::take(size, worker_limit).ok_or(Dropped::Memory)?;
+        // An announced length is reserved at once, so the buffer does not double its way there
+        // (a doubling buffer can hold twice what the budget counts).
+        let body = match announced {
+            Some(length) => Vec::with_capacity(usize::try_from(length).unwrap_or(0)),
+            None => Vec::new(),
+        };
         Ok(RequestCopy {
             headers,
-            body: Vec::new(),
+            body,
             trailers: Pairs::default(),
             complete,
             max_body,

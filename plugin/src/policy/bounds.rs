@@ -105,9 +105,11 @@ pub const MIN_PER_SECOND: RangeInclusive<i64> = 0..=1_000_000;
 pub const MAX_REQUEST_BODY: RangeInclusive<i64> = 0..=16 * 1024 * 1024;
 
 /// What a worker may hold for retries at once. At least 1 MiB (one request at Envoy's default
-/// buffer limit); at most 1 GiB, well under the 4 GiB a 32-bit VM can address, since a VM that
-/// cannot grow its memory traps and fails every request on its worker.
-pub const MAX_WORKER_BUFFER: RangeInclusive<i64> = 1024 * 1024..=1024 * 1024 * 1024;
+/// buffer limit); at most 256 MiB: proxy-wasm-cpp-host caps a VM's memory at 1 GiB, a growing
+/// copy may briefly hold up to twice its bytes while its buffer doubles, and a VM that cannot
+/// grow its memory traps and fails every request on its worker. So no value allowed here can make
+/// the filter run its worker out of memory.
+pub const MAX_WORKER_BUFFER: RangeInclusive<i64> = 1024 * 1024..=256 * 1024 * 1024;
 
 // --- the whole table ---
 

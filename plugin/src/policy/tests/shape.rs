@@ -249,7 +249,7 @@ fn max_worker_buffer_is_read_at_the_top_level_in_bytes_within_its_bounds() {
     let errors = Policy::parse(br#"{ "max_worker_buffer": 1000 }"#).expect_err("too small");
     assert_eq!(
         errors.0[0].to_string(),
-        "max_worker_buffer: 1000 is out of range, must be 1048576..=1073741824 (at top level)"
+        "max_worker_buffer: 1000 is out of range, must be 1048576..=268435456 (at top level)"
     );
     let errors = Policy::parse(br#"{ "max_worker_buffer": "8MiB" }"#).expect_err("bytes only");
     assert!(errors.0[0].to_string().contains("max_worker_buffer"));
