@@ -230,13 +230,15 @@ impl Exchange {
     }
 }
 
-/// The metric label of a stop that skipped a wanted retry.
+/// The metric label of a stop that skipped a wanted retry (the labels of
+/// [`Stop::metric_reason`]). Exhaustive, so a new stop cannot go uncounted by accident.
 pub fn skip_reason(stop: Stop) -> Option<SkipReason> {
     match stop {
         Stop::NotEligible => Some(SkipReason::NotEligible),
         Stop::Budget => Some(SkipReason::Budget),
         Stop::Deadline => Some(SkipReason::Deadline),
         Stop::Breaker => Some(SkipReason::Breaker),
-        _ => None,
+        Stop::RetryAfterTooLong => Some(SkipReason::RetryAfter),
+        Stop::Success | Stop::NotRetryable | Stop::Exhausted => None,
     }
 }

@@ -56,15 +56,18 @@ pub enum SkipReason {
     Breaker,
     /// The host refused the dispatch at once: nothing reached the upstream.
     Refused,
+    /// The upstream's `Retry-After` asked for longer than `max_delay`.
+    RetryAfter,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 6] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
         SkipReason::Breaker,
         SkipReason::Refused,
+        SkipReason::RetryAfter,
     ];
 
     pub fn label(self) -> &'static str {
@@ -74,6 +77,7 @@ impl SkipReason {
             SkipReason::Deadline => "deadline",
             SkipReason::Breaker => "breaker",
             SkipReason::Refused => "refused",
+            SkipReason::RetryAfter => "retry_after",
         }
     }
 }

@@ -42,7 +42,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 pub const EXPONENTIAL_BASE: f64 = 2.0;
-/// The seed's `jitter=True`: × U[0.5, 1.5].
+/// The seed's `jitter=True`: × U[0.5, 1.5], cut at `max_delay` (see `core::backoff`).
 pub const JITTER: Jitter = Jitter::Proportional;
 pub const RETRY_ON: [OutcomeClass; 3] = [
     OutcomeClass::Status5xx,

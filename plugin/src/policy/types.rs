@@ -112,7 +112,8 @@ pub struct RetryPolicy {
     /// No retry starts that could not finish (delay + `per_try_timeout`) within this time from
     /// the request's start.
     pub deadline: Duration,
-    /// A `Retry-After` on the failed response sets the next delay, capped at `max_delay`.
+    /// A `Retry-After` on the failed response sets the next delay (spread up to a tenth above
+    /// it); one longer than `max_delay` means no retry.
     pub respect_retry_after: bool,
     /// `None` when set to `null`: retries are not budgeted.
     pub budget: Option<BudgetPolicy>,
@@ -134,13 +135,14 @@ pub struct BackoffPolicy {
 pub enum Jitter {
     /// `false` or `"none"`: the exponential delay as it is.
     None,
-    /// `true` or `"proportional"`: × U[0.5, 1.5] (the seed's), capped at `max_delay`.
+    /// `true` or `"proportional"`: U[d/2, min(3d/2, max_delay)] (the seed's × U[0.5, 1.5], with
+    /// the interval cut at the cap rather than the draw).
     Proportional,
     /// `"full"`: U[0, d].
     Full,
     /// `"equal"`: d/2 + U[0, d/2].
     Equal,
-    /// `"decorrelated"`: min(max_delay, U[base_delay, 3 · previous]), starting from `base_delay`.
+    /// `"decorrelated"`: U[base_delay, min(3 · previous, max_delay)], starting from `base_delay`.
     Decorrelated,
 }
 
