@@ -156,12 +156,13 @@ pub struct BudgetPolicy {
     pub window: Duration,
 }
 
-/// A class of outcomes, as named in `failure_on` and `retry_on`.
+/// A class of outcomes, as named in `failure_on` and `retry_on`. The status classes match replies
+/// whose status speaks for itself, the others their cause only (`core::outcome` has the rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutcomeClass {
-    /// `5xx`: any 500..=599 reply.
+    /// `5xx`: any 500..=599 reply (not Envoy's named refusals).
     Status5xx,
-    /// `gateway-error`: 502, 503 or 504.
+    /// `gateway-error`: a 502, 503 or 504 reply (not Envoy's named refusals).
     GatewayError,
     /// `reset`: the upstream reset the stream or closed the connection before replying.
     Reset,
@@ -169,6 +170,11 @@ pub enum OutcomeClass {
     ConnectFailure,
     /// `timeout`: the upstream did not answer in time.
     Timeout,
+    /// `no-healthy-upstream`: Envoy found no healthy host in the cluster (`UH`).
+    NoHealthyUpstream,
+    /// `overflow`: Envoy shed the request by its own limits or orders (`UO`, `OM`, `DO`, `UDO`,
+    /// maintenance mode).
+    Overflow,
 }
 
 /// A set of outcome classes and status codes: `failure_on` or `retry_on`.

@@ -438,6 +438,8 @@ fn cause() -> impl Strategy<Value = Cause> {
     prop_oneof![
         Just(Cause::Upstream),
         Just(Cause::Local),
+        Just(Cause::NoHealthyUpstream),
+        Just(Cause::Overflow),
         Just(Cause::Reset),
         Just(Cause::ConnectFailure),
         Just(Cause::Timeout),

@@ -352,7 +352,12 @@ pub enum JitterName {
 }
 
 /// One entry of `failure_on` or `retry_on` as written: a status code (`429`) or a string, which
-/// is a class name (`"5xx"`) or a status code in digits (`"429"`).
+/// is an outcome name or a status code in digits (`"429"`). The names: `"5xx"`, `"gateway-error"`
+/// (a reply with that status, the upstream's or Envoy's for an unnamed reason), `"reset"`,
+/// `"connect-failure"`, `"timeout"`, `"no-healthy-upstream"` (Envoy found no healthy host) and
+/// `"overflow"` (Envoy shed the request by its own limits: circuit breaker thresholds, overload
+/// manager, drop_overload, maintenance mode). A status class or code never matches the named
+/// causes: list a name to count or retry it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]

@@ -151,16 +151,37 @@ fn failure_on_codes_must_be_400_to_599() {
 #[test]
 fn failure_on_names_must_be_known_classes() {
     assert_eq!(
-        breaker_problems(r#"{"failure_on": ["5XX", "4xx", ""]}"#),
+        breaker_problems(r#"{"failure_on": ["teapot", "4xx", ""]}"#),
         [0, 1, 2].map(|i| {
-            let value = ["\"5XX\"", "\"4xx\"", "\"\""][i];
+            let value = ["\"teapot\"", "\"4xx\"", "\"\""][i];
             format!(
                 "circuit_breaker.failure_on[{i}]: {value} is not an outcome, must be \"5xx\", \
-                 \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\" or a status code \
-                 (at default)"
+                 \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\", \
+                 \"no-healthy-upstream\", \"overflow\" or a status code (at default)"
             )
         })
     );
+}
+
+#[test]
+fn a_misspelt_outcome_name_gets_the_name_it_was_meant_to_be() {
+    let cases = [
+        ("5XX", "5xx"),
+        ("Gateway_Error", "gateway-error"),
+        ("no_healthy_upstream", "no-healthy-upstream"),
+        ("no-healthy-upstreams", "no-healthy-upstream"),
+        ("overfow", "overflow"),
+        ("timout", "timeout"),
+    ];
+    for (written, meant) in cases {
+        assert_eq!(
+            breaker_problems(&format!(r#"{{"failure_on": ["{written}"]}}"#)),
+            [format!(
+                "circuit_breaker.failure_on[0]: \"{written}\" is not an outcome, did you mean \
+                 \"{meant}\"? (at default)"
+            )]
+        );
+    }
 }
 
 #[test]

@@ -149,6 +149,8 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
                     "reset",
                     "connect-failure",
                     "timeout",
+                    "no-healthy-upstream",
+                    "overflow",
                     "429",
                     "4xx"
                 ]),

@@ -175,9 +175,11 @@ fn lists_must_be_arrays_of_the_right_things() {
         [
             "retry.methods: \"GET\" is not an array (at default)",
             "retry.retry_on[0]: true is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
+             or a status code (at default)",
             "retry.retry_on[1]: 5.5 is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
+             or a status code (at default)",
         ]
     );
 }
