@@ -80,7 +80,35 @@ pub struct RawRoute {
     )]
     pub circuit_breaker: Option<Null>,
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub retry: Toggle<RawRetry>,
+    pub retry: Toggle<RawRouteRetry>,
+}
+
+/// `routes.<name>.retry`: a `retry` without `budget`, which is per cluster (the filter's reader
+/// explains why). Reads like [`RawRetry`] and refuses a `budget` field, `null` included.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRouteRetry(pub RawRetry);
+
+/// Why [`RawRouteRetry`] refuses `budget`.
+pub const BUDGET_ON_ROUTE: &str = "the retry budget is per cluster, shared by every route to it; \
+     set it under default or clusters.<name>";
+
+impl<'de> serde::Deserialize<'de> for RawRouteRetry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let retry = RawRetry::deserialize(deserializer)?;
+        if retry.budget.is_unset() {
+            Ok(RawRouteRetry(retry))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "budget: {BUDGET_ON_ROUTE}"
+            )))
+        }
+    }
+}
+
+impl serde::Serialize for RawRouteRetry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// `circuit_breaker`.
@@ -265,6 +293,9 @@ pub struct RawRetry {
         deserialize_with = "present"
     )]
     pub methods: Option<Vec<String>>,
+    /// A header only clients send that marks a request safe to repeat (`null`: none). Not a
+    /// pseudo-header, `x-breakwater-*`, `x-envoy-*`, `x-request-id`, `x-forwarded-*`, tracing
+    /// headers, hop-by-hop headers, `host` or `content-length`.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
     pub idempotency_header: Toggle<String>,
     #[serde(
@@ -279,12 +310,15 @@ pub struct RawRetry {
         deserialize_with = "present"
     )]
     pub deadline: Option<RawDuration>,
+    /// Wait as long as a failed reply's `Retry-After` asks (a little longer, spread); one longer
+    /// than `max_delay` means no retry.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
     pub respect_retry_after: Option<bool>,
+    /// Per cluster: refused under `routes.<name>`, where every route uses its cluster's budget.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
     pub budget: Toggle<RawBudget>,
     #[serde(

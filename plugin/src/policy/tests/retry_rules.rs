@@ -115,6 +115,130 @@ fn idempotency_header_must_be_a_header_name() {
     );
 }
 
+/// The rule `retry.idempotency_header: <value>` breaks, as rendered.
+fn header_problem(value: &str, why: &str) -> String {
+    format!(
+        "retry.idempotency_header: \"{value}\" {why}; name a header that only clients send, such \
+         as \"idempotency-key\" (at default)"
+    )
+}
+
+#[test]
+fn idempotency_header_may_not_be_a_header_envoy_adds_to_every_request() {
+    let every = "is added by Envoy to every request, so every request would be retried whatever \
+                 its method";
+    for name in [
+        "x-request-id",
+        "X-Request-ID",
+        "x-forwarded-for",
+        "X-Forwarded-Proto",
+        "x-forwarded-client-cert",
+    ] {
+        assert_eq!(
+            retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#)),
+            [header_problem(name, every)],
+            "checked on the lower-cased name, as it is looked up"
+        );
+    }
+    let envoy = "is an x-envoy- header, which Envoy sets itself (x-envoy-expected-rq-timeout-ms \
+                 on every request) or removes from untrusted clients";
+    for name in [
+        "x-envoy-expected-rq-timeout-ms",
+        "X-Envoy-Attempt-Count",
+        "x-envoy-internal",
+    ] {
+        assert_eq!(
+            retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#)),
+            [header_problem(name, envoy)]
+        );
+    }
+    let tracing = "is a tracing header, which Envoy's tracer adds to every request it traces, so \
+                   every traced request would be retried whatever its method";
+    for name in [
+        "traceparent",
+        "tracestate",
+        "b3",
+        "x-b3-traceid",
+        "X-B3-Sampled",
+    ] {
+        assert_eq!(
+            retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#)),
+            [header_problem(name, tracing)]
+        );
+    }
+}
+
+#[test]
+fn idempotency_header_may_not_be_the_filters_own_nor_a_hop_by_hop_header() {
+    assert_eq!(
+        retry_problems(r#"{"idempotency_header": "x-breakwater-attempts"}"#),
+        [header_problem(
+            "x-breakwater-attempts",
+            "is one of Breakwater's own headers, which the filter leaves out of a retry"
+        )]
+    );
+    let hop = "is a hop-by-hop header, which describes one connection and which Envoy removes or \
+               rewrites";
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "Upgrade",
+    ] {
+        assert_eq!(
+            retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#)),
+            [header_problem(name, hop)]
+        );
+    }
+    assert_eq!(
+        retry_problems(r#"{"idempotency_header": "Host"}"#),
+        [header_problem(
+            "Host",
+            "is on every request (Envoy reads it as :authority), so every request would be \
+             retried whatever its method"
+        )]
+    );
+    assert_eq!(
+        retry_problems(r#"{"idempotency_header": "content-length"}"#),
+        [header_problem(
+            "content-length",
+            "is on every request with a body, so every such request would be retried whatever \
+             its method"
+        )]
+    );
+}
+
+#[test]
+fn idempotency_header_may_not_be_a_pseudo_header() {
+    for name in [":authority", ":path", ":method"] {
+        assert_eq!(
+            retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#)),
+            [format!(
+                "retry.idempotency_header: \"{name}\" is a pseudo-header, which every request \
+                 has; name a request header that only clients send, such as \"idempotency-key\" \
+                 (at default)"
+            )]
+        );
+    }
+}
+
+#[test]
+fn idempotency_header_accepts_what_only_clients_send() {
+    for (written, kept) in [
+        ("Idempotency-Key", "idempotency-key"),
+        ("x-request-key", "x-request-key"),
+        ("x-idempotency-token", "x-idempotency-token"),
+        ("x-envoyish", "x-envoyish"),
+        ("tea", "tea"),
+    ] {
+        let r = retry(&format!(r#"{{"idempotency_header": "{written}"}}"#));
+        assert_eq!(r.idempotency_header.as_deref(), Some(kept), "{written}");
+    }
+}
+
 #[test]
 fn per_try_timeout_and_deadline_must_be_1ms_to_1h() {
     assert_eq!(
