@@ -45,6 +45,9 @@ pub enum Counter {
     StateErrors,
     /// Shared-data updates given up after too many compare-and-swap conflicts.
     StateContention,
+    /// Breaker states that decoded but held a time further ahead than the policy allows (an
+    /// open time, a probe lease, a window bucket), brought within it.
+    StateClamped,
 }
 
 /// Why a retry that the outcome asked for did not run.
@@ -83,7 +86,7 @@ impl SkipReason {
 }
 
 impl Counter {
-    const ALL: [Counter; 14] = [
+    const ALL: [Counter; 15] = [
         Counter::Requests,
         Counter::Failures,
         Counter::Rejected,
@@ -98,6 +101,7 @@ impl Counter {
         Counter::RetriesExhausted,
         Counter::StateErrors,
         Counter::StateContention,
+        Counter::StateClamped,
     ];
 
     /// The metric part of the stat name.
@@ -117,6 +121,7 @@ impl Counter {
             Counter::RetriesExhausted => "retries_exhausted_total",
             Counter::StateErrors => "state_errors_total",
             Counter::StateContention => "state_contention_total",
+            Counter::StateClamped => "state_clamped_total",
         }
     }
 

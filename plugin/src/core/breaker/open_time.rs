@@ -38,6 +38,13 @@ pub(super) fn escalate(p: &BreakerPolicy, escalation: u8) -> u8 {
     }
 }
 
+/// The longest open time this policy can give: `max_timeout` with the most jitter, in
+/// milliseconds. No [`open_for`] is longer, at any escalation.
+pub(super) fn longest(p: &BreakerPolicy) -> Millis {
+    let base = millis(p.max_timeout) as f64;
+    ((base * JITTER.1).floor() as Millis).max(1)
+}
+
 /// The jittered open time at `escalation`, in milliseconds.
 pub(super) fn open_for(p: &BreakerPolicy, escalation: u8, rng: &mut impl Rng) -> Millis {
     let base = capped(p, escalation) as f64;

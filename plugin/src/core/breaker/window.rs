@@ -142,6 +142,24 @@ impl Window {
             })
     }
 
+    /// Forgets the buckets that start more than a whole window after `now` (a clock that jumped
+    /// back, or bytes no breaker wrote): counted into, they would never expire. Whether any did.
+    pub(super) fn drop_future(&mut self, geometry: Geometry, now: Millis) -> bool {
+        let latest = now.saturating_add(geometry.span());
+        // Oldest first: the ones from the future are at the end.
+        let keep = self
+            .buckets()
+            .iter()
+            .take_while(|b| b.start <= latest)
+            .count();
+        let dropped = self.len - keep;
+        for slot in self.slots.iter_mut().skip(keep).take(dropped) {
+            *slot = Bucket::default();
+        }
+        self.len = keep;
+        dropped > 0
+    }
+
     fn drop_oldest(&mut self, n: usize) {
         let n = n.min(self.len);
         // A move, not `rotate_left`: the dropped buckets are cleared below anyway, and the

@@ -1,5 +1,6 @@
 //! Specifications of the breaker: one file per phase or concern, shared fixtures here.
 
+mod clamp;
 mod closed;
 mod codec_bytes;
 mod codec_errors;

@@ -177,6 +177,10 @@ fn play(timing: (u64, u64, u64), ops: &[Op]) -> Result<Vec<Vec<u8>>, TestCaseErr
             _ => continue,
         };
 
+        prop_assert!(
+            !events.clamped(),
+            "a state only this code wrote, under one timing and a forward clock, is never clamped"
+        );
         for event in events.iter() {
             if let Event::Opened(o) | Event::WouldOpen(o) = event {
                 let probe = matches!(o.reason, OpenReason::ProbeFailed | OpenReason::ProbeSlow);
