@@ -20,9 +20,7 @@ pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
     }
     if events.clamped() {
         log::warn!(
-            "breakwater: circuit breaker '{cluster}' state held a time further ahead than the \
-             policy allows (another writer under its key, a clock that jumped, or a lowered \
-             max_timeout/probe_timeout); clamped to the policy"
+            "breakwater: circuit breaker '{cluster}' state was beyond the policy's times; clamped"
         );
         w.metrics.add(cluster, Counter::StateClamped, 1);
     }

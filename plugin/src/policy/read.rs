@@ -20,7 +20,7 @@ use super::duration::{self, DurationError};
 use super::json::{quote, show, show_number, Node};
 use super::problem::At;
 use super::raw::Toggle;
-use super::suggest::{closest, unknown_field};
+use super::suggest::unknown_field;
 use super::types::{OutcomeClass, OutcomeMatcher};
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -218,11 +218,7 @@ pub(crate) fn outcomes(
             Node::String(name) => match outcome_name(name) {
                 Some(class) => return Some(Err(class)),
                 None => {
-                    let rule = match meant_outcome(name) {
-                        Some(meant) => format!("is not an outcome, did you mean \"{meant}\"?"),
-                        None => OUTCOME_RULE.to_owned(),
-                    };
-                    at.problem(show(node), &rule);
+                    at.problem(show(node), OUTCOME_RULE);
                     return None;
                 }
             },
@@ -250,37 +246,6 @@ pub(crate) fn outcomes(
         }
     }
     Some(matcher)
-}
-
-/// The outcome class names, as `outcome_name` reads them.
-const OUTCOME_NAMES: [&str; 7] = [
-    "5xx",
-    "gateway-error",
-    "reset",
-    "connect-failure",
-    "timeout",
-    "no-healthy-upstream",
-    "overflow",
-];
-
-/// The outcome name that `name` is likely a typo of: the same but for case and `_` or ` ` for
-/// `-` (`"connect_failure"`, `"5XX"`), or a likely typo of a long name (`"timout"`). Short names
-/// are not guessed at: `"4xx"` is no typo of `"5xx"`.
-fn meant_outcome(name: &str) -> Option<&'static str> {
-    let normal: String = name
-        .chars()
-        .map(|c| match c {
-            '_' | ' ' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect();
-    if let Some(known) = OUTCOME_NAMES.iter().find(|known| **known == normal) {
-        return Some(known);
-    }
-    if normal.len() < 5 {
-        return None;
-    }
-    closest(&normal, &OUTCOME_NAMES)
 }
 
 fn outcome_name(name: &str) -> Option<OutcomeClass> {

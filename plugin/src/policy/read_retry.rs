@@ -93,7 +93,9 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
         "deadline" => l.deadline = time(node, at, REQUEST_TIME),
         "respect_retry_after" => l.respect_retry_after = read::flag(node, at),
         "budget" if on_route => {
-            let rule = format!("is not allowed on a route: {BUDGET_ON_ROUTE}");
+            // Pushed, not `format!`: every byte of this path is in the `.wasm`.
+            let mut rule = String::from("is not allowed on a route: ");
+            rule.push_str(BUDGET_ON_ROUTE);
             at.shape(show(node), &rule);
         }
         "budget" => l.budget = toggle(node, at, budget),
@@ -111,57 +113,35 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
 fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     let written = text(node, at)?;
     if written.starts_with(':') {
-        let rule = "is a pseudo-header, which every request has; name a request header that \
-                    only clients send, such as \"idempotency-key\"";
-        at.problem(quote(written), rule);
+        at.problem(quote(written), "is a pseudo-header, on every request");
         return None;
     }
     let name = read::header_name(written, at)?;
     if let Some(why) = unusable_key(&name) {
-        let rule =
-            format!("{why}; name a header that only clients send, such as \"idempotency-key\"");
-        at.problem(quote(written), &rule);
+        at.problem(quote(written), why);
         return None;
     }
     Some(name)
 }
 
-/// Why a lower-cased header name cannot be the idempotency key, if it cannot.
+/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (Short: every
+/// byte of these messages is in the `.wasm`.)
 pub(super) fn unusable_key(name: &str) -> Option<&'static str> {
-    const EVERY_REQUEST: &str = "is added by Envoy to every request, so every request would be \
-                                 retried whatever its method";
+    const EVERY: &str = "is added by Envoy to every request, so every request would be retried";
     Some(match name {
-        _ if name.starts_with("x-breakwater-") => {
-            "is one of Breakwater's own headers, which the filter leaves out of a retry"
-        }
-        "x-request-id" => EVERY_REQUEST,
-        _ if name.starts_with("x-forwarded-") => EVERY_REQUEST,
-        _ if name.starts_with("x-envoy-") => {
-            "is an x-envoy- header, which Envoy sets itself (x-envoy-expected-rq-timeout-ms on \
-             every request) or removes from untrusted clients"
-        }
-        "traceparent" | "tracestate" | "b3" => TRACING,
-        _ if name.starts_with("x-b3-") => TRACING,
+        _ if name.starts_with("x-breakwater-") => "is Breakwater's own, left out of retries",
+        "x-request-id" => EVERY,
+        _ if name.starts_with("x-forwarded-") => EVERY,
+        _ if name.starts_with("x-envoy-") => "is an x-envoy- header, set or removed by Envoy",
+        "traceparent" | "tracestate" | "b3" => "is a tracing header, on every traced request",
+        _ if name.starts_with("x-b3-") => "is a tracing header, on every traced request",
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te"
-        | "trailer" | "upgrade" => {
-            "is a hop-by-hop header, which describes one connection and which Envoy removes or \
-             rewrites"
-        }
-        "host" => {
-            "is on every request (Envoy reads it as :authority), so every request would be \
-                   retried whatever its method"
-        }
-        "content-length" => {
-            "is on every request with a body, so every such request would be \
-                             retried whatever its method"
-        }
+        | "trailer" | "upgrade" => "is a hop-by-hop header, removed by Envoy",
+        "host" => "is on every request",
+        "content-length" => "is on every request with a body",
         _ => return None,
     })
 }
-
-/// Why a tracing header cannot be the idempotency key.
-const TRACING: &str = "is a tracing header, which Envoy's tracer adds to every request it traces, \
-                       so every traced request would be retried whatever its method";
 
 fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
     let jitter = match node {

@@ -1,5 +1,5 @@
-//! The message for an unknown field or outcome name: a likely typo gets a suggestion, anything
-//! else the list of what may be written there.
+//! The message for an unknown field: a likely typo gets a suggestion, anything else the list of
+//! the fields the object may have.
 
 /// Shared leading characters that make a field a likely meaning (`timeout_ms` → `timeout`).
 const SHARED_PREFIX: usize = 4;
@@ -7,8 +7,13 @@ const SHARED_PREFIX: usize = 4;
 /// The rule broken by a value under the unknown field `key`, where `known` are the fields the
 /// object may have.
 pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
-    match closest(key, known) {
-        Some(name) => format!("is set on an unknown field, did you mean {name}?"),
+    let closest = known
+        .iter()
+        .map(|name| (distance(key, name), *name))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, name)| likely_typo(key, name, *d));
+    match closest {
+        Some((_, name)) => format!("is set on an unknown field, did you mean {name}?"),
         None => {
             // Pushed one by one: `join` costs a kilobyte of `.wasm` for this one message.
             let mut rule = String::from("is set on an unknown field, must be one of ");
@@ -21,16 +26,6 @@ pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
             rule
         }
     }
-}
-
-/// The name of `known` that `key` is likely a typo of, if any.
-pub(crate) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .map(|name| (distance(key, name), *name))
-        .min_by_key(|(d, _)| *d)
-        .filter(|(d, name)| likely_typo(key, name, *d))
-        .map(|(_, name)| name)
 }
 
 /// A typo changes few characters for its length, or keeps the start of the word.

@@ -38,11 +38,12 @@ pub(super) fn escalate(p: &BreakerPolicy, escalation: u8) -> u8 {
     }
 }
 
-/// The longest open time this policy can give: `max_timeout` with the most jitter, in
-/// milliseconds. No [`open_for`] is longer, at any escalation.
+/// The longest open time this policy can give: `max_timeout` with the most jitter (+10%), in
+/// milliseconds. No [`open_for`] is longer, at any escalation: `⌊1.1·t⌋ = t + ⌊t/10⌋` for a
+/// whole `t`, in integers.
 pub(super) fn longest(p: &BreakerPolicy) -> Millis {
-    let base = millis(p.max_timeout) as f64;
-    ((base * JITTER.1).floor() as Millis).max(1)
+    let t = millis(p.max_timeout);
+    t.saturating_add(t / 10).max(1)
 }
 
 /// The jittered open time at `escalation`, in milliseconds.

@@ -146,18 +146,16 @@ impl Window {
     /// back, or bytes no breaker wrote): counted into, they would never expire. Whether any did.
     pub(super) fn drop_future(&mut self, geometry: Geometry, now: Millis) -> bool {
         let latest = now.saturating_add(geometry.span());
+        let before = self.len;
         // Oldest first: the ones from the future are at the end.
-        let keep = self
-            .buckets()
-            .iter()
-            .take_while(|b| b.start <= latest)
-            .count();
-        let dropped = self.len - keep;
-        for slot in self.slots.iter_mut().skip(keep).take(dropped) {
+        while let Some(slot) = self.len.checked_sub(1).and_then(|i| self.slots.get_mut(i)) {
+            if slot.start <= latest {
+                break;
+            }
             *slot = Bucket::default();
+            self.len -= 1;
         }
-        self.len = keep;
-        dropped > 0
+        self.len != before
     }
 
     fn drop_oldest(&mut self, n: usize) {
