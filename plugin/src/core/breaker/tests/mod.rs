@@ -47,6 +47,7 @@ pub(super) fn policy() -> BreakerPolicy {
                 OutcomeClass::Reset,
                 OutcomeClass::ConnectFailure,
                 OutcomeClass::Timeout,
+                OutcomeClass::NoHealthyUpstream,
             ],
             codes: vec![],
         },
