@@ -119,9 +119,9 @@ fn a_retry_after_date_is_read_against_the_wall_clock_as_stepped() {
     );
     get(&mut w, 0);
     w.run_until_idle();
-    assert_eq!(
-        attempt_times(&w),
-        vec![ms(0), ms(3_000)],
-        "the date is 3 s ahead of the (stepped) wall clock"
+    let times = attempt_times(&w);
+    assert!(
+        times.len() == 2 && times[1] >= ms(3_000) && times[1] <= ms(3_300),
+        "the date is 3 s ahead of the (stepped) wall clock (spread by at most a tenth): {times:?}"
     );
 }

@@ -123,6 +123,8 @@ fn the_schema_refuses_the_shapes_the_filter_refuses() {
         r#"{"default": {"retry": {"jitter": "sometimes"}}}"#,
         r#"{"routes": {"r": {"circuit_breaker": {"failure_threshold": 1}}}}"#,
         r#"{"default": {"circuit_breaker": {"mode": "open"}}}"#,
+        r#"{"routes": {"r": {"retry": {"budget": {"window": "1s"}}}}}"#,
+        r#"{"routes": {"r": {"retry": {"budget": null}}}}"#,
     ];
     for text in refused {
         let policy: Value = serde_json::from_str(text).unwrap();
@@ -136,7 +138,10 @@ fn the_schema_refuses_the_shapes_the_filter_refuses() {
         r#"{}"#,
         r#"{"default": {"circuit_breaker": null, "retry": {"budget": null}}}"#,
         r#"{"routes": {"r": {"circuit_breaker": null}}}"#,
+        r#"{"routes": {"r": {"retry": {"max_attempts": 2, "idempotency_header": null}}}}"#,
+        r#"{"clusters": {"c": {"retry": {"budget": {"window": "1s"}}}}}"#,
         r#"{"default": {"retry": {"jitter": "decorrelated", "base_delay": 0.5}}}"#,
+        r#"{"default": {"circuit_breaker": {"failure_on": ["no-healthy-upstream", "overflow"]}}}"#,
     ];
     for text in accepted {
         let policy: Value = serde_json::from_str(text).unwrap();

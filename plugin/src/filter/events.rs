@@ -1,5 +1,8 @@
 //! Breaker events become log lines and metrics: a warning when a breaker opens,
-//! info when it half-opens and closes, and counters for each so operators can alert on them.
+//! info when it half-opens and closes, and counters for each so operators can alert on them. A
+//! state clamped to the policy is a warning and `state_clamped_total`: kept apart from
+//! `state_errors_total` (bytes that did not decode at all), since a lowered `max_timeout` or
+//! `probe_timeout` clamps too, legitimately, once.
 //!
 //! The state gauge follows the breaker's state machine. In `shadow` mode that is the machine
 //! that runs beside the traffic without rejecting anything, so the gauge shows the phase
@@ -14,6 +17,12 @@ use super::worker::Worker;
 pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
     if events.is_empty() {
         return;
+    }
+    if events.clamped() {
+        log::warn!(
+            "breakwater: circuit breaker '{cluster}' state was beyond the policy's times; clamped"
+        );
+        w.metrics.add(cluster, Counter::StateClamped, 1);
     }
     let reclaimed = events.probes_reclaimed();
     if reclaimed > 0 {

@@ -14,7 +14,7 @@ use proxy_wasm::types::{BufferType, MapType};
 
 use crate::core::breaker::{Breaker, Call, Permit};
 use crate::core::outcome::Outcome;
-use crate::core::retry::{plan, PlanInput, Stop, Verdict};
+use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
@@ -298,11 +298,10 @@ impl Exchange {
     /// Whether an attempt starting at `now` can still finish (`per_try_timeout`) within the
     /// request's `deadline`.
     pub fn may_start_attempt(&self, now: Millis) -> bool {
-        let Some(policy) = self.effective().retry.as_ref() else {
-            return false;
-        };
-        let finish = now.saturating_add(millis(policy.per_try_timeout));
-        finish <= self.started.saturating_add(millis(policy.deadline))
+        self.effective()
+            .retry
+            .as_ref()
+            .is_some_and(|policy| deadline_allows(policy, self.started, now))
     }
 
     /// Gives up the request copy: no retry of this request will run, for `why`.
@@ -312,8 +311,9 @@ impl Exchange {
     }
 }
 
-/// The metric label of a stop that skipped a wanted retry; `dropped` is why the request copy was
-/// given up, if it was.
+/// The metric label of a stop that skipped a wanted retry (the labels of
+/// [`Stop::metric_reason`]); `dropped` is why the request copy was given up, if it was.
+/// Exhaustive, so a new stop cannot go uncounted by accident.
 pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
     match stop {
         Stop::NotEligible if dropped == Some(Dropped::Memory) => Some(SkipReason::Memory),
@@ -324,6 +324,7 @@ pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
         Stop::Budget => Some(SkipReason::Budget),
         Stop::Deadline => Some(SkipReason::Deadline),
         Stop::Breaker => Some(SkipReason::Breaker),
-        _ => None,
+        Stop::RetryAfterTooLong => Some(SkipReason::RetryAfter),
+        Stop::Success | Stop::NotRetryable | Stop::Exhausted => None,
     }
 }

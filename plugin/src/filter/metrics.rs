@@ -49,6 +49,9 @@ pub enum Counter {
     /// call reset after an answered attempt (Envoy drops a call's response past its 32 MiB buffer
     /// and reports a reset). The client got the earlier response.
     ResponsesDropped,
+    /// Breaker states that decoded but held a time further ahead than the policy allows (an
+    /// open time, a probe lease, a window bucket), brought within it.
+    StateClamped,
 }
 
 /// Why a retry that the outcome asked for did not run.
@@ -64,10 +67,12 @@ pub enum SkipReason {
     Memory,
     /// The attempt was answered before the client's body ended: a retry could not carry it all.
     IncompleteBody,
+    /// The upstream's `Retry-After` asked for longer than `max_delay`.
+    RetryAfter,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 7] = [
+    pub const ALL: [SkipReason; 8] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
@@ -75,6 +80,7 @@ impl SkipReason {
         SkipReason::Refused,
         SkipReason::Memory,
         SkipReason::IncompleteBody,
+        SkipReason::RetryAfter,
     ];
 
     pub fn label(self) -> &'static str {
@@ -86,12 +92,13 @@ impl SkipReason {
             SkipReason::Refused => "refused",
             SkipReason::Memory => "memory",
             SkipReason::IncompleteBody => "incomplete_body",
+            SkipReason::RetryAfter => "retry_after",
         }
     }
 }
 
 impl Counter {
-    const ALL: [Counter; 15] = [
+    const ALL: [Counter; 16] = [
         Counter::Requests,
         Counter::Failures,
         Counter::Rejected,
@@ -107,6 +114,7 @@ impl Counter {
         Counter::StateErrors,
         Counter::StateContention,
         Counter::ResponsesDropped,
+        Counter::StateClamped,
     ];
 
     /// The metric part of the stat name.
@@ -127,6 +135,7 @@ impl Counter {
             Counter::StateErrors => "state_errors_total",
             Counter::StateContention => "state_contention_total",
             Counter::ResponsesDropped => "retry_responses_dropped_total",
+            Counter::StateClamped => "state_clamped_total",
         }
     }
 

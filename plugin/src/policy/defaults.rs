@@ -15,11 +15,24 @@ pub const FAILURE_THRESHOLD: u32 = 5;
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 pub const HALF_OPEN_ATTEMPTS: u32 = 1;
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const FAILURE_ON: [OutcomeClass; 4] = [
+/// What counts against the breaker. Envoy's own refusals, each decided on its own (a status
+/// class never matches them, see `core::outcome`):
+///
+/// - `connect-failure` (`UF`) and `timeout` (`UT`): the upstream could not be reached or did not
+///   answer; that is what a breaker is for.
+/// - `no-healthy-upstream` (`UH`): counted. Health checks and outlier detection found every host
+///   bad; that is the upstream's state, not a client's doing, and counting it lets the breaker
+///   answer with the policy's fallback while the cluster is down.
+/// - `overflow` (`UO`, `OM`, `DO`, `UDO`, maintenance mode): not counted. Envoy refused the
+///   request by its own limits; at a gateway a flood from one client trips them, and if that
+///   counted, one client could open the breaker for every client. Operators who want it list
+///   `"overflow"`.
+pub const FAILURE_ON: [OutcomeClass; 5] = [
     OutcomeClass::Status5xx,
     OutcomeClass::Reset,
     OutcomeClass::ConnectFailure,
     OutcomeClass::Timeout,
+    OutcomeClass::NoHealthyUpstream,
 ];
 /// The breaker sits outside the retries: one outcome per client request.
 pub const COUNT_RETRIES: bool = false;
@@ -44,8 +57,19 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 pub const EXPONENTIAL_BASE: f64 = 2.0;
-/// `jitter: true`: × U[0.5, 1.5].
+/// `jitter: true`: × U[0.5, 1.5], cut at `max_delay` (see `core::backoff`).
 pub const JITTER: Jitter = Jitter::Proportional;
+/// What is retried. Of the outcomes Envoy names itself only `connect-failure` (`UF`): nothing reached the
+/// upstream, so a retry is safe and a new connection may well succeed.
+///
+/// - `timeout` (`UT`): not retried; the upstream may have done the work, and retrying a slow
+///   upstream multiplies its load.
+/// - `no-healthy-upstream` (`UH`): not retried; Envoy has no host to send it to, and a retry a
+///   moment later through the same cluster meets the same empty set, spending the budget that
+///   real failures need. Envoy's router does not retry it either (no attempt was made).
+/// - `overflow`: not retried; retrying a request Envoy shed for overload adds to the overload
+///   (Envoy's router never retries an overflow: `RetryStateImpl::wouldRetryFromReset` in
+///   `source/common/router/retry_state_impl.cc` answers no before anything else).
 pub const RETRY_ON: [OutcomeClass; 3] = [
     OutcomeClass::Status5xx,
     OutcomeClass::Reset,

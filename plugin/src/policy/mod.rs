@@ -30,6 +30,15 @@
 //! cluster: silently ignoring it, or giving a route settings that a shared breaker cannot honour,
 //! would both mislead.
 //!
+//! # The retry budget is per cluster
+//!
+//! Every route to a cluster draws on the cluster's one retry budget (shared data), so
+//! `retry.budget` may be set under `default` and `clusters.<name>` only; under `routes.<name>`
+//! it is an error, `null` included (`read_retry` says why: per-route windows would turn the
+//! shared window into a lifetime ratio). A route may still turn `retry` off with `null`: it
+//! then does not retry. So every entry of the table for one cluster that has a budget has the
+//! same budget (a property test holds the parser to it).
+//!
 //! # `max_timeout` below a raised `timeout`
 //!
 //! `POLICY.md`'s own example writes `"max_timeout": "60s"` in `default` and raises `timeout` to

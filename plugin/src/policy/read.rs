@@ -197,7 +197,7 @@ pub(crate) fn list<T>(
 
 /// What `failure_on` and `retry_on` entries may be.
 const OUTCOME_RULE: &str = "is not an outcome, must be \"5xx\", \"gateway-error\", \"reset\", \
-     \"connect-failure\", \"timeout\" or a status code";
+     \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" or a status code";
 
 /// `failure_on` or `retry_on`: class names and status codes, deduplicated. `code_allowed` says
 /// which codes the list may hold and `code_rule` why the others are refused.
@@ -255,6 +255,8 @@ fn outcome_name(name: &str) -> Option<OutcomeClass> {
         "reset" => OutcomeClass::Reset,
         "connect-failure" => OutcomeClass::ConnectFailure,
         "timeout" => OutcomeClass::Timeout,
+        "no-healthy-upstream" => OutcomeClass::NoHealthyUpstream,
+        "overflow" => OutcomeClass::Overflow,
         _ => return None,
     })
 }

@@ -1,9 +1,40 @@
 //! Reading `retry` (in any scope) into a [`RetryLayer`]: the values it sets, checked.
+//!
+//! # The budget is per cluster
+//!
+//! All routes to a cluster draw on one retry budget in shared data, and the budget's buckets
+//! take their width from the policy that touches them. Two routes with different `window`s
+//! would each re-bucket the shared counts to their own width on every write, collapsing them
+//! into the current bucket each time, so the counts would never expire: the window would become
+//! a lifetime ratio. A route's `ratio` or `null` would likewise make one shared budget answer
+//! differently per route. So `retry.budget` is refused under `routes.<name>` (any field of it,
+//! and `null` too), and every route to a cluster uses the cluster's budget.
+//!
+//! # Which headers can be the idempotency key
+//!
+//! A request that carries `idempotency_header` is retried whatever its method, so the header
+//! must be one that only a client sets, on purpose. Refused, each with its reason:
+//!
+//! - pseudo-headers (`:path`, …): every request has them;
+//! - `x-breakwater-*`: the filter's own headers, which it leaves out of a retry;
+//! - headers Envoy adds to every request: `x-request-id`, `x-forwarded-*` (`x-forwarded-for`,
+//!   `x-forwarded-proto`, …), and any `x-envoy-*` (`x-envoy-expected-rq-timeout-ms` is on every
+//!   request, and Envoy strips the others from untrusted clients);
+//! - tracing context that Envoy's tracers add to every traced request (`traceparent`,
+//!   `tracestate`, `b3`, `x-b3-*`): under Istio, tracing is on by default;
+//! - hop-by-hop headers (`connection`, `keep-alive`, `proxy-connection`, `transfer-encoding`,
+//!   `te`, `trailer`, `upgrade`): they describe one connection, and Envoy removes or rewrites
+//!   them;
+//! - `host` and `content-length`: on every request, or every request with a body.
+//!
+//! The check runs on the lower-cased name, which is also what the policy keeps and what the
+//! filter looks up: Envoy hands the filter lower-case header names, compared exactly.
 
 use super::bounds::*;
-use super::json::{show, Node};
+use super::json::{quote, show, Node};
 use super::layer::{BudgetLayer, RetryLayer};
 use super::problem::At;
+use super::raw::BUDGET_ON_ROUTE;
 use super::read::{self, count, integer, number, object, text, time, toggle};
 use super::types::Jitter;
 
@@ -23,8 +54,17 @@ const FIELDS: &[&str] = &[
     "max_request_body",
 ];
 
-/// Reads a `retry` object; `at` is at it.
+/// Reads a `retry` object of `default` or `clusters.<name>`; `at` is at it.
 pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
+    read(node, at, false)
+}
+
+/// Reads a `retry` object of `routes.<name>`, which may not set the budget.
+pub(crate) fn route_retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
+    read(node, at, true)
+}
+
+fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
     let mut l = RetryLayer::default();
     let is_object = object(node, at, FIELDS, &mut |name, node, at| match name {
         "max_attempts" => {
@@ -48,14 +88,16 @@ pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
             )
         }
         "methods" => l.methods = read::methods(node, at),
-        "idempotency_header" => {
-            l.idempotency_header = toggle(node, at, |node, at| {
-                text(node, at).and_then(|name| read::header_name(name, at))
-            })
-        }
+        "idempotency_header" => l.idempotency_header = toggle(node, at, idempotency_header),
         "per_try_timeout" => l.per_try_timeout = time(node, at, REQUEST_TIME),
         "deadline" => l.deadline = time(node, at, REQUEST_TIME),
         "respect_retry_after" => l.respect_retry_after = read::flag(node, at),
+        "budget" if on_route => {
+            // Pushed, not `format!`: every byte of this path is in the `.wasm`.
+            let mut rule = String::from("is not allowed on a route: ");
+            rule.push_str(BUDGET_ON_ROUTE);
+            at.shape(show(node), &rule);
+        }
         "budget" => l.budget = toggle(node, at, budget),
         "max_request_body" => {
             let bytes = integer(node, at, MAX_REQUEST_BODY);
@@ -64,6 +106,41 @@ pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
         _ => {}
     });
     is_object.then_some(l)
+}
+
+/// `idempotency_header`: a header name, lower-cased, that can mark a request safe to repeat
+/// (see the module docs).
+fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
+    let written = text(node, at)?;
+    if written.starts_with(':') {
+        at.problem(quote(written), "is a pseudo-header, on every request");
+        return None;
+    }
+    let name = read::header_name(written, at)?;
+    if let Some(why) = unusable_key(&name) {
+        at.problem(quote(written), why);
+        return None;
+    }
+    Some(name)
+}
+
+/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (Short: every
+/// byte of these messages is in the `.wasm`.)
+pub(super) fn unusable_key(name: &str) -> Option<&'static str> {
+    const EVERY: &str = "is added by Envoy to every request, so every request would be retried";
+    Some(match name {
+        _ if name.starts_with("x-breakwater-") => "is Breakwater's own, left out of retries",
+        "x-request-id" => EVERY,
+        _ if name.starts_with("x-forwarded-") => EVERY,
+        _ if name.starts_with("x-envoy-") => "is an x-envoy- header, set or removed by Envoy",
+        "traceparent" | "tracestate" | "b3" => "is a tracing header, on every traced request",
+        _ if name.starts_with("x-b3-") => "is a tracing header, on every traced request",
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te"
+        | "trailer" | "upgrade" => "is a hop-by-hop header, removed by Envoy",
+        "host" => "is on every request",
+        "content-length" => "is on every request with a body",
+        _ => return None,
+    })
 }
 
 fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {

@@ -9,7 +9,7 @@ use super::problem::{At, Report, TOP_LEVEL};
 use super::raw::Toggle;
 use super::read::{integer, object, toggle};
 use super::read_breaker::breaker;
-use super::read_retry::retry;
+use super::read_retry::{retry, route_retry};
 
 /// Every scope's own layer: what it sets, checked.
 #[derive(Debug, Default)]
@@ -89,7 +89,8 @@ fn scope(node: &Node, at: &mut At) -> Option<ScopeLayer> {
     is_object.then_some(l)
 }
 
-/// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker.
+/// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker;
+/// the retry budget is per cluster too, so a route's `retry` may not set it.
 fn route(node: &Node, at: &mut At) -> Option<ScopeLayer> {
     let mut l = ScopeLayer::default();
     let known = &["circuit_breaker", "retry"];
@@ -103,7 +104,7 @@ fn route(node: &Node, at: &mut At) -> Option<ScopeLayer> {
                 at.shape(show(other), rule);
             }
         },
-        "retry" => l.retry = toggle(node, at, retry),
+        "retry" => l.retry = toggle(node, at, route_retry),
         _ => {}
     });
     is_object.then_some(l)

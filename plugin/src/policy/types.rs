@@ -112,7 +112,8 @@ pub struct RetryPolicy {
     /// No retry starts that could not finish (delay + `per_try_timeout`) within this time from
     /// the request's start.
     pub deadline: Duration,
-    /// A `Retry-After` on the failed response sets the next delay, capped at `max_delay`.
+    /// A `Retry-After` on the failed response sets the next delay (spread up to a tenth above
+    /// it); one longer than `max_delay` means no retry.
     pub respect_retry_after: bool,
     /// `None` when set to `null`: retries are not budgeted.
     pub budget: Option<BudgetPolicy>,
@@ -134,13 +135,14 @@ pub struct BackoffPolicy {
 pub enum Jitter {
     /// `false` or `"none"`: the exponential delay as it is.
     None,
-    /// `true` or `"proportional"` (the default): × U[0.5, 1.5], capped at `max_delay`.
+    /// `true` or `"proportional"` (the default): U[d/2, min(3d/2, max_delay)] (× U[0.5, 1.5], with
+    /// the interval cut at the cap rather than the draw).
     Proportional,
     /// `"full"`: U[0, d].
     Full,
     /// `"equal"`: d/2 + U[0, d/2].
     Equal,
-    /// `"decorrelated"`: min(max_delay, U[base_delay, 3 · previous]), starting from `base_delay`.
+    /// `"decorrelated"`: U[base_delay, min(3 · previous, max_delay)], starting from `base_delay`.
     Decorrelated,
 }
 
@@ -154,12 +156,13 @@ pub struct BudgetPolicy {
     pub window: Duration,
 }
 
-/// A class of outcomes, as named in `failure_on` and `retry_on`.
+/// A class of outcomes, as named in `failure_on` and `retry_on`. The status classes match replies
+/// whose status speaks for itself, the others their cause only (`core::outcome` has the rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutcomeClass {
-    /// `5xx`: any 500..=599 reply.
+    /// `5xx`: any 500..=599 reply (not Envoy's named refusals).
     Status5xx,
-    /// `gateway-error`: 502, 503 or 504.
+    /// `gateway-error`: a 502, 503 or 504 reply (not Envoy's named refusals).
     GatewayError,
     /// `reset`: the upstream reset the stream or closed the connection before replying.
     Reset,
@@ -167,6 +170,11 @@ pub enum OutcomeClass {
     ConnectFailure,
     /// `timeout`: the upstream did not answer in time.
     Timeout,
+    /// `no-healthy-upstream`: Envoy found no healthy host in the cluster (`UH`).
+    NoHealthyUpstream,
+    /// `overflow`: Envoy shed the request by its own limits or orders (`UO`, `OM`, `DO`, `UDO`,
+    /// maintenance mode).
+    Overflow,
 }
 
 /// A set of outcome classes and status codes: `failure_on` or `retry_on`.

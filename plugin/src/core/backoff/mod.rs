@@ -15,17 +15,27 @@
 //!
 //! | mode | delay |
 //! | --- | --- |
-//! | `Proportional` (the default) | `min(max_delay, d · U[0.5, 1.5])` |
+//! | `Proportional` (the default) | `U[d/2, min(3d/2, max_delay)]` |
 //! | `None` | `d` |
 //! | `Full` | `U[0, d]` |
 //! | `Equal` | `d/2 + U[0, d/2]` |
-//! | `Decorrelated` | `min(max_delay, U[base_delay, 3 · previous])`, previous starting at `base_delay` |
+//! | `Decorrelated` | `U[base_delay, min(3 · previous, max_delay)]`, previous starting at `base_delay` |
 //!
 //! `Full`, `Equal` and `Decorrelated` are the three schedules compared in the AWS Architecture
 //! Blog post "Exponential Backoff And Jitter" (Marc Brooker, 2015): full jitter spreads retries
 //! most evenly, equal jitter keeps a floor of half the delay, and decorrelated jitter grows from the
 //! previous delay instead of from the retry number (it ignores `exponential_base`), so it never
 //! drops below `base_delay` when `base_delay ≤ max_delay`.
+//!
+//! # No pile-up at the cap
+//!
+//! `Proportional` and `Decorrelated` can reach past `max_delay`. Drawing first and clamping the
+//! draw afterwards (the seed's `min(max_delay, d · U[0.5, 1.5])`, the blog post's
+//! `min(cap, U[base, 3 · previous])`) would put every draw above the cap exactly on it: once the
+//! schedule reaches the cap, half of the proportional draws (and two thirds of the decorrelated
+//! ones) would be `max_delay` to the nanosecond, and the clients that failed together would retry
+//! together after all. So the interval is cut at `max_delay` and the draw is uniform inside it:
+//! below the cap nothing changes, at the cap a proportional delay is `U[max_delay/2, max_delay]`.
 //!
 //! The draw is done in whole nanoseconds and clamped to the interval, so the bounds above hold
 //! exactly, not just up to float rounding.
@@ -34,7 +44,7 @@ use std::time::Duration;
 
 use rand_core::Rng;
 
-use crate::core::rng::unit;
+use crate::core::rng::{between as draw, from_nanos};
 use crate::policy::{BackoffPolicy, Jitter};
 
 /// The delay before retry `retry` (1 for the first retry; 0 is read as 1). `previous` is the delay
@@ -49,13 +59,15 @@ pub fn delay(
     let d = exponential(p, retry);
     match p.jitter {
         Jitter::None => d,
-        Jitter::Proportional => draw(rng, d / 2, d.saturating_mul(3) / 2).min(cap),
+        // d ≤ cap, so d/2 ≤ cap: the interval is never empty.
+        Jitter::Proportional => draw(rng, d / 2, (d.saturating_mul(3) / 2).min(cap)),
         Jitter::Full => draw(rng, Duration::ZERO, d),
         Jitter::Equal => draw(rng, d / 2, d),
         Jitter::Decorrelated => {
             let previous = previous.unwrap_or(p.base_delay);
             let high = previous.saturating_mul(3).max(p.base_delay);
-            draw(rng, p.base_delay, high).min(cap)
+            // `.min(cap)` again for a base_delay above the cap (validation refuses it).
+            draw(rng, p.base_delay, high.min(cap)).min(cap)
         }
     }
 }
@@ -83,36 +95,6 @@ pub fn exponential(p: &BackoffPolicy, retry: u32) -> Duration {
     }
     // `as` saturates; the value is below the cap here anyway.
     from_nanos(nanos.round() as u128).min(cap)
-}
-
-/// A uniform draw from `[low, high]` in whole nanoseconds; `low` when the interval is empty.
-fn draw(rng: &mut impl Rng, low: Duration, high: Duration) -> Duration {
-    if high <= low {
-        return low;
-    }
-    let span = (high - low).as_nanos();
-    let offset = (span as f64 * unit(rng)) as u128;
-    low.saturating_add(from_nanos(offset.min(span))).min(high)
-}
-
-/// Nanoseconds as a [`Duration`], saturating at [`Duration::MAX`].
-///
-/// Divided 32 bits at a time (long division by a one-limb divisor): a 128-bit `/` links a
-/// kilobyte of compiler-builtins into the filter's `.wasm`.
-fn from_nanos(nanos: u128) -> Duration {
-    const NANOS_PER_SEC: u64 = 1_000_000_000;
-    let (mut secs, mut rest) = (0u128, 0u64);
-    for shift in [96, 64, 32, 0] {
-        // rest < 10^9 < 2^30, so the partial dividend fits 62 bits.
-        let part = (rest << 32) | ((nanos >> shift) as u64 & 0xffff_ffff);
-        secs |= u128::from(part / NANOS_PER_SEC) << shift;
-        rest = part % NANOS_PER_SEC;
-    }
-    match u64::try_from(secs) {
-        // rest < 10^9: no carry into the seconds.
-        Ok(secs) => Duration::new(secs, rest as u32),
-        Err(_) => Duration::MAX,
-    }
 }
 
 #[cfg(test)]

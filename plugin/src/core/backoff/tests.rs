@@ -101,17 +101,23 @@ fn proportional_jitter_spreads_half_to_one_and_a_half_times_the_delay() {
 }
 
 #[test]
-fn proportional_jitter_is_capped_at_max_delay() {
+fn proportional_jitter_at_the_cap_spreads_below_max_delay_instead_of_piling_on_it() {
     let p = backoff(Jitter::Proportional);
     let seen = draws(&p, 10, None); // d = 60s, the cap
     assert!(seen.iter().all(|x| *x <= p.max_delay), "never above 60s");
     assert!(
-        seen.contains(&p.max_delay),
-        "draws above the cap are cut to it"
+        seen.iter().all(|x| *x >= Duration::from_secs(30)),
+        "never below d/2"
+    );
+    let at_cap = seen.iter().filter(|x| **x == p.max_delay).count();
+    assert_eq!(
+        at_cap, 0,
+        "the interval is cut at the cap, not the draw: no delay lands exactly on 60s"
     );
     assert!(
-        seen.iter().any(|x| *x < Duration::from_secs(35)),
-        "the low half stays spread"
+        seen.iter().any(|x| *x < Duration::from_secs(35))
+            && seen.iter().any(|x| *x > Duration::from_secs(55)),
+        "spread over [30s, 60s]"
     );
 }
 
@@ -154,7 +160,11 @@ fn decorrelated_jitter_grows_from_the_previous_delay() {
     assert!(later.iter().any(|x| *x > Duration::from_secs(25)));
     let capped = draws(&p, 2, Some(Duration::from_secs(50)));
     assert!(capped.iter().all(|x| *x <= p.max_delay));
-    assert!(capped.contains(&p.max_delay), "min(max_delay, …)");
+    assert!(
+        !capped.contains(&p.max_delay),
+        "U[base, min(3 · previous, max_delay)]: the interval is cut, no draw sits on the cap"
+    );
+    assert!(capped.iter().any(|x| *x > Duration::from_secs(55)));
 }
 
 #[test]
@@ -214,6 +224,39 @@ proptest! {
         if jitter == Jitter::Decorrelated && p.base_delay <= p.max_delay {
             prop_assert!(got >= p.base_delay, "decorrelated never below base_delay");
         }
+    }
+}
+
+proptest! {
+    /// Once the schedule has reached `max_delay`, the clients that failed together must still
+    /// be spread: no jitter mode may put its draws exactly on the cap (the old clamp-after-draw
+    /// put half of the proportional draws there).
+    #[test]
+    fn at_the_cap_no_jitter_mode_piles_its_draws_on_max_delay(
+        max_ms in 2u64..400_000,
+        base_share in 0.01f64..0.5,
+        jitter in prop_oneof![
+            Just(Jitter::Proportional),
+            Just(Jitter::Full),
+            Just(Jitter::Equal),
+            Just(Jitter::Decorrelated),
+        ],
+        seed in any::<u64>(),
+    ) {
+        let base_ms = ((max_ms as f64 * base_share) as u64).max(1);
+        let p = BackoffPolicy {
+            base_delay: ms(base_ms),
+            max_delay: ms(max_ms),
+            exponential_base: 2.0,
+            jitter,
+        };
+        let mut rng = rng(seed);
+        // Retry 40 has long reached the cap; decorrelated grows from a previous delay at the cap.
+        let draws: Vec<Duration> =
+            (0..64).map(|_| delay(&p, 40, Some(p.max_delay), &mut rng)).collect();
+        let on_cap = draws.iter().filter(|d| **d == p.max_delay).count();
+        prop_assert!(on_cap <= 1, "{on_cap} of 64 {jitter:?} draws sit exactly on {:?}", p.max_delay);
+        prop_assert!(draws.iter().all(|d| *d <= p.max_delay));
     }
 }
 

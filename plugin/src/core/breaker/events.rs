@@ -104,6 +104,9 @@ pub struct Opening {
 /// One thing that happened in a step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event {
+    /// The stored state held a time further ahead than the policy allows (an open time, a probe
+    /// lease, a window bucket): it was brought within the policy before anything else.
+    Clamped,
     /// Leases of probes that never reported were given back after `probe_timeout`.
     ProbesReclaimed(u32),
     /// The open time passed and a request arrived: probes are admitted.
@@ -123,6 +126,9 @@ pub enum Event {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            Event::Clamped => f.write_str(
+                "breaker state held a time further ahead than the policy allows; clamped to it",
+            ),
             Event::ProbesReclaimed(n) => {
                 write!(
                     f,
@@ -157,6 +163,7 @@ impl fmt::Display for Event {
 /// The events of one step. `Copy`, allocation-free; empty on the common paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Events {
+    clamped: bool,
     reclaimed: u32,
     half_opened: bool,
     closed: bool,
@@ -170,6 +177,12 @@ impl Events {
     /// Nothing happened.
     pub fn is_empty(&self) -> bool {
         *self == Events::default()
+    }
+
+    /// The stored state held a time further ahead than the policy allows and was clamped (see
+    /// the breaker's "Implausible times"). The glue logs and counts it.
+    pub fn clamped(&self) -> bool {
+        self.clamped
     }
 
     /// Probe leases reclaimed in this step (0 if none).
@@ -208,6 +221,7 @@ impl Events {
     /// The events in the order they happened.
     pub fn iter(&self) -> impl Iterator<Item = Event> {
         [
+            self.clamped.then_some(Event::Clamped),
             (self.reclaimed > 0).then_some(Event::ProbesReclaimed(self.reclaimed)),
             self.half_opened.then_some(Event::HalfOpened),
             self.closed.then_some(Event::Closed),
@@ -218,6 +232,10 @@ impl Events {
         ]
         .into_iter()
         .flatten()
+    }
+
+    pub(super) fn set_clamped(&mut self) {
+        self.clamped = true;
     }
 
     pub(super) fn add_reclaimed(&mut self, n: u32) {

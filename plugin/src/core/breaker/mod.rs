@@ -41,10 +41,17 @@
 //! - `disabled`: everything is admitted untracked, nothing is recorded, nothing is written.
 //!
 //! # Policy changes
-//! The state does not depend on the policy it was written under: a new policy reads it as is.
+//! The state does not depend on the policy it was written under: a new policy reads it as is,
+//! except that times further ahead than the new policy allows are clamped to it (below).
 //! Window buckets keep absolute start times and expire on the new schedule; when there are now
 //! fewer probe slots than leases held, no probe is admitted until enough leases end; when the
 //! successes seen already reach a lowered `half_open_attempts`, the next `admit` closes.
+//!
+//! # Implausible times
+//! Decoding checks the layout, not the times, and shared data may hold anything (another
+//! plugin's bytes under the key, a worker whose clock jumped). So `admit` and `record` first
+//! clamp an open time, a probe lease or a window bucket that lies further ahead than the policy
+//! allows, write the clamp back and report it ([`Events::clamped`]); see `state` for the bounds.
 //!
 //! # Encoding
 //! See [`codec`] for the byte layout: versioned, fixed header, bounded lists, checked decoding.

@@ -38,6 +38,14 @@ pub(super) fn escalate(p: &BreakerPolicy, escalation: u8) -> u8 {
     }
 }
 
+/// The longest open time this policy can give: `max_timeout` with the most jitter (+10%), in
+/// milliseconds. No [`open_for`] is longer, at any escalation: `⌊1.1·t⌋ = t + ⌊t/10⌋` for a
+/// whole `t`, in integers.
+pub(super) fn longest(p: &BreakerPolicy) -> Millis {
+    let t = millis(p.max_timeout);
+    t.saturating_add(t / 10).max(1)
+}
+
 /// The jittered open time at `escalation`, in milliseconds.
 pub(super) fn open_for(p: &BreakerPolicy, escalation: u8, rng: &mut impl Rng) -> Millis {
     let base = capped(p, escalation) as f64;

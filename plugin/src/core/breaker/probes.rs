@@ -102,6 +102,18 @@ impl Probes {
         self.leases.len() != before
     }
 
+    /// Brings every lease that expires more than `slack` after `latest` back to `latest`;
+    /// whether any did.
+    pub(super) fn clamp_leases(&mut self, latest: Millis, slack: Millis) -> bool {
+        let beyond = latest.saturating_add(slack);
+        let mut clamped = false;
+        for lease in self.leases.iter_mut().filter(|l| l.expires > beyond) {
+            lease.expires = latest;
+            clamped = true;
+        }
+        clamped
+    }
+
     /// When the first held lease expires.
     pub(super) fn earliest_expiry(&self) -> Option<Millis> {
         self.leases.iter().map(|lease| lease.expires).min()

@@ -1,8 +1,26 @@
 //! The breaker's state and its transitions: `admit`, `record`, `release`.
 //!
-//! Every call first does what time alone has made due (open → half-open on `admit`, expired
-//! probe leases reclaimed), then applies its input. Every phase change goes through
-//! [`Breaker::transition`], which bumps the epoch, builds the new phase and reports the event.
+//! Every call first brings implausible times within the policy ([`Breaker::clamp`]), then does
+//! what time alone has made due (open → half-open on `admit`, expired probe leases reclaimed),
+//! then applies its input. Every phase change goes through [`Breaker::transition`], which bumps
+//! the epoch, builds the new phase and reports the event.
+//!
+//! # Implausible times
+//!
+//! The state comes from shared data, where anything may have written it: another plugin under
+//! the same key (Istio shares one namespace), a worker whose clock jumped, an older policy with
+//! longer times. Decoding checks the layout, not the times. A time further ahead than the
+//! current policy could ever set would stall the breaker: an `open_until` a year away rejects
+//! every request for a year, a probe lease that never expires holds its slot forever, a window
+//! bucket from the future collects every count and never slides. So `admit` and `record` first
+//! clamp, against their `now`: an `open_until` beyond `now` + the longest open time
+//! (`max_timeout` with the most jitter) comes back to that, a probe lease beyond `now +
+//! probe_timeout` to that, and a window bucket that starts more than a whole window ahead is
+//! dropped. Times up to [`CLOCK_SLACK`] past the bound are left alone: workers' readings of the
+//! clock differ by that much without anything being wrong. A clamp is written back (`changed`) and
+//! reported ([`Events::clamped`]) so the glue logs and counts it; a lowered `max_timeout` or
+//! `probe_timeout` clamps the same way, once. `release` has no policy at hand and clamps
+//! nothing: it only gives a slot back, and the next `admit` or `record` clamps.
 
 use std::time::Duration;
 
@@ -12,12 +30,18 @@ use super::api::PermitKind;
 use super::closed::Counts;
 use super::open_time;
 use super::probes::Probes;
+use super::window::Geometry;
 use super::{Admission, Call, Events, OpenReason, Opening, Permit, Phase, Rejection, Step};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy};
 
 /// The least `retry_after` while every probe slot is taken.
 const HALF_OPEN_RETRY_AFTER: Millis = 1000;
+
+/// How far beyond the policy's bound a stored time may lie before it is clamped. Workers read
+/// the clock at different moments of their callbacks, so one may see a breaker another opened
+/// "in its future" by a few milliseconds; that disagreement is not an error worth a warning.
+const CLOCK_SLACK: Millis = 1000;
 
 /// The circuit breaker of one upstream cluster, as stored in shared data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,38 +164,12 @@ impl Breaker {
                     retry_after: Duration::from_millis(millis(p.timeout).max(1)),
                 })
             }
-            BreakerMode::Enforce | BreakerMode::Shadow => self.admit_counted(p, now, rng, &mut fx),
+            BreakerMode::Enforce | BreakerMode::Shadow => {
+                self.clamp(p, now, &mut fx);
+                self.admit_counted(p, now, rng, &mut fx)
+            }
         };
         fx.finish(admission)
-    }
-
-    /// Whether reporting a success (neither failed nor slow) for `permit` would change nothing:
-    /// the permit is stale or untracked, or the breaker is closed in its epoch with no failures
-    /// to forget and no rate window to feed. The glue asks this at admission and then skips the
-    /// shared-data round trip on the success path; a failure recorded by another worker in
-    /// between is then not reset by this success, as if the success had finished first.
-    pub fn success_is_noop(&self, p: &BreakerPolicy, permit: Permit) -> bool {
-        if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
-            return true;
-        }
-        // Any report in half-open may reclaim expired probe leases.
-        if matches!(self.state, State::HalfOpen(_)) {
-            return false;
-        }
-        if permit.epoch != self.epoch {
-            return true;
-        }
-        match (permit.kind, &self.state) {
-            (PermitKind::Untracked, _) => true,
-            (PermitKind::Probe(_), _) => false,
-            (PermitKind::Counted, State::Closed(counts)) => {
-                counts.failures == 0
-                    && p.failure_rate.is_none()
-                    && p.slow_call.is_none()
-                    && counts.window.is_empty()
-            }
-            (PermitKind::Counted, _) => true,
-        }
     }
 
     /// Reports the outcome of a request admitted with `permit`.
@@ -187,6 +185,7 @@ impl Breaker {
         if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
             return fx.finish(());
         }
+        self.clamp(p, now, &mut fx);
         self.reclaim(now, &mut fx);
         if permit.epoch != self.epoch {
             return fx.finish(());
@@ -316,6 +315,29 @@ impl Breaker {
             }
         };
         self.transition(to, p, now, rng, fx);
+    }
+
+    /// Brings times further ahead than `p` allows back within it (see the module docs).
+    fn clamp(&mut self, p: &BreakerPolicy, now: Millis, fx: &mut Effects) {
+        let clamped = match &mut self.state {
+            State::Open { until, .. } => {
+                let latest = now.saturating_add(open_time::longest(p));
+                let late = *until > latest.saturating_add(CLOCK_SLACK);
+                if late {
+                    *until = latest;
+                }
+                late
+            }
+            State::HalfOpen(probes) => {
+                let latest = now.saturating_add(millis(p.probe_timeout));
+                probes.clamp_leases(latest, CLOCK_SLACK)
+            }
+            State::Closed(counts) => counts.window.drop_future(Geometry::of(&p.window), now),
+        };
+        if clamped {
+            fx.changed = true;
+            fx.events.set_clamped();
+        }
     }
 
     /// Gives back the slots of expired probe leases.

@@ -142,6 +142,22 @@ impl Window {
             })
     }
 
+    /// Forgets the buckets that start more than a whole window after `now` (a clock that jumped
+    /// back, or bytes no breaker wrote): counted into, they would never expire. Whether any did.
+    pub(super) fn drop_future(&mut self, geometry: Geometry, now: Millis) -> bool {
+        let latest = now.saturating_add(geometry.span());
+        let before = self.len;
+        // Oldest first: the ones from the future are at the end.
+        while let Some(slot) = self.len.checked_sub(1).and_then(|i| self.slots.get_mut(i)) {
+            if slot.start <= latest {
+                break;
+            }
+            *slot = Bucket::default();
+            self.len -= 1;
+        }
+        self.len != before
+    }
+
     fn drop_oldest(&mut self, n: usize) {
         let n = n.min(self.len);
         // A move, not `rotate_left`: the dropped buckets are cleared below anyway, and the

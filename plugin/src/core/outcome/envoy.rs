@@ -26,6 +26,16 @@
 //! `response_timeout` (route timeout), `upstream_per_try_timeout`, `upstream_per_try_idle_timeout`
 //! and `upstream_max_stream_duration_reached`.
 //!
+//! Envoy's refusals have details of their own: `no_healthy_upstream` (the router found no host,
+//! `Filter::sendNoHealthyUpstreamResponse` in `source/common/router/router.cc`, with flag `UH`),
+//! and, for Envoy protecting itself or the upstream, `maintenance_mode` (flag `UO`),
+//! `drop_overload` / `unconditional_drop_overload` (flags `DO` / `UDO`), `overload` (the overload
+//! manager's load shedding), and the reset reasons `overflow` (the cluster's circuit breaker
+//! thresholds, flag `UO`) and `overload manager reset` (flag `OM`). Note that `UO` also marks a
+//! real upstream reply whose route retry Envoy could not start because its retry circuit
+//! breaker was full: the details (`via_upstream`) decide before the flags, so such a reply stays
+//! the upstream's.
+//!
 //! # Synthesized replies to a dispatched call
 //!
 //! `dispatch_http_call` runs on Envoy's AsyncClient, which routes through the same router filter.
@@ -33,8 +43,9 @@
 //! `onSuccess` response (`source/common/http/async_client_impl.h`): `:status` 503 (502 for a
 //! protocol error) with the `text/plain` body `upstream connect error or disconnect/reset before
 //! headers. [retried and the latest ]reset reason: <reason>[, transport failure reason: <text>]`
-//! (plus `x-envoy-overloaded: true` on overflow), or 504 with `upstream request timeout` when the
-//! call's timeout fires. The AsyncClient's router config sets `suppress_envoy_headers = false`
+//! (plus `x-envoy-overloaded: true` on overflow), 503 with `no healthy upstream`, `maintenance
+//! mode`, `drop overload`, `unconditional drop overload` or `envoy overloaded` for the refusals
+//! above, or 504 with `upstream request timeout` when the call's timeout fires. The AsyncClient's router config sets `suppress_envoy_headers = false`
 //! (`AsyncClientImpl` constructor), so every reply that really came from the upstream carries
 //! [`UPSTREAM_SERVICE_TIME`] (`Filter::onUpstreamHeaders` adds it once the request is complete,
 //! and a dispatched request is complete before any reply can arrive), and no synthesized reply
@@ -139,6 +150,23 @@ pub const TIMEOUT_BODIES: [&str; 2] = [
     "upstream request timeout",
     "upstream max stream duration reached",
 ];
+/// Details and body of the router's reply when the cluster has no healthy host.
+pub const NO_HEALTHY_UPSTREAM_DETAILS: &str = "no_healthy_upstream";
+pub const NO_HEALTHY_UPSTREAM_BODY: &str = "no healthy upstream";
+/// Details of Envoy's replies when it sheds a request by its own limits or orders.
+pub const OVERFLOW_DETAILS: [&str; 4] = [
+    "maintenance_mode",
+    "drop_overload",
+    "unconditional_drop_overload",
+    "overload",
+];
+/// Bodies of the same replies to a dispatched call.
+pub const OVERFLOW_BODIES: [&str; 4] = [
+    "maintenance mode",
+    "drop overload",
+    "unconditional drop overload",
+    "envoy overloaded",
+];
 
 /// Reset reasons (either spelling: spaces or `_`) that mean no connection could be made.
 const CONNECT_FAILURE_REASONS: [&str; 4] = [
@@ -148,13 +176,12 @@ const CONNECT_FAILURE_REASONS: [&str; 4] = [
     "connection timeout",
 ];
 /// Reset reasons that are Envoy protecting itself, not the upstream failing.
-const LOCAL_REASONS: [&str; 2] = ["overflow", "overload manager reset"];
+const OVERFLOW_REASONS: [&str; 2] = ["overflow", "overload manager reset"];
 
 /// The cause of the client stream's response: the details decide when they name a cause, the
 /// flags when the details are empty or name none. Other details are Envoy's own reply; empty
-/// details are too when a flag says so (no healthy upstream, overflow, …), and with no evidence at
-/// all (or only flags that a real reply can carry, like `URX`) the reply is taken as the
-/// upstream's.
+/// details are too when a flag says so (no route, a rate limit, …), and with no evidence at all
+/// (or only flags that a real reply can carry, like `URX`) the reply is taken as the upstream's.
 pub fn cause_of_response(flags: u64, details: &str) -> Cause {
     if details == VIA_UPSTREAM {
         return Cause::Upstream;
@@ -177,12 +204,10 @@ const INFORMATIONAL_FLAGS: u64 = flags::UPSTREAM_RETRY_LIMIT_EXCEEDED
     | flags::DELAY_INJECTED
     | flags::RESPONSE_FROM_CACHE_FILTER;
 
-/// The cause when `details` name an upstream failure (a reset or a timeout), else `None`.
+/// The cause when `details` name an upstream failure (a reset, a failed connection or a
+/// timeout), else `None`. Envoy's refusals (no healthy upstream, overflow) are not: nothing was
+/// sent upstream.
 pub fn cause_of_upstream_failure(details: &str) -> Option<Cause> {
-    cause_of_details(details)
-}
-
-fn cause_of_details(details: &str) -> Option<Cause> {
     if TIMEOUT_DETAILS.contains(&details) {
         return Some(Cause::Timeout);
     }
@@ -196,6 +221,17 @@ fn cause_of_details(details: &str) -> Option<Cause> {
         .map(|r| r.split(['|', ',', '}']).next().unwrap_or(""))
         .unwrap_or("");
     Some(cause_of_reset_reason(reason))
+}
+
+/// [`cause_of_upstream_failure`], or one of Envoy's refusals named by its details.
+fn cause_of_details(details: &str) -> Option<Cause> {
+    if details == NO_HEALTHY_UPSTREAM_DETAILS {
+        return Some(Cause::NoHealthyUpstream);
+    }
+    if OVERFLOW_DETAILS.contains(&details) {
+        return Some(Cause::Overflow);
+    }
+    cause_of_upstream_failure(details)
 }
 
 fn cause_of_flags(flags: u64) -> Option<Cause> {
@@ -212,6 +248,13 @@ fn cause_of_flags(flags: u64) -> Option<Cause> {
         != 0
     {
         Some(Cause::Reset)
+    } else if flags & NO_HEALTHY_UPSTREAM != 0 {
+        Some(Cause::NoHealthyUpstream)
+    } else if flags
+        & (UPSTREAM_OVERFLOW | OVERLOAD_MANAGER | DROP_OVERLOAD | UNCONDITIONAL_DROP_OVERLOAD)
+        != 0
+    {
+        Some(Cause::Overflow)
     } else {
         None
     }
@@ -225,6 +268,12 @@ pub fn cause_of_local_reply(body: &[u8]) -> Cause {
     let body = body.trim();
     if TIMEOUT_BODIES.contains(&body) {
         return Cause::Timeout;
+    }
+    if body == NO_HEALTHY_UPSTREAM_BODY {
+        return Cause::NoHealthyUpstream;
+    }
+    if OVERFLOW_BODIES.contains(&body) {
+        return Cause::Overflow;
     }
     let Some(rest) = body.strip_prefix(RESET_BODY_PREFIX) else {
         return Cause::Local;
@@ -249,8 +298,8 @@ fn cause_of_reset_reason(reason: &str) -> Cause {
         .any(|r| same_words(r, reason))
     {
         Cause::ConnectFailure
-    } else if LOCAL_REASONS.iter().any(|r| same_words(r, reason)) {
-        Cause::Local
+    } else if OVERFLOW_REASONS.iter().any(|r| same_words(r, reason)) {
+        Cause::Overflow
     } else {
         Cause::Reset
     }

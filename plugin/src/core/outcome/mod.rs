@@ -26,14 +26,32 @@
 //!   upstream (say another Envoy) that itself answers with Envoy's error text stays an upstream
 //!   reply.
 //!
-//! # Matching
+//! # Matching: statuses and named causes never overlap
 //!
-//! [`OutcomeMatcher::matches`] applies `failure_on` / `retry_on`: `5xx` is any 500..=599 reply and
-//! `gateway-error` a 502, 503 or 504 reply, from the upstream or from Envoy ([`Cause::Upstream`] or
-//! [`Cause::Local`]); `reset`, `connect-failure` and `timeout` match their cause whatever status
-//! Envoy put on it; a listed code matches that status on a reply. Whether a 4xx may be retried at
+//! [`OutcomeMatcher::matches`] applies `failure_on` / `retry_on`, which name outcomes in two
+//! ways:
+//!
+//! - **By status**: `5xx` (500..=599), `gateway-error` (502, 503, 504) and status codes listed by
+//!   number match a reply whose status speaks for itself: the upstream's own
+//!   ([`Cause::Upstream`]), or Envoy's for a reason that has no name of its own
+//!   ([`Cause::Local`]: no route, a local rate limit, another filter's reply, …).
+//! - **By cause**: `reset`, `connect-failure`, `timeout`, `no-healthy-upstream` and `overflow`
+//!   match their cause, whatever status Envoy put on it, and nothing else matches them.
+//!
+//! So the 503 that Envoy answers when it could not connect is `connect-failure`, not `5xx`; and
+//! the 503 it answers when it protects itself (its own circuit breaker overflowed, the overload
+//! manager, maintenance mode, `drop_overload`) is `overflow`, and neither `5xx`, `gateway-error`
+//! nor a listed `503`. A policy that writes `"5xx"` therefore never counts Envoy's refusals as
+//! the upstream failing: to count or retry one, list its name. Whether a 4xx may be retried at
 //! all is the retry decision's rule (`core::retry`), not the matcher's: `failure_on` may list any
 //! code.
+//!
+//! # Envoy's refusals in the defaults
+//!
+//! `policy::defaults` decides, per named cause, whether it is a failure (`failure_on`) and
+//! whether it is retried (`retry_on`), and says why there: `overflow` is neither (a client flood
+//! that trips Envoy's own limits at a gateway must not open the breaker for everyone), and
+//! `no-healthy-upstream` is a failure that is not retried.
 
 pub mod envoy;
 
@@ -44,9 +62,17 @@ use crate::policy::{OutcomeClass, OutcomeMatcher};
 pub enum Cause {
     /// A real reply from the upstream (`via_upstream`), whatever its status.
     Upstream,
-    /// Envoy's own reply for a reason other than the ones below: no healthy upstream, its own
-    /// circuit breaker overflowed, no route, a rate limit, another filter's reply, …
+    /// Envoy's own reply for a reason without a name of its own: no route, a local rate limit,
+    /// another filter's reply, a direct response, … Its status matches `5xx`, `gateway-error` and
+    /// listed codes.
     Local,
+    /// Envoy found no healthy host in the cluster (`UH`) and answered itself: nothing was sent.
+    NoHealthyUpstream,
+    /// Envoy refused to send the request to protect itself or the upstream, by its own limits or
+    /// orders: the cluster's circuit breaker thresholds overflowed (`UO`), the cluster is in
+    /// maintenance mode, `drop_overload` dropped it (`DO`, `UDO`), or the overload manager shed it
+    /// (`OM`). Nothing says the upstream failed.
+    Overflow,
     /// The upstream reset the stream or closed the connection before a complete reply.
     Reset,
     /// No connection to the upstream could be made (refused, unreachable, connect timeout).
@@ -137,7 +163,10 @@ impl Outcome {
         self.cause == Cause::Upstream && self.status.is_some_and(|s| s < 400)
     }
 
-    /// A reply (from the upstream or from Envoy) rather than a failure to get one.
+    /// A reply whose status speaks for the outcome: the upstream's, or Envoy's for a reason
+    /// without a name of its own. Envoy's named refusals (no healthy upstream, overflow) and
+    /// failures to get a reply are not: their status matches no status class or code (see the
+    /// module docs).
     pub fn is_reply(&self) -> bool {
         matches!(self.cause, Cause::Upstream | Cause::Local)
     }
@@ -162,6 +191,8 @@ impl OutcomeMatcher {
             OutcomeClass::Reset => o.cause == Cause::Reset,
             OutcomeClass::ConnectFailure => o.cause == Cause::ConnectFailure,
             OutcomeClass::Timeout => o.cause == Cause::Timeout,
+            OutcomeClass::NoHealthyUpstream => o.cause == Cause::NoHealthyUpstream,
+            OutcomeClass::Overflow => o.cause == Cause::Overflow,
         };
         self.classes.iter().any(class_matches)
             || reply_status.is_some_and(|s| self.codes.contains(&s))

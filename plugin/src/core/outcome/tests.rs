@@ -1,7 +1,7 @@
 use super::envoy::flags;
 use super::*;
 use crate::core::retry::fixtures::matcher;
-use crate::policy::OutcomeClass::*;
+use crate::policy::OutcomeClass::{self, *};
 use proptest::prelude::*;
 
 fn response(status: u16, flags: u64, details: &str) -> Outcome {
@@ -133,23 +133,51 @@ fn resets_in_the_details_are_resets() {
 }
 
 #[test]
-fn envoy_protecting_itself_is_a_local_reply_not_an_upstream_reset() {
-    let overflow = response(
-        503,
-        flags::UPSTREAM_OVERFLOW,
-        "upstream_reset_before_response_started{overflow}",
-    );
+fn envoy_protecting_itself_is_an_overflow_not_an_upstream_reset() {
+    let cases = [
+        // Its own circuit breaker for the cluster overflowed.
+        (
+            flags::UPSTREAM_OVERFLOW,
+            "upstream_reset_before_response_started{overflow}",
+        ),
+        (
+            flags::OVERLOAD_MANAGER,
+            "upstream_reset_before_response_started{overload_manager_reset}",
+        ),
+        (flags::UPSTREAM_OVERFLOW, "maintenance_mode"),
+        (flags::DROP_OVERLOAD, "drop_overload"),
+        (
+            flags::UNCONDITIONAL_DROP_OVERLOAD,
+            "unconditional_drop_overload",
+        ),
+        (0, "overload"), // the router's overload-manager load shedding sets no flag
+    ];
+    for (flag, details) in cases {
+        assert_eq!(
+            response(503, flag, details).cause,
+            Cause::Overflow,
+            "{details}"
+        );
+    }
+}
+
+#[test]
+fn no_healthy_upstream_is_its_own_cause() {
+    let o = response(503, flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream");
+    assert_eq!(o.cause, Cause::NoHealthyUpstream);
     assert_eq!(
-        overflow.cause,
-        Cause::Local,
-        "Envoy's own circuit breaker overflowed"
+        response(503, 0, "no_healthy_upstream").cause,
+        Cause::NoHealthyUpstream,
+        "the details alone"
     );
-    let overload = response(
-        503,
-        flags::OVERLOAD_MANAGER,
-        "upstream_reset_before_response_started{overload_manager_reset}",
-    );
-    assert_eq!(overload.cause, Cause::Local);
+    assert!(!o.is_reply() && !o.is_success());
+}
+
+#[test]
+fn a_real_reply_that_envoy_could_not_retry_for_overflow_stays_the_upstreams() {
+    // The route's retry circuit breaker was full: Envoy forwards the upstream's 503 with `UO`.
+    let o = response(503, flags::UPSTREAM_OVERFLOW, "via_upstream");
+    assert_eq!(o.cause, Cause::Upstream);
 }
 
 #[test]
@@ -174,9 +202,13 @@ fn flags_decide_when_the_details_are_missing() {
         (flags::UPSTREAM_CONNECTION_TERMINATION, Cause::Reset),
         (flags::LOCAL_RESET, Cause::Reset),
         (flags::UPSTREAM_PROTOCOL_ERROR, Cause::Reset),
-        (flags::NO_HEALTHY_UPSTREAM, Cause::Local),
-        (flags::UPSTREAM_OVERFLOW, Cause::Local),
+        (flags::NO_HEALTHY_UPSTREAM, Cause::NoHealthyUpstream),
+        (flags::UPSTREAM_OVERFLOW, Cause::Overflow),
+        (flags::OVERLOAD_MANAGER, Cause::Overflow),
+        (flags::DROP_OVERLOAD, Cause::Overflow),
+        (flags::UNCONDITIONAL_DROP_OVERLOAD, Cause::Overflow),
         (flags::RATE_LIMITED, Cause::Local),
+        (flags::NO_ROUTE_FOUND, Cause::Local),
     ];
     for (flag, cause) in cases {
         assert_eq!(response(503, flag, "").cause, cause, "flags {flag:#x}");
@@ -247,8 +279,8 @@ fn a_stream_its_client_left_or_without_upstream_evidence_is_no_outcome() {
 #[test]
 fn envoys_other_replies_are_local() {
     for (status, flag, details) in [
-        (503, flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream"),
         (404, flags::NO_ROUTE_FOUND, "route_not_found"),
+        (503, flags::NO_CLUSTER_FOUND, "cluster_not_found"),
         (429, flags::RATE_LIMITED, "request_rate_limited"),
         (200, 0, "direct_response"),
         (403, 0, "ext_authz_denied"),
@@ -314,7 +346,8 @@ fn synthesized_call_replies_are_told_apart_by_their_body() {
         ("connection termination", Cause::Reset),
         ("remote reset", Cause::Reset),
         ("protocol error", Cause::Reset),
-        ("overflow", Cause::Local),
+        ("overflow", Cause::Overflow),
+        ("overload manager reset", Cause::Overflow),
     ];
     for (reason, cause) in cases {
         let body = format!("{RESET_BODY}{reason}");
@@ -335,6 +368,22 @@ fn synthesized_call_replies_are_told_apart_by_their_body() {
     );
     assert_eq!(
         call(&[(":status", "503")], "no healthy upstream").cause,
+        Cause::NoHealthyUpstream
+    );
+    for body in [
+        "maintenance mode",
+        "drop overload",
+        "unconditional drop overload",
+        "envoy overloaded",
+    ] {
+        assert_eq!(
+            call(&[(":status", "503")], body).cause,
+            Cause::Overflow,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        call(&[(":status", "503")], "some filter said no").cause,
         Cause::Local
     );
     assert_eq!(
@@ -473,6 +522,113 @@ fn listed_codes_match_that_status_on_a_reply() {
         !matcher(&[], &[]).matches(&o(Some(503), Cause::Upstream)),
         "empty set"
     );
+}
+
+#[test]
+fn no_status_class_or_code_matches_envoys_named_refusals() {
+    let by_status = matcher(&[Status5xx, GatewayError], &[503]);
+    for cause in [Cause::Overflow, Cause::NoHealthyUpstream] {
+        assert!(
+            !by_status.matches(&o(Some(503), cause)),
+            "Envoy's 503 for {cause:?} is not the upstream's 503"
+        );
+    }
+    assert!(matcher(&[Overflow], &[]).matches(&o(Some(503), Cause::Overflow)));
+    assert!(matcher(&[NoHealthyUpstream], &[]).matches(&o(Some(503), Cause::NoHealthyUpstream)));
+    assert!(!matcher(&[Overflow], &[]).matches(&o(Some(503), Cause::NoHealthyUpstream)));
+    assert!(!matcher(&[Overflow], &[]).matches(&o(Some(503), Cause::Local)));
+}
+
+#[test]
+fn by_default_a_flood_that_trips_envoys_overflow_opens_no_breaker_and_is_not_retried() {
+    let policy = crate::policy::Policy::default();
+    let effective = policy.lookup("any", "any");
+    let (breaker, retry) = (
+        effective.breaker.as_ref().expect("on"),
+        effective.retry.as_ref().expect("on"),
+    );
+    let overflow = response(
+        503,
+        flags::UPSTREAM_OVERFLOW,
+        "upstream_reset_before_response_started{overflow}",
+    );
+    assert!(!breaker.failure_on.matches(&overflow), "not a failure");
+    assert!(!retry.retry_on.matches(&overflow), "not retried");
+    let no_host = response(503, flags::NO_HEALTHY_UPSTREAM, "no_healthy_upstream");
+    assert!(
+        breaker.failure_on.matches(&no_host),
+        "the cluster is down: a failure"
+    );
+    assert!(!retry.retry_on.matches(&no_host), "no host to retry on");
+    let refused = response(
+        503,
+        flags::UPSTREAM_CONNECTION_FAILURE,
+        "upstream_reset_before_response_started{remote_connection_failure}",
+    );
+    assert!(breaker.failure_on.matches(&refused) && retry.retry_on.matches(&refused));
+    let timed_out = response(504, flags::UPSTREAM_REQUEST_TIMEOUT, "response_timeout");
+    assert!(
+        breaker.failure_on.matches(&timed_out),
+        "a timeout is a failure"
+    );
+    assert!(
+        !retry.retry_on.matches(&timed_out),
+        "but not retried by default"
+    );
+}
+
+fn any_cause() -> impl Strategy<Value = Cause> {
+    prop_oneof![
+        Just(Cause::Upstream),
+        Just(Cause::Local),
+        Just(Cause::NoHealthyUpstream),
+        Just(Cause::Overflow),
+        Just(Cause::Reset),
+        Just(Cause::ConnectFailure),
+        Just(Cause::Timeout),
+    ]
+}
+
+fn any_class() -> impl Strategy<Value = OutcomeClass> {
+    prop_oneof![
+        Just(Status5xx),
+        Just(GatewayError),
+        Just(Reset),
+        Just(ConnectFailure),
+        Just(Timeout),
+        Just(NoHealthyUpstream),
+        Just(Overflow),
+    ]
+}
+
+/// The class that names a cause, for the causes that have one.
+fn class_of(cause: Cause) -> Option<OutcomeClass> {
+    match cause {
+        Cause::Upstream | Cause::Local => None,
+        Cause::NoHealthyUpstream => Some(NoHealthyUpstream),
+        Cause::Overflow => Some(Overflow),
+        Cause::Reset => Some(Reset),
+        Cause::ConnectFailure => Some(ConnectFailure),
+        Cause::Timeout => Some(Timeout),
+    }
+}
+
+proptest! {
+    /// The rule of the module docs: an outcome with a named cause matches exactly when its name
+    /// is listed, whatever its status and whatever else the list holds.
+    #[test]
+    fn a_named_cause_matches_exactly_when_its_name_is_listed(
+        status in proptest::option::of(100u16..600),
+        cause in any_cause(),
+        classes in proptest::collection::vec(any_class(), 0..5),
+        codes in proptest::collection::vec(400u16..600, 0..4),
+    ) {
+        let m = matcher(&classes, &codes);
+        let outcome = o(status, cause);
+        if let Some(name) = class_of(cause) {
+            prop_assert_eq!(m.matches(&outcome), classes.contains(&name), "{:?} by {:?}", outcome, m);
+        }
+    }
 }
 
 proptest! {

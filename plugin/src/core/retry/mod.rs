@@ -21,14 +21,25 @@
 //!    value can retry a 404;
 //! 3. an ineligible request is [`Stop::NotEligible`];
 //! 4. when `max_attempts` attempts were made, [`Stop::Exhausted`];
-//! 5. the delay: a parsable `Retry-After` (capped at `max_delay`) when `respect_retry_after`, else
-//!    the backoff schedule (`core::backoff`);
-//! 6. [`Stop::Deadline`] when the retry could not finish in time: `now + delay + per_try_timeout >
-//!    start + deadline` (finishing exactly at the deadline is allowed);
+//! 5. the delay: with `respect_retry_after`, a parsable `Retry-After` longer than `max_delay` is
+//!    [`Stop::RetryAfterTooLong`] (see `core::retry_after` for why not cut it to `max_delay`), a
+//!    shorter one is the delay, spread a little above the asked value; else the backoff schedule
+//!    (`core::backoff`);
+//! 6. [`Stop::Deadline`] when the retry could not finish in time ([`deadline_allows`] at
+//!    `now + delay`): `now + delay + per_try_timeout > start + deadline` (finishing exactly at the
+//!    deadline is allowed);
 //! 7. otherwise [`Verdict::Retry`].
 //!
 //! The breaker and budget checks need shared data, so the glue makes them after a `Retry`
 //! verdict; [`Stop::Breaker`] and [`Stop::Budget`] exist so the glue reports one enum.
+//!
+//! # The deadline at dispatch
+//!
+//! [`plan`] checks the deadline when the retry is scheduled, assuming it starts `delay` later.
+//! The glue's timer may fire later than that (ticks are coarse, a busy worker is late), so the
+//! glue asks [`deadline_allows`] again with the real dispatch time, just before it sends the
+//! retry; a retry that no longer fits is not sent ([`Stop::Deadline`], its budget given back).
+//! One function for both checks keeps the rule in one place.
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -134,6 +145,9 @@ pub enum Stop {
     Exhausted,
     /// The retry could not finish before the deadline.
     Deadline,
+    /// The upstream's `Retry-After` asks for longer than `max_delay` (respected only with
+    /// `respect_retry_after`): the reply, `Retry-After` and all, goes to the client.
+    RetryAfterTooLong,
     /// The cluster's retry budget is spent (decided by the glue).
     Budget,
     /// The cluster's breaker is not closed (decided by the glue).
@@ -148,6 +162,7 @@ impl Stop {
             Stop::Success | Stop::NotRetryable | Stop::Exhausted => None,
             Stop::NotEligible => Some("not_eligible"),
             Stop::Deadline => Some("deadline"),
+            Stop::RetryAfterTooLong => Some("retry_after"),
             Stop::Budget => Some("budget"),
             Stop::Breaker => Some("breaker"),
         }
@@ -174,12 +189,11 @@ pub fn plan(p: &RetryPolicy, input: &PlanInput<'_>, rng: &mut impl Rng) -> Verdi
     if attempts >= p.max_attempts {
         return Verdict::Stop(Stop::Exhausted);
     }
-    let delay = next_delay(p, input, attempts, rng);
-    let finish = input
-        .now
-        .saturating_add(millis(delay))
-        .saturating_add(millis(p.per_try_timeout));
-    if finish > input.started_at.saturating_add(millis(p.deadline)) {
+    let delay = match next_delay(p, input, attempts, rng) {
+        Ok(delay) => delay,
+        Err(stop) => return Verdict::Stop(stop),
+    };
+    if !deadline_allows(p, input.started_at, input.now.saturating_add(millis(delay))) {
         return Verdict::Stop(Stop::Deadline);
     }
     Verdict::Retry {
@@ -188,13 +202,36 @@ pub fn plan(p: &RetryPolicy, input: &PlanInput<'_>, rng: &mut impl Rng) -> Verdi
     }
 }
 
-/// Step 5: the upstream's `Retry-After` when respected and parsable, else the backoff.
-fn next_delay(p: &RetryPolicy, input: &PlanInput<'_>, retry: u32, rng: &mut impl Rng) -> Duration {
+/// Whether an attempt that starts at `now` could run its whole `per_try_timeout` and still end by
+/// the deadline of a request that started at `started_at`: `now + per_try_timeout ≤ started_at +
+/// deadline` (ending exactly at the deadline is allowed).
+///
+/// [`plan`] asks it for the time the retry is due; the glue asks it again when the retry's timer
+/// has fired, with the time it is about to dispatch, and drops the retry when the answer is no
+/// (see the module docs).
+pub fn deadline_allows(p: &RetryPolicy, started_at: Millis, now: Millis) -> bool {
+    let end = now.saturating_add(millis(p.per_try_timeout));
+    end <= started_at.saturating_add(millis(p.deadline))
+}
+
+/// Step 5: the upstream's `Retry-After` when respected and parsable (spread, or a stop when it
+/// is longer than `max_delay`), else the backoff.
+fn next_delay(
+    p: &RetryPolicy,
+    input: &PlanInput<'_>,
+    retry: u32,
+    rng: &mut impl Rng,
+) -> Result<Duration, Stop> {
     let asked = input
         .retry_after
         .filter(|_| p.respect_retry_after)
-        .and_then(|v| retry_after::parse_capped(v, input.now_unix, p.backoff.max_delay).ok());
-    asked.unwrap_or_else(|| backoff::delay(&p.backoff, retry, input.previous_delay, rng))
+        .and_then(|v| retry_after::parse(v, input.now_unix).ok());
+    let max = p.backoff.max_delay;
+    match asked {
+        Some(asked) if asked > max => Err(Stop::RetryAfterTooLong),
+        Some(asked) => Ok(retry_after::spread(asked, max, rng)),
+        None => Ok(backoff::delay(&p.backoff, retry, input.previous_delay, rng)),
+    }
 }
 
 #[cfg(test)]

@@ -226,26 +226,81 @@ fn a_retry_that_cannot_finish_before_the_deadline_does_not_start() {
     assert_eq!(verdict(&p, &at(24 * S + 1)), Verdict::Stop(Stop::Deadline));
 }
 
+#[test]
+fn at_dispatch_a_retry_whose_timer_fired_late_no_longer_fits_the_deadline() {
+    // Planned at 24s for 25s: 25 + 10 = 35 = 5 + 30, exactly the deadline.
+    let p = no_jitter();
+    let planned = PlanInput {
+        started_at: 5 * S,
+        now: 24 * S,
+        ..failed(upstream(503), 1)
+    };
+    assert_eq!(verdict(&p, &planned), retry_in(Duration::from_secs(1), 2));
+    assert!(deadline_allows(&p, 5 * S, 25 * S), "on time, it fits");
+    assert!(
+        !deadline_allows(&p, 5 * S, 25 * S + 1),
+        "a timer a millisecond late no longer fits: the retry is dropped"
+    );
+    assert!(
+        deadline_allows(&p, 5 * S, 0),
+        "a clock behind the start is no reason to drop a retry"
+    );
+    assert!(
+        deadline_allows(&p, u64::MAX, u64::MAX - 1),
+        "saturating, no overflow"
+    );
+}
+
 // --- Retry-After ---
 
+/// The delay of a `Retry` verdict; panics on a stop.
+fn retry_delay(v: Verdict) -> Duration {
+    match v {
+        Verdict::Retry { delay, .. } => delay,
+        Verdict::Stop(stop) => panic!("expected a retry, got {stop:?}"),
+    }
+}
+
 #[test]
-fn a_respected_retry_after_replaces_the_backoff() {
+fn a_respected_retry_after_replaces_the_backoff_never_earlier_than_asked() {
     let p = retry_policy();
     let input = PlanInput {
         retry_after: Some("5"),
         ..failed(upstream(503), 1)
     };
-    assert_eq!(verdict(&p, &input), retry_in(Duration::from_secs(5), 2));
+    let delay = retry_delay(verdict(&p, &input));
+    assert!(
+        delay >= Duration::from_secs(5) && delay <= Duration::from_millis(5500),
+        "5s, spread by at most a tenth: {delay:?}"
+    );
     let date = PlanInput {
         retry_after: Some("Sun, 06 Nov 1994 08:49:37 GMT"),
         now_unix: 784_111_777_000 - 3_000,
         ..failed(upstream(503), 1)
     };
-    assert_eq!(verdict(&p, &date), retry_in(Duration::from_secs(3), 2));
+    let delay = retry_delay(verdict(&p, &date));
+    assert!(delay >= Duration::from_secs(3) && delay <= Duration::from_millis(3300));
 }
 
 #[test]
-fn retry_after_is_capped_at_max_delay_and_still_bound_by_the_deadline() {
+fn clients_told_the_same_retry_after_do_not_retry_in_lockstep() {
+    let p = retry_policy();
+    let input = PlanInput {
+        retry_after: Some("1"),
+        ..failed(upstream(503), 1)
+    };
+    let delays: std::collections::HashSet<Duration> = (0..100)
+        .map(|seed| retry_delay(plan(&p, &input, &mut rng(seed))))
+        .collect();
+    assert!(
+        delays.len() > 90,
+        "100 clients, {} distinct delays",
+        delays.len()
+    );
+}
+
+#[test]
+fn a_retry_after_longer_than_max_delay_means_no_retry() {
     let p = RetryPolicy {
         deadline: Duration::from_secs(600),
         ..retry_policy()
@@ -254,11 +309,67 @@ fn retry_after_is_capped_at_max_delay_and_still_bound_by_the_deadline() {
         retry_after: Some("3600"),
         ..failed(upstream(503), 1)
     };
-    assert_eq!(verdict(&p, &input), retry_in(Duration::from_secs(60), 2));
+    assert_eq!(
+        verdict(&p, &input),
+        Verdict::Stop(Stop::RetryAfterTooLong),
+        "retrying after 60s would come back 59 minutes early"
+    );
+    let just_over = PlanInput {
+        retry_after: Some("61"),
+        ..input
+    };
+    assert_eq!(
+        verdict(&p, &just_over),
+        Verdict::Stop(Stop::RetryAfterTooLong)
+    );
+    let at_the_cap = PlanInput {
+        retry_after: Some("60"),
+        ..input
+    };
+    assert_eq!(
+        verdict(&p, &at_the_cap),
+        retry_in(Duration::from_secs(60), 2),
+        "exactly max_delay is allowed, and not spread past it"
+    );
+}
+
+#[test]
+fn a_long_retry_after_is_only_a_stop_when_it_is_respected_and_a_retry_was_wanted() {
+    let asked = |input: PlanInput<'static>| PlanInput {
+        retry_after: Some("3600"),
+        ..input
+    };
+    let ignoring = RetryPolicy {
+        respect_retry_after: false,
+        ..no_jitter()
+    };
+    assert_eq!(
+        verdict(&ignoring, &asked(failed(upstream(503), 1))),
+        retry_in(Duration::from_secs(1), 2),
+        "ignored: the backoff applies"
+    );
+    let p = retry_policy();
+    assert_eq!(
+        verdict(&p, &asked(failed(upstream(503), 3))),
+        Verdict::Stop(Stop::Exhausted),
+        "no attempt left: nothing was skipped because of the header"
+    );
+    assert_eq!(
+        verdict(&p, &asked(failed(upstream(404), 1))),
+        Verdict::Stop(Stop::NotRetryable)
+    );
+}
+
+#[test]
+fn a_retry_after_within_max_delay_is_still_bound_by_the_deadline() {
+    let input = PlanInput {
+        retry_after: Some("25"),
+        ..failed(upstream(503), 1)
+    };
     assert_eq!(
         verdict(&retry_policy(), &input),
         Verdict::Stop(Stop::Deadline),
-        "60s + 10s does not fit in the default 30s deadline"
+        "25s + 10s does not fit in the default 30s deadline"
     );
 }
 
@@ -313,6 +424,7 @@ fn stop_reasons_name_their_metric_and_exhaustion_is_told_apart() {
         (Stop::Exhausted, None),
         (Stop::NotEligible, Some("not_eligible")),
         (Stop::Deadline, Some("deadline")),
+        (Stop::RetryAfterTooLong, Some("retry_after")),
         (Stop::Budget, Some("budget")),
         (Stop::Breaker, Some("breaker")),
     ];
@@ -326,6 +438,8 @@ fn cause() -> impl Strategy<Value = Cause> {
     prop_oneof![
         Just(Cause::Upstream),
         Just(Cause::Local),
+        Just(Cause::NoHealthyUpstream),
+        Just(Cause::Overflow),
         Just(Cause::Reset),
         Just(Cause::ConnectFailure),
         Just(Cause::Timeout),
@@ -369,6 +483,27 @@ proptest! {
             prop_assert!(attempt <= p.max_attempts && attempt == attempts.max(1) + 1);
             prop_assert!(delay <= p.backoff.max_delay);
             prop_assert!(now + millis(delay) + millis(p.per_try_timeout) <= millis(p.deadline));
+            prop_assert!(deadline_allows(&p, 0, now + millis(delay)), "the same rule at dispatch");
+        }
+    }
+
+    #[test]
+    fn a_retry_never_starts_before_the_retry_after_it_respects(
+        seconds in 0u64..120,
+        seed in any::<u64>(),
+    ) {
+        let p = RetryPolicy { deadline: Duration::from_secs(600), ..retry_policy() };
+        let value = seconds.to_string();
+        let input = PlanInput { retry_after: Some(&value), ..failed(upstream(503), 1) };
+        match plan(&p, &input, &mut rng(seed)) {
+            Verdict::Retry { delay, .. } => {
+                prop_assert!(delay >= Duration::from_secs(seconds), "{delay:?} before {seconds}s");
+                prop_assert!(delay <= p.backoff.max_delay);
+            }
+            Verdict::Stop(stop) => {
+                prop_assert_eq!(stop, Stop::RetryAfterTooLong);
+                prop_assert!(Duration::from_secs(seconds) > p.backoff.max_delay);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use rand::{rngs::StdRng, SeedableRng};
 
 /// 1994-11-06T08:49:37Z, RFC 9110's example date, in Unix milliseconds.
 const EXAMPLE_MS: Millis = 784_111_777_000;
@@ -106,6 +107,64 @@ fn a_long_bad_value_is_quoted_cut_short() {
             assert_eq!(value.chars().count(), MAX_QUOTED_CHARS);
         }
         other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+// --- spread ---
+
+fn spreads(asked: Duration, max: Duration) -> Vec<Duration> {
+    let mut rng = StdRng::seed_from_u64(5);
+    (0..2000).map(|_| spread(asked, max, &mut rng)).collect()
+}
+
+#[test]
+fn clients_told_one_second_come_back_spread_over_a_tenth_of_it_never_earlier() {
+    let seen = spreads(secs(1), secs(60));
+    assert!(
+        seen.iter().all(|d| *d >= secs(1)),
+        "never earlier than the upstream asked"
+    );
+    assert!(seen.iter().all(|d| *d <= Duration::from_millis(1100)));
+    assert!(
+        seen.iter().any(|d| *d < Duration::from_millis(1010))
+            && seen.iter().any(|d| *d > Duration::from_millis(1090)),
+        "spread over [1s, 1.1s], not in lockstep"
+    );
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert!(distinct.len() > 1900, "hardly two clients share an instant");
+}
+
+#[test]
+fn the_spread_is_at_most_one_second_and_stays_within_max_delay() {
+    let long = spreads(secs(30), secs(60));
+    assert!(long.iter().all(|d| *d >= secs(30) && *d <= secs(31)));
+    assert!(long.iter().any(|d| *d > Duration::from_millis(30_900)));
+    let near_cap = spreads(Duration::from_millis(59_500), secs(60));
+    assert!(
+        near_cap.iter().all(|d| *d <= secs(60)),
+        "never past max_delay"
+    );
+    assert_eq!(
+        spreads(secs(60), secs(60)),
+        vec![secs(60); 2000],
+        "a value of exactly max_delay is not spread"
+    );
+    assert_eq!(
+        spread(Duration::ZERO, secs(60), &mut StdRng::seed_from_u64(1)),
+        Duration::ZERO
+    );
+}
+
+proptest! {
+    #[test]
+    fn a_spread_delay_is_never_earlier_than_asked_nor_later_than_a_tenth_or_the_cap(
+        asked_ms in 0u64..7_200_000, max_ms in 0u64..7_200_000, seed in any::<u64>(),
+    ) {
+        let (asked, max) = (Duration::from_millis(asked_ms), Duration::from_millis(max_ms));
+        let got = spread(asked, max, &mut StdRng::seed_from_u64(seed));
+        prop_assert!(got >= asked, "{got:?} earlier than {asked:?}");
+        prop_assert!(got <= asked + (asked / 10).min(SPREAD_CAP));
+        prop_assert!(got <= max.max(asked), "{got:?} past max_delay {max:?}");
     }
 }
 

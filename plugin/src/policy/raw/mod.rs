@@ -92,7 +92,35 @@ pub struct RawRoute {
     pub circuit_breaker: Option<Null>,
     /// Retries for this route, merged over its cluster's; `null` turns them off.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub retry: Toggle<RawRetry>,
+    pub retry: Toggle<RawRouteRetry>,
+}
+
+/// `routes.<name>.retry`: a `retry` without `budget`, which is per cluster (the filter's reader
+/// explains why). Reads like [`RawRetry`] and refuses a `budget` field, `null` included.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRouteRetry(pub RawRetry);
+
+/// Why [`RawRouteRetry`] refuses `budget`.
+pub const BUDGET_ON_ROUTE: &str = "the retry budget is per cluster, shared by every route to it; \
+     set it under default or clusters.<name>";
+
+impl<'de> serde::Deserialize<'de> for RawRouteRetry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let retry = RawRetry::deserialize(deserializer)?;
+        if retry.budget.is_unset() {
+            Ok(RawRouteRetry(retry))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "budget: {BUDGET_ON_ROUTE}"
+            )))
+        }
+    }
+}
+
+impl serde::Serialize for RawRouteRetry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// `circuit_breaker`.
@@ -317,7 +345,9 @@ pub struct RawRetry {
     )]
     pub methods: Option<Vec<String>>,
     /// A request carrying this header may be retried whatever its method; `null`: no such header.
-    /// Default "idempotency-key".
+    /// Default "idempotency-key". Not a pseudo-header, `x-breakwater-*`, `x-envoy-*`,
+    /// `x-request-id`, `x-forwarded-*`, tracing headers, hop-by-hop headers, `host` or
+    /// `content-length`.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
     pub idempotency_header: Toggle<String>,
     /// Timeout of each retried attempt. Default 10s, 1ms..=1h.
@@ -335,8 +365,8 @@ pub struct RawRetry {
         deserialize_with = "present"
     )]
     pub deadline: Option<RawDuration>,
-    /// A `Retry-After` on the failed response sets the next delay (capped at `max_delay`). Default
-    /// true.
+    /// A failed reply's `Retry-After` sets the next delay (spread a little longer); one longer than
+    /// `max_delay` means no retry. Default true.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -344,7 +374,8 @@ pub struct RawRetry {
     )]
     pub respect_retry_after: Option<bool>,
     /// Retries per cluster, across all workers, as a share of the traffic; `null` turns the budget
-    /// off. Default ratio 0.2, 10 per second, over 10s.
+    /// off. Default ratio 0.2, 10 per second, over 10s. Refused under `routes.<name>`: every
+    /// route uses its cluster's budget.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
     pub budget: Toggle<RawBudget>,
     /// Requests with a larger body (bytes) are forwarded but never retried. Default 65536,
@@ -417,7 +448,12 @@ pub enum JitterName {
 }
 
 /// One entry of `failure_on` or `retry_on` as written: a status code (`429`) or a string, which
-/// is a class name (`"5xx"`) or a status code in digits (`"429"`).
+/// is an outcome name or a status code in digits (`"429"`). The names: `"5xx"`, `"gateway-error"`
+/// (a reply with that status, the upstream's or Envoy's for an unnamed reason), `"reset"`,
+/// `"connect-failure"`, `"timeout"`, `"no-healthy-upstream"` (Envoy found no healthy host) and
+/// `"overflow"` (Envoy shed the request by its own limits: circuit breaker thresholds, overload
+/// manager, drop_overload, maintenance mode). A status class or code never matches the named
+/// causes: list a name to count or retry it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]

@@ -172,22 +172,35 @@ fn probe_timeout_is_read() {
 }
 
 #[test]
-fn failure_on_defaults_to_5xx_reset_connect_failure_and_timeout() {
+fn failure_on_defaults_to_5xx_reset_connect_failure_timeout_and_no_healthy_upstream() {
     assert_eq!(
         default_breaker().failure_on,
-        matcher(&[Status5xx, Reset, ConnectFailure, Timeout], &[])
+        matcher(
+            &[Status5xx, Reset, ConnectFailure, Timeout, NoHealthyUpstream],
+            &[]
+        ),
+        "overflow is not a failure by default: Envoy protecting itself says nothing of the upstream"
     );
 }
 
 #[test]
 fn failure_on_reads_every_class_and_status_codes() {
     let b = breaker(
-        r#"{"failure_on": ["5xx", "gateway-error", "reset", "connect-failure", "timeout", 429, "404"]}"#,
+        r#"{"failure_on": ["5xx", "gateway-error", "reset", "connect-failure", "timeout",
+            "no-healthy-upstream", "overflow", 429, "404"]}"#,
     );
     assert_eq!(
         b.failure_on,
         matcher(
-            &[Status5xx, GatewayError, Reset, ConnectFailure, Timeout],
+            &[
+                Status5xx,
+                GatewayError,
+                Reset,
+                ConnectFailure,
+                Timeout,
+                NoHealthyUpstream,
+                Overflow
+            ],
             &[404, 429]
         ),
         "codes as numbers or numeric strings, sorted"

@@ -151,13 +151,13 @@ fn failure_on_codes_must_be_400_to_599() {
 #[test]
 fn failure_on_names_must_be_known_classes() {
     assert_eq!(
-        breaker_problems(r#"{"failure_on": ["5XX", "4xx", ""]}"#),
+        breaker_problems(r#"{"failure_on": ["teapot", "4xx", ""]}"#),
         [0, 1, 2].map(|i| {
-            let value = ["\"5XX\"", "\"4xx\"", "\"\""][i];
+            let value = ["\"teapot\"", "\"4xx\"", "\"\""][i];
             format!(
                 "circuit_breaker.failure_on[{i}]: {value} is not an outcome, must be \"5xx\", \
-                 \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\" or a status code \
-                 (at default)"
+                 \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\", \
+                 \"no-healthy-upstream\", \"overflow\" or a status code (at default)"
             )
         })
     );

@@ -149,6 +149,8 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
                     "reset",
                     "connect-failure",
                     "timeout",
+                    "no-healthy-upstream",
+                    "overflow",
                     "429",
                     "4xx"
                 ]),
@@ -161,7 +163,14 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
         Methods => proptest::collection::vec(strings(&["GET", "post", "PUT", "G T"]), 0..4)
             .prop_map(Value::from)
             .boxed(),
-        Header => strings(&["idempotency-key", "X-Key", "bad name", "a"]),
+        Header => strings(&[
+            "idempotency-key",
+            "X-Key",
+            "bad name",
+            "a",
+            "X-Request-Id",
+            ":path",
+        ]),
         Headers => proptest::collection::btree_map(
             proptest::sample::select(&["content-type", "X-A", "retry-after", "bad name"][..])
                 .prop_map(String::from),

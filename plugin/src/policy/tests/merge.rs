@@ -336,13 +336,39 @@ fn null_turns_off_an_optional_trigger_set_in_an_earlier_scope() {
 
 #[test]
 fn null_turns_off_the_idempotency_key_and_the_budget_in_a_later_scope_only() {
-    let policy =
-        parse(r#"{"routes": {"r": {"retry": {"idempotency_header": null, "budget": null}}}}"#)
-            .policy;
+    let policy = parse(
+        r#"{"clusters": {"c": {"retry": {"budget": null}}},
+            "routes": {"r": {"retry": {"idempotency_header": null}}}}"#,
+    )
+    .policy;
     let route = policy.lookup("x", "r").retry.clone().expect("on");
-    assert_eq!((route.idempotency_header, route.budget), (None, None));
+    assert_eq!(route.idempotency_header, None);
+    assert!(route.budget.is_some(), "x's budget stays");
+    let cluster = policy.lookup("c", "other").retry.clone().expect("on");
+    assert_eq!(cluster.budget, None);
+    assert!(cluster.idempotency_header.is_some());
+    let both = policy.lookup("c", "r").retry.clone().expect("on");
+    assert_eq!((both.idempotency_header, both.budget), (None, None));
     let other = policy.lookup("x", "other").retry.clone().expect("on");
     assert!(other.idempotency_header.is_some() && other.budget.is_some());
+}
+
+#[test]
+fn every_route_to_a_cluster_uses_the_clusters_budget() {
+    let policy = parse(
+        r#"{"default": {"retry": {"budget": {"ratio": 0.3}}},
+            "clusters": {"c": {"retry": {"budget": {"window": "20s"}}}},
+            "routes": {"r": {"retry": {"max_attempts": 2}}}}"#,
+    )
+    .policy;
+    let budget = |cluster: &str, route: &str| {
+        let retry = policy.lookup(cluster, route).retry.clone().expect("on");
+        retry.budget.expect("budgeted")
+    };
+    assert_eq!(budget("c", "r"), budget("c", "other"));
+    assert_eq!(budget("c", "r").window, Duration::from_secs(20));
+    assert_eq!(budget("c", "r").ratio, 0.3, "merged from default");
+    assert_eq!(budget("x", "r"), budget("x", "other"));
 }
 
 #[test]

@@ -71,6 +71,27 @@ proptest! {
         }
     }
 
+    /// The budget of a cluster lives in one shared-data entry: whatever the routes say, every
+    /// entry of the table for that cluster that has a budget must have the same one, or the
+    /// routes would keep re-bucketing the shared window (see `read_retry`).
+    #[test]
+    fn every_route_to_a_cluster_shares_one_budget(policy in value(Kind::Policy)) {
+        let Ok(parsed) = Policy::parse(policy.to_string().as_bytes()) else {
+            return Ok(());
+        };
+        for cluster in ["payments", "search", "unknown"] {
+            let budgets: Vec<_> = ["checkout", "upload", "unknown"]
+                .iter()
+                .filter_map(|route| parsed.policy.lookup(cluster, route).retry.as_ref())
+                .filter_map(|retry| retry.budget)
+                .collect();
+            prop_assert!(
+                budgets.windows(2).all(|w| w[0] == w[1]),
+                "{cluster} has budgets {budgets:?} in {policy}"
+            );
+        }
+    }
+
     #[test]
     fn any_json_is_refused_or_accepted_without_panicking(json in any_json()) {
         let _ = Policy::parse(json.to_string().as_bytes());
@@ -131,6 +152,17 @@ fn assert_bounds_hold(e: &Effective) {
             "no other 4xx is retried"
         );
         assert!(r.methods.iter().all(|m| *m == m.to_ascii_uppercase()));
+        if let Some(name) = &r.idempotency_header {
+            assert_eq!(
+                name,
+                &name.to_ascii_lowercase(),
+                "looked up as Envoy spells names"
+            );
+            assert!(
+                !name.starts_with(':') && super::super::read_retry::unusable_key(name).is_none(),
+                "{name} would make requests retryable that no client marked"
+            );
+        }
         if let Some(budget) = r.budget {
             assert!(BUDGET_RATIO.contains(&budget.ratio) && WINDOW.contains(&budget.window));
         }

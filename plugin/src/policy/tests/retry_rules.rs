@@ -86,8 +86,11 @@ fn retry_on_refuses_every_4xx_but_408_409_and_429() {
 fn retry_on_names_must_be_known_classes() {
     assert_eq!(
         retry_problems(r#"{"retry_on": ["connect_failure"]}"#),
-        ["retry.retry_on[0]: \"connect_failure\" is not an outcome, must be \"5xx\", \
-          \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)"]
+        [
+            "retry.retry_on[0]: \"connect_failure\" is not an outcome, must be \"5xx\", \
+             \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\", \
+             \"no-healthy-upstream\", \"overflow\" or a status code (at default)"
+        ]
     );
 }
 
@@ -111,6 +114,125 @@ fn idempotency_header_must_be_a_header_name() {
           digits and !#$%&'*+-.^_`|~ (at default)"
         ]
     );
+}
+
+/// The rule `retry.idempotency_header: <value>` breaks, as rendered.
+fn header_problem(value: &str, why: &str) -> String {
+    format!("retry.idempotency_header: \"{value}\" {why} (at default)")
+}
+
+/// The problems of `idempotency_header: name`.
+fn header_problems(name: &str) -> Vec<String> {
+    retry_problems(&format!(r#"{{"idempotency_header": "{name}"}}"#))
+}
+
+#[test]
+fn idempotency_header_may_not_be_a_header_envoy_adds_to_every_request() {
+    let every = "is added by Envoy to every request, so every request would be retried";
+    for name in [
+        "x-request-id",
+        "X-Request-ID",
+        "x-forwarded-for",
+        "X-Forwarded-Proto",
+        "x-forwarded-client-cert",
+    ] {
+        assert_eq!(
+            header_problems(name),
+            [header_problem(name, every)],
+            "checked on the lower-cased name, as it is looked up"
+        );
+    }
+    for name in [
+        "x-envoy-expected-rq-timeout-ms",
+        "X-Envoy-Attempt-Count",
+        "x-envoy-internal",
+    ] {
+        assert_eq!(
+            header_problems(name),
+            [header_problem(
+                name,
+                "is an x-envoy- header, set or removed by Envoy"
+            )]
+        );
+    }
+    for name in [
+        "traceparent",
+        "tracestate",
+        "b3",
+        "x-b3-traceid",
+        "X-B3-Sampled",
+    ] {
+        assert_eq!(
+            header_problems(name),
+            [header_problem(
+                name,
+                "is a tracing header, on every traced request"
+            )]
+        );
+    }
+}
+
+#[test]
+fn idempotency_header_may_not_be_the_filters_own_nor_a_hop_by_hop_header() {
+    assert_eq!(
+        header_problems("x-breakwater-attempts"),
+        [header_problem(
+            "x-breakwater-attempts",
+            "is Breakwater's own, left out of retries"
+        )]
+    );
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "Upgrade",
+    ] {
+        assert_eq!(
+            header_problems(name),
+            [header_problem(
+                name,
+                "is a hop-by-hop header, removed by Envoy"
+            )]
+        );
+    }
+    assert_eq!(
+        header_problems("Host"),
+        [header_problem("Host", "is on every request")]
+    );
+    assert_eq!(
+        header_problems("content-length"),
+        [header_problem(
+            "content-length",
+            "is on every request with a body"
+        )]
+    );
+}
+
+#[test]
+fn idempotency_header_may_not_be_a_pseudo_header() {
+    for name in [":authority", ":path", ":method"] {
+        assert_eq!(
+            header_problems(name),
+            [header_problem(name, "is a pseudo-header, on every request")]
+        );
+    }
+}
+
+#[test]
+fn idempotency_header_accepts_what_only_clients_send() {
+    for (written, kept) in [
+        ("Idempotency-Key", "idempotency-key"),
+        ("x-request-key", "x-request-key"),
+        ("x-idempotency-token", "x-idempotency-token"),
+        ("x-envoyish", "x-envoyish"),
+        ("tea", "tea"),
+    ] {
+        let r = retry(&format!(r#"{{"idempotency_header": "{written}"}}"#));
+        assert_eq!(r.idempotency_header.as_deref(), Some(kept), "{written}");
+    }
 }
 
 #[test]

@@ -175,9 +175,11 @@ fn lists_must_be_arrays_of_the_right_things() {
         [
             "retry.methods: \"GET\" is not an array (at default)",
             "retry.retry_on[0]: true is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
+             or a status code (at default)",
             "retry.retry_on[1]: 5.5 is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\" or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
+             or a status code (at default)",
         ]
     );
 }
@@ -202,6 +204,47 @@ fn a_route_may_not_configure_the_breaker_because_breakers_are_per_cluster() {
     assert_eq!(
         problems(r#"{"routes": {"r": {"circuit_breaker": false}}}"#),
         [expected("false")]
+    );
+}
+
+#[test]
+fn a_route_may_not_set_the_retry_budget_because_it_is_per_cluster() {
+    let expected = |value: &str| {
+        format!(
+            "retry.budget: {value} is not allowed on a route: the retry budget is per cluster, \
+             shared by every route to it; set it under default or clusters.<name> (at routes.checkout)"
+        )
+    };
+    for value in [
+        r#"{"window":"1s"}"#,
+        r#"{"ratio":0.5}"#,
+        r#"{"min_per_second":1}"#,
+        "{}",
+        "null",
+    ] {
+        assert_eq!(
+            problems(&format!(
+                r#"{{"routes": {{"checkout": {{"retry": {{"max_attempts": 2, "budget": {value}}}}}}}}}"#
+            )),
+            [expected(value)],
+            "any budget field, and null too"
+        );
+    }
+    let raw = r#"{"routes": {"checkout": {"retry": {"budget": {"window": "1s"}}}}}"#;
+    assert!(
+        serde_json::from_str::<super::super::raw::RawPolicy>(raw).is_err(),
+        "the raw types (and so the schema) refuse it as well"
+    );
+    assert_eq!(
+        parse(r#"{"clusters": {"c": {"retry": {"budget": {"window": "1s"}}}}}"#)
+            .policy
+            .lookup("c", "checkout")
+            .retry
+            .as_ref()
+            .and_then(|r| r.budget)
+            .map(|b| b.window),
+        Some(std::time::Duration::from_secs(1)),
+        "under clusters.<name> it is fine"
     );
 }
 

@@ -1,5 +1,6 @@
 //! Specifications of the breaker: one file per phase or concern, shared fixtures here.
 
+mod clamp;
 mod closed;
 mod codec_bytes;
 mod codec_errors;
@@ -46,6 +47,7 @@ pub(super) fn policy() -> BreakerPolicy {
                 OutcomeClass::Reset,
                 OutcomeClass::ConnectFailure,
                 OutcomeClass::Timeout,
+                OutcomeClass::NoHealthyUpstream,
             ],
             codes: vec![],
         },
