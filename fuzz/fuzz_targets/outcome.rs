@@ -69,6 +69,8 @@ enum Class {
     Reset,
     ConnectFailure,
     Timeout,
+    NoHealthyUpstream,
+    Overflow,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -92,12 +94,15 @@ fn class(c: &Class) -> OutcomeClass {
         Class::Reset => OutcomeClass::Reset,
         Class::ConnectFailure => OutcomeClass::ConnectFailure,
         Class::Timeout => OutcomeClass::Timeout,
+        Class::NoHealthyUpstream => OutcomeClass::NoHealthyUpstream,
+        Class::Overflow => OutcomeClass::Overflow,
     }
 }
 
 /// POLICY.md's matching rule ("Outcomes"), written out: classes `5xx` and `gateway-error` and
-/// listed codes match replies (the upstream's or Envoy's) by status; `reset`, `connect-failure` and
-/// `timeout` match their cause.
+/// listed codes match replies (the upstream's, or Envoy's with no name of their own) by status;
+/// `reset`, `connect-failure`, `timeout`, `no-healthy-upstream` and `overflow` match their cause
+/// only.
 fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
     let reply = matches!(o.cause, Cause::Upstream | Cause::Local);
     let status = o.status.filter(|_| reply);
@@ -107,6 +112,8 @@ fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
         OutcomeClass::Reset => o.cause == Cause::Reset,
         OutcomeClass::ConnectFailure => o.cause == Cause::ConnectFailure,
         OutcomeClass::Timeout => o.cause == Cause::Timeout,
+        OutcomeClass::NoHealthyUpstream => o.cause == Cause::NoHealthyUpstream,
+        OutcomeClass::Overflow => o.cause == Cause::Overflow,
     }) || status.is_some_and(|s| m.codes.contains(&s))
 }
 

@@ -255,6 +255,8 @@ fn leaf(u: &mut Unstructured, kind: Kind) -> Result<String> {
                     "\"reset\"",
                     "\"connect-failure\"",
                     "\"timeout\"",
+                    "\"no-healthy-upstream\"",
+                    "\"overflow\"",
                     "\"429\"",
                     "\"408\"",
                     "\"404\"",
