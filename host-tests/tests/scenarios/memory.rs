@@ -501,3 +501,50 @@ fn an_attempt_answered_before_the_body_ended_is_not_retried_and_its_bytes_come_b
     assert_eq!(skipped(&w, "memory"), 1, "the fourth of the burst only");
     assert_no_errors(&w);
 }
+#[test]
+fn a_reset_is_inconclusive_after_any_answered_attempt_not_only_the_one_just_before() {
+    // The first attempt was answered (a 503); the second got no answer (Envoy's 504 at the
+    // per-try timeout, its 503 for a refused connection or a reset before the head); the third
+    // comes back reset. That reset may still be a response Envoy drained for its size.
+    let retry = json!({
+        "max_attempts": 3, "per_try_timeout": "200ms",
+        "retry_on": ["5xx", "reset", "connect-failure", "timeout"]
+    });
+    let mut wrong = Vec::new();
+    for (shape, second) in [
+        ("timed out", Reply::ok().after(ms(500))),
+        ("refused", Reply::refuse()),
+        ("reset before its head", Reply::reset()),
+    ] {
+        let mut w = world(2, &memory_policy(touchy_breaker(), retry.clone()));
+        let r = one_get(
+            &mut w,
+            vec![
+                Reply::status(503),
+                second,
+                Reply::ok().reset_after_headers(),
+            ],
+        );
+        assert_eq!(r.header("x-breakwater-attempts"), Some("3"), "{shape}");
+        assert_eq!(
+            (r.status, r.body_text().as_str()),
+            (503, "upstream reset before response"),
+            "{shape}"
+        );
+        let got = (
+            count(&w, "failures_total"),
+            count(&w, "retry_responses_dropped_total"),
+            count(&w, "breaker_opened_total"),
+        );
+        if got != (0, 1, 0) {
+            wrong.push(format!(
+                "second attempt {shape}: failures, dropped, opened = {got:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a reset after an answered attempt is no evidence against the upstream (want failures \
+         0, dropped 1, opened 0), but: {wrong:#?}"
+    );
+}

@@ -311,3 +311,39 @@ fn a_retry_answer_past_the_workers_budget_is_no_failure_and_the_client_gets_the_
     }
     assert_no_breaker_outcome(&d);
 }
+
+/// A request whose first attempt was answered (a 503), whose first retry got no answer in time
+/// (Envoy's 504 at `per_try_timeout`) and whose second retry comes back reset after its head: by
+/// POLICY.md that reset is inconclusive (it may be a response Envoy drained), so the breaker
+/// (`failure_threshold: 1`) must hear nothing.
+#[test]
+fn a_reset_after_an_answered_attempt_and_a_timeout_is_no_failure() {
+    let upstream = upstream(CLUSTER);
+    upstream.script([Reply::Status(503), Reply::Never, Reply::ResetAfterHead(200)]);
+    let mut policy = policy(1, 64 * 1024);
+    policy["default"]["retry"]["max_attempts"] = json!(3);
+    policy["default"]["retry"]["per_try_timeout"] = json!("300ms");
+    policy["default"]["retry"]["retry_on"] = json!(["5xx", "reset", "timeout"]);
+    let envoy = envoy_with(&upstream, CLUSTER, &policy);
+    let health = wasm_health(&envoy);
+    let r = envoy.get("/three").expect("a response");
+    let got = (
+        prometheus_counter(&envoy, "breakwater_failures_total", CLUSTER),
+        prometheus_counter(&envoy, "breakwater_retry_responses_dropped_total", CLUSTER),
+        prometheus_counter(&envoy, "breakwater_breaker_opened_total", CLUSTER),
+    );
+    eprintln!(
+        "503, timeout, reset: the client got {} {:?} (attempts {:?}); failures, dropped, opened \
+         = {got:?}",
+        r.status,
+        r.text(),
+        r.header("x-breakwater-attempts")
+    );
+    assert_eq!(r.header("x-breakwater-attempts"), Some("3"));
+    assert_eq!(
+        got,
+        (0, 1, 0),
+        "failures, dropped, opened: the last reset is no evidence against the upstream"
+    );
+    assert_no_wasm_errors(&envoy, &health);
+}
