@@ -7,7 +7,7 @@
 //! close), send the head and part of the body and then reset, read a request and never answer,
 //! and stop listening altogether (connections refused) and start again on the same port.
 //! It can also answer before reading the request body ([`Reply::Early`]), echo what body it
-//! received ([`Reply::Echo`]), draw each delay from a range, fail at random at the moment a reply
+//! received ([`Reply::Echo`]), send a large body without holding it ([`Reply::Large`]), draw each delay from a range, fail at random at the moment a reply
 //! is due with a cap on failures in a row, and serve a health-check path whose answer the test
 //! flips. Every request that reaches it is recorded with its headers and body (see [`record`]),
 //! so tests count upstream attempts exactly, and every reply is logged in the order it went out
@@ -21,6 +21,7 @@
 //! taking the port, so Envoy's cluster address stays valid for [`Upstream::start_listening`].
 
 pub mod completion;
+mod generated;
 pub mod plan;
 pub mod record;
 mod serve;

@@ -46,6 +46,9 @@ pub enum Reply {
     /// Reads the whole request body, then answers with this status and says what it received in
     /// [`BODY_BYTES_HEADER`] and [`BODY_HASH_HEADER`].
     Echo(u16),
+    /// Answers with this status and a body of this many bytes, made as it is sent (the upstream
+    /// never holds it whole): a large download.
+    Large(u16, usize),
 }
 
 /// The response header of a [`Reply::Echo`]: how many body bytes the request carried.
@@ -71,7 +74,7 @@ pub const MID_BODY_SENT: usize = 1024;
 impl Reply {
     /// Whether the reply is an HTTP response with a 2xx status.
     pub fn is_success(self) -> bool {
-        matches!(self, Reply::Status(s) | Reply::Early(s) | Reply::Echo(s) if (200..300).contains(&s))
+        matches!(self, Reply::Status(s) | Reply::Early(s) | Reply::Echo(s) | Reply::Large(s, _) if (200..300).contains(&s))
     }
 }
 

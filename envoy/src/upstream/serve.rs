@@ -24,6 +24,7 @@ use socket2::Socket;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::generated::Generated;
 use super::plan::{body_hash, Decision, Reply, BODY_BYTES_HEADER, BODY_HASH_HEADER};
 use super::plan::{MID_BODY_DECLARED, MID_BODY_SENT};
 use super::record::RecordedRequest;
@@ -49,8 +50,9 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 #[error("the test upstream was told to drop the connection")]
 pub(super) struct DropConnection;
 
-/// A whole body, or one cut short ([`Reply::ResetMidBody`]).
-type ReplyBody = Either<Full<Bytes>, Truncated>;
+/// A whole body, one cut short ([`Reply::ResetMidBody`]), or a large one made as it goes
+/// ([`Reply::Large`]).
+type ReplyBody = Either<Full<Bytes>, Either<Truncated, Generated>>;
 
 async fn handle(
     request: Request<Incoming>,
@@ -103,12 +105,19 @@ async fn handle(
             let mut part = format!("{} {status}\n", shared.name).into_bytes();
             part.resize(MID_BODY_SENT, b'.');
             let body = Truncated::new(Bytes::from(part), MID_BODY_DECLARED);
-            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
+            Ok(response(&shared.name, status, retry_after)
+                .map(|_| Either::Right(Either::Left(body))))
         }
         Reply::ResetAfterHead(status) => {
             let _ = socket.set_linger(Some(Duration::ZERO));
             let body = Truncated::new(Bytes::new(), MID_BODY_DECLARED);
-            Ok(response(&shared.name, status, retry_after).map(|_| Either::Right(body)))
+            Ok(response(&shared.name, status, retry_after)
+                .map(|_| Either::Right(Either::Left(body))))
+        }
+        Reply::Large(status, len) => {
+            let body = Generated::new(len);
+            Ok(response(&shared.name, status, retry_after)
+                .map(|_| Either::Right(Either::Right(body))))
         }
         Reply::Never => std::future::pending().await,
     }
@@ -204,7 +213,10 @@ async fn early(
     tokio::spawn(reader);
     wait(shared.gate.subscribe(), decision.delay).await;
     let status = match lock(&shared.completions).complete(&path, planned) {
-        Reply::Early(status) | Reply::Status(status) | Reply::Echo(status) => status,
+        Reply::Early(status)
+        | Reply::Status(status)
+        | Reply::Echo(status)
+        | Reply::Large(status, _) => status,
         // A failure decided at completion that is no status: the early answer stays a 503.
         _ => 503,
     };

@@ -11,6 +11,7 @@ mod disconnect;
 mod failure_shapes;
 mod half_open;
 mod interleavings;
+mod memory;
 mod mid_body;
 mod passthrough;
 mod reconfigure;

@@ -19,6 +19,7 @@
 mod concurrency;
 mod early_reply;
 mod impatient_clients;
+mod memory;
 mod no_healthy_upstream;
 mod slow_upload;
 
