@@ -61,6 +61,9 @@ pub struct Exchange {
     /// a healthy upstream's large response must never open the breaker. If the request ends on
     /// such an attempt, the breaker hears nothing of it.
     pub inconclusive: bool,
+    /// Some attempt of this request was answered (a reply, the upstream's or Envoy's): a reset
+    /// after it may be a response Envoy dropped for its size (see `inconclusive`).
+    pub answered: bool,
     /// The budget taken by the retry that is waiting or in flight.
     pub withdrawal: Option<crate::core::budget::Withdrawal>,
     /// The breaker has heard this request's final outcome, or its probe slot was given back.

@@ -190,6 +190,7 @@ impl Stream {
             copy,
             dropped,
             inconclusive: false,
+            answered: false,
             withdrawal: None,
             reported: false,
         });
@@ -204,6 +205,7 @@ impl Stream {
             return Action::Continue;
         };
         let outcome = response_outcome();
+        exchange.answered = outcome.is_reply();
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
         // clock, and the host call is saved on the healthy path.

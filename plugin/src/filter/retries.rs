@@ -292,9 +292,8 @@ pub fn call_response(
     // A reset call after an attempt that was answered: in Envoy 1.40 a real reset and a response
     // past the async client's buffer (32 MiB: Envoy drains it and resets the call) look the same
     // to the module. It is a failed attempt for the retries, and no evidence for the breaker.
-    // Once an attempt was answered, every later reset is read this way.
-    job.exchange.inconclusive =
-        num_headers == 0 && (job.outcome.is_reply() || job.exchange.inconclusive);
+    // Once any attempt was answered, every later reset is read this way.
+    job.exchange.inconclusive = num_headers == 0 && job.exchange.answered;
     let headers = if num_headers == 0 {
         Pairs::default()
     } else {
@@ -313,6 +312,7 @@ pub fn call_response(
         return;
     };
     let outcome = Outcome::from_call(&text, &body);
+    job.exchange.answered |= outcome.is_reply();
     let reply = status.map(|status| Reply::from_call(status, &headers, body, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
