@@ -398,7 +398,7 @@ fn run(input: Input) {
             } => {
                 let cluster = CLUSTERS[usize::from(cluster) % CLUSTERS.len()];
                 let kind = if budget { "budget" } else { "breaker" };
-                world.set_shared_data(format!("breakwater/breakwater/v1/{kind}/{cluster}"), bytes);
+                world.set_shared_data(format!("breakwater/breakwater/v2/{kind}/{cluster}"), bytes);
                 Ok(())
             }
             Op::Reconfigure(p) => {

@@ -80,12 +80,12 @@ pub fn state_gauge(w: &World, cluster: &str) -> Option<u64> {
 
 /// The shared-data key of a cluster's breaker.
 pub fn breaker_key(cluster: &str) -> String {
-    format!("breakwater/{PLUGIN}/v1/breaker/{cluster}")
+    format!("breakwater/{PLUGIN}/v2/breaker/{cluster}")
 }
 
 /// The shared-data key of a cluster's retry budget.
 pub fn budget_key(cluster: &str) -> String {
-    format!("breakwater/{PLUGIN}/v1/budget/{cluster}")
+    format!("breakwater/{PLUGIN}/v2/budget/{cluster}")
 }
 
 /// Sends `GET /` to [`CLUSTER`] on `worker` and runs what is due now.

@@ -195,7 +195,7 @@ impl Model {
 
 /// The shared breaker as the model's phase.
 fn observed(w: &World, cluster: &str) -> Phase {
-    let key = format!("breakwater/{PLUGIN}/v1/breaker/{cluster}");
+    let key = format!("breakwater/{PLUGIN}/v2/breaker/{cluster}");
     let breaker = w
         .shared_data(&key)
         .map(|stored| Breaker::decode(&stored.bytes).expect("the breaker decodes"))
@@ -220,7 +220,7 @@ enum Event {
 fn run_case(w: &mut World, shape: usize, requests: &[Drawn]) -> Result<(), TestCaseError> {
     let cluster = cluster(shape);
     let (threshold, probes) = SHAPES[shape];
-    let key = format!("breakwater/{PLUGIN}/v1/breaker/{cluster}");
+    let key = format!("breakwater/{PLUGIN}/v2/breaker/{cluster}");
     let mut fresh = Vec::new();
     Breaker::new().encode(&mut fresh);
     w.set_shared_data(&key, &fresh);

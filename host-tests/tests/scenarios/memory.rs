@@ -548,3 +548,100 @@ fn a_reset_is_inconclusive_after_any_answered_attempt_not_only_the_one_just_befo
          0, dropped 1, opened 0), but: {wrong:#?}"
     );
 }
+
+#[test]
+fn an_announced_length_is_counted_before_a_byte_of_the_body_arrives() {
+    // Four uploads announce 340,000 bytes each and send ten; the upstream answers each early.
+    // The first three reserve their announced bodies at once; the fourth would pass the budget
+    // and is not kept, so a client cannot make a worker allocate memory it never fills.
+    let mut w = world(1, &memory_policy(Value::Null, json!({})));
+    w.upstream(CLUSTER, Reply::status(503).early().after(FIRST));
+    let streams: Vec<StreamId> = (0..4)
+        .map(|tag| {
+            w.request(0)
+                .method("PUT")
+                .path(&format!("/upload/{tag}"))
+                .header("content-length", &BODY.to_string())
+                .stream_body([vec![7u8; 10]], ms(1))
+                .end_stream_after(ms(10_000))
+                .cluster(CLUSTER)
+                .send()
+        })
+        .collect();
+    w.advance(ms(500));
+    for s in &streams {
+        assert_eq!(response(&w, *s).status, 503, "answered early, not retried");
+    }
+    assert_eq!(
+        skipped(&w, "memory"),
+        1,
+        "the fourth announced body did not fit"
+    );
+    assert_eq!(
+        skipped(&w, "incomplete_body"),
+        3,
+        "the three kept were answered before their bodies ended"
+    );
+    assert!(retries_sent(&w, CLUSTER).is_empty());
+}
+
+#[test]
+fn a_client_leaving_after_an_inconclusive_reset_leaves_with_its_failure() {
+    // 503, then a retry reset (inconclusive: maybe a response too large for Envoy), then the
+    // client leaves while the next retry waits: it left after a failed attempt, which counts.
+    let policy = memory_policy(
+        touchy_breaker(),
+        json!({ "max_attempts": 3, "base_delay": "200ms" }),
+    );
+    let mut w = world(1, &policy);
+    w.upstream(
+        CLUSTER,
+        Reply::sequence([
+            Reply::status(503),
+            Reply::ok().reset_after_headers(),
+            Reply::ok(),
+        ]),
+    );
+    let s = w
+        .request(0)
+        .cluster(CLUSTER)
+        .disconnect_after(ms(350))
+        .send();
+    w.advance(ms(2_000));
+    assert_eq!(
+        retries_sent(&w, CLUSTER).len(),
+        1,
+        "the second retry never ran"
+    );
+    assert!(w.response(s).is_none());
+    assert_eq!(count(&w, "failures_total"), 1, "the 503 it left with");
+    assert_eq!(
+        count(&w, "retry_responses_dropped_total"),
+        0,
+        "a departure is no dropped response"
+    );
+    assert_no_errors(&w);
+}
+
+#[test]
+fn a_retry_answer_replacing_a_kept_one_needs_room_only_for_itself() {
+    // 503 with 700,000 bytes (kept while the next retry waits), then 200 with 700,000 bytes: the
+    // first is given back as the second replaces it, so a 1 MiB budget relays the 200.
+    let policy = memory_policy(Value::Null, json!({ "max_attempts": 3 }));
+    let mut w = world(1, &policy);
+    let big = "x".repeat(700_000);
+    w.upstream(
+        CLUSTER,
+        Reply::sequence([
+            Reply::status(503),
+            Reply::status(503).body(big.clone()),
+            Reply::ok().body(big),
+        ]),
+    );
+    let s = w.request(0).cluster(CLUSTER).send();
+    w.run_until_idle();
+    let r = response(&w, s);
+    assert_eq!((r.status, r.body.len()), (200, 700_000));
+    assert_eq!(r.header("x-breakwater-attempts"), Some("3"));
+    assert_eq!(count(&w, "retry_responses_dropped_total"), 0);
+}

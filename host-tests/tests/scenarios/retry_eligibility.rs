@@ -295,3 +295,40 @@ fn a_request_with_a_header_value_that_is_not_utf8_is_forwarded_as_is_but_not_ret
     assert_eq!(skipped(&w, "not_eligible"), 1);
     assert_no_errors(&w);
 }
+
+#[test]
+fn grpc_requests_and_tunnels_are_never_retried() {
+    let mut w = retrying(json!({}));
+    w.upstream(CLUSTER, Reply::status(503));
+    let grpc = w
+        .request(0)
+        .method("POST")
+        .path("/shop.Cart/Add")
+        .header("content-type", "application/grpc")
+        .header("idempotency-key", "k1")
+        .body("\0\0\0\0\0")
+        .cluster(CLUSTER)
+        .send();
+    w.run_until_idle();
+    assert_eq!(response(&w, grpc).status, 503);
+    assert_eq!(
+        skipped(&w, "grpc"),
+        1,
+        "a retried gRPC response cannot be relayed intact: not retried, and said so"
+    );
+    let websocket = w
+        .request(0)
+        .method("GET")
+        .path("/chat")
+        .header("upgrade", "websocket")
+        .header("connection", "upgrade")
+        .cluster(CLUSTER)
+        .send();
+    w.run_until_idle();
+    assert_eq!(response(&w, websocket).status, 503);
+    assert_eq!(
+        w.upstream_attempts(CLUSTER).len(),
+        2,
+        "neither was sent twice"
+    );
+}

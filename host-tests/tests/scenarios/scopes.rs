@@ -114,7 +114,7 @@ fn two_plugins_keep_their_state_under_their_own_names() {
         .collect();
     assert_eq!(
         keys,
-        vec![format!("breakwater/edge/v1/breaker/{CLUSTER}")],
+        vec![format!("breakwater/edge/v2/breaker/{CLUSTER}")],
         "keys carry the plugin's name and the format version (Istio shares one namespace)"
     );
 }

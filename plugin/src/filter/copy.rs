@@ -2,13 +2,21 @@
 //! sent them all.
 //!
 //! # Complete or nothing
-//! A retry must carry exactly what the client sent. The upstream (or Envoy itself: no healthy
-//! host, an overflowing connection pool) may answer before the request body has ended, and the
-//! client's chunks keep arriving after that answer, so the copy keeps growing while a retry
-//! waits, and a retry is only sent once the copy is [`complete`](RequestCopy::complete): the
-//! client ended its stream (`end_of_stream` on the headers, on a body chunk, or trailers). A copy
-//! that would outgrow `max_request_body` or the worker's byte budget is dropped whole, never cut:
-//! the request is then no longer retried, and [`Dropped`] says why.
+//! A retry must carry exactly what the client sent. The copy is [`complete`](RequestCopy::complete)
+//! once the client ended its stream (`end_of_stream` on the headers or on a body chunk, or
+//! trailers). The upstream (or Envoy itself: no healthy host, an overflowing connection pool) may
+//! answer before that, and Envoy then passes no more of the body to the filters, so a request
+//! answered before its copy is complete is not retried. A copy that would outgrow
+//! `max_request_body` or the worker's byte budget is dropped whole, never cut: the request is
+//! then no longer retried, and [`Dropped`] says why.
+//!
+//! # What is counted
+//! The budget counts what the copy allocates, not only what it holds: the headers and trailers,
+//! and the body buffer's capacity. An announced `content-length` is reserved (and counted) at
+//! once, before a byte of the body arrives; a body of unknown length grows its buffer by
+//! doubling, at most up to `max_request_body`, and each growth is counted before it is made. So a
+//! client cannot make a worker allocate more than its budget, whether it sends the bytes or only
+//! announces them.
 //!
 //! # Bytes as received
 //! Headers and trailers are kept in the host's serialized layout ([`Pairs`]), as the host wrote
@@ -30,9 +38,59 @@ pub enum Dropped {
     Unreadable,
     /// A header or trailer name or value is not UTF-8, which a dispatch cannot send.
     NotUtf8,
-    /// Envoy answered the request itself before its body ended, and then stops passing the rest
-    /// of the body to the filters: the copy can never be completed.
+    /// A gRPC request: its retried response could not be relayed intact (Envoy turns a local
+    /// reply to a gRPC request into a trailers-only error).
+    Grpc,
+    /// The attempt was answered before the client's body ended; Envoy then passes no more of the
+    /// body to the filters, so the copy can never be completed.
     Incomplete,
+}
+
+/// The bounds of a copy: `max_request_body`, and the worker's `max_worker_buffer`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body: u64,
+    pub worker: u64,
+}
+
+/// What the request's headers say about replaying it, read in one pass over them (each lookup in
+/// a header map is a scan of it, and this runs on every request a policy may retry).
+#[derive(Debug, Default)]
+pub struct Shape<'a> {
+    pub method: Option<&'a str>,
+    /// The policy's idempotency header is present.
+    pub keyed: bool,
+    /// An `upgrade` header: the request asks for a tunnel (websocket, h2c).
+    pub upgrade: bool,
+    /// `content-type: application/grpc…`.
+    pub grpc: bool,
+    /// `content-length`, when present and a number.
+    pub length: Option<u64>,
+    /// Every name and value is UTF-8 (what a dispatch can send).
+    pub utf8: bool,
+}
+
+impl<'a> Shape<'a> {
+    pub fn of(headers: &'a Pairs, idempotency_header: Option<&str>) -> Shape<'a> {
+        let key = idempotency_header.map(str::as_bytes);
+        let mut shape = Shape {
+            utf8: true,
+            ..Shape::default()
+        };
+        for (name, value) in headers.iter() {
+            let text = std::str::from_utf8(value).ok();
+            shape.utf8 &= text.is_some() && std::str::from_utf8(name).is_ok();
+            match name {
+                b":method" => shape.method = text,
+                b"upgrade" => shape.upgrade = true,
+                b"content-type" => shape.grpc = value.starts_with(b"application/grpc"),
+                b"content-length" => shape.length = text.and_then(|t| t.trim().parse().ok()),
+                _ if Some(name) == key => shape.keyed = true,
+                _ => {}
+            }
+        }
+        shape
+    }
 }
 
 /// The bytes of a retry-eligible request, replayed by each retry.
@@ -48,40 +106,40 @@ pub struct RequestCopy {
     /// Limits, from the request's retry policy and the worker.
     max_body: u64,
     worker_limit: u64,
-    /// The bytes above, held against the worker's budget.
+    /// What the copy allocated (headers, trailers, the body's capacity), against the worker's
+    /// budget.
     lease: Lease,
 }
 
 impl RequestCopy {
     /// Starts a copy with the request's headers; `complete` when the headers ended the stream.
-    /// A `content-length` over `max_body` gives the copy up at once, before any byte is held.
+    /// A `content-length` over `max_body` gives the copy up at once, before any byte is held; one
+    /// within it is reserved (and counted) now. `length` is the announced `content-length` and `utf8` whether every header is UTF-8
+    /// (see [`Shape`]).
     pub fn start(
         headers: Pairs,
+        length: Option<u64>,
+        utf8: bool,
         complete: bool,
-        max_body: u64,
-        worker_limit: u64,
+        limits: Limits,
     ) -> Result<RequestCopy, Dropped> {
-        let announced = headers
-            .get("content-length")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if announced.is_some_and(|length| length > max_body) {
+        let Limits {
+            body: max_body,
+            worker: worker_limit,
+        } = limits;
+        if length.is_some_and(|length| length > max_body) {
             return Err(Dropped::BodyTooLarge);
         }
-        if !headers.is_utf8() {
+        if !utf8 {
             return Err(Dropped::NotUtf8);
         }
-        let size = headers.as_bytes().len() as u64;
+        let reserved = if complete { 0 } else { length.unwrap_or(0) };
+        let size = (headers.as_bytes().len() as u64).saturating_add(reserved);
         let lease = Lease::take(size, worker_limit).ok_or(Dropped::Memory)?;
-        // An announced length is reserved at once, so the buffer does not double its way there
-        // (a doubling buffer can hold twice what the budget counts).
-        let body = match announced {
-            Some(length) => Vec::with_capacity(usize::try_from(length).unwrap_or(0)),
-            None => Vec::new(),
-        };
         Ok(RequestCopy {
             headers,
-            body,
+            // Within `max_body` (checked above), which the policy bounds at 16 MiB.
+            body: Vec::with_capacity(usize::try_from(reserved).unwrap_or(0)),
             trailers: Pairs::default(),
             complete,
             max_body,
@@ -90,26 +148,43 @@ impl RequestCopy {
         })
     }
 
+    /// The capacity the body buffer needs to take `size` more bytes: as it is if they fit,
+    /// else doubled (the usual amortized growth), but never past `max_request_body`.
+    fn capacity_for(&self, size: usize) -> usize {
+        let needed = self.body.len().saturating_add(size);
+        let capacity = self.body.capacity();
+        if needed <= capacity {
+            return capacity;
+        }
+        let ceiling = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+        needed.max(capacity.saturating_mul(2).min(ceiling))
+    }
+
     /// Whether a chunk of `size` bytes still fits: the body under `max_request_body`, the worker
-    /// under its budget. A chunk that does not fit means the copy must be dropped.
+    /// under its budget with whatever the buffer must grow by. A chunk that does not fit means
+    /// the copy must be dropped.
     pub fn room_for(&self, size: usize) -> Result<(), Dropped> {
         let body = self.body.len().saturating_add(size) as u64;
         if body > self.max_body {
             return Err(Dropped::BodyTooLarge);
         }
-        let held = super::memory::held().saturating_add(size as u64);
-        if held > self.worker_limit {
+        let growth = (self.capacity_for(size) - self.body.capacity()) as u64;
+        if super::memory::held().saturating_add(growth) > self.worker_limit {
             return Err(Dropped::Memory);
         }
         Ok(())
     }
 
-    /// Appends a body chunk that [`room_for`](Self::room_for) accepted; `end` when it ended the
-    /// client's stream.
+    /// Appends a body chunk; `end` when it ended the client's stream.
     pub fn add_body(&mut self, chunk: &[u8], end: bool) -> Result<(), Dropped> {
         self.room_for(chunk.len())?;
-        if !self.lease.grow(chunk.len() as u64, self.worker_limit) {
-            return Err(Dropped::Memory);
+        let capacity = self.capacity_for(chunk.len());
+        let growth = capacity - self.body.capacity();
+        if growth > 0 {
+            if !self.lease.grow(growth as u64, self.worker_limit) {
+                return Err(Dropped::Memory);
+            }
+            self.body.reserve_exact(capacity - self.body.len());
         }
         self.body.extend_from_slice(chunk);
         self.complete |= end;

@@ -61,6 +61,9 @@ pub struct Exchange {
     /// a healthy upstream's large response must never open the breaker. If the request ends on
     /// such an attempt, the breaker hears nothing of it.
     pub inconclusive: bool,
+    /// The outcome of the latest attempt that was not inconclusive: what a client that leaves
+    /// now left with.
+    pub conclusive: Option<Outcome>,
     /// Some attempt of this request was answered (a reply, the upstream's or Envoy's): a reset
     /// after it may be a response Envoy dropped for its size (see `inconclusive`).
     pub answered: bool,
@@ -323,6 +326,7 @@ pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
         Stop::NotEligible if dropped == Some(Dropped::Incomplete) => {
             Some(SkipReason::IncompleteBody)
         }
+        Stop::NotEligible if dropped == Some(Dropped::Grpc) => Some(SkipReason::Grpc),
         Stop::NotEligible => Some(SkipReason::NotEligible),
         Stop::Budget => Some(SkipReason::Budget),
         Stop::Deadline => Some(SkipReason::Deadline),

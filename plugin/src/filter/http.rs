@@ -30,7 +30,7 @@ use crate::core::retry::eligible;
 use crate::core::Millis;
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
-use super::copy::{Dropped, RequestCopy};
+use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
 use super::host;
 use super::metrics::Counter;
@@ -191,6 +191,7 @@ impl Stream {
             dropped,
             inconclusive: false,
             answered: false,
+            conclusive: None,
             withdrawal: None,
             reported: false,
         });
@@ -206,6 +207,7 @@ impl Stream {
         };
         let outcome = response_outcome();
         exchange.answered = outcome.is_reply();
+        exchange.conclusive = Some(outcome);
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
         // clock, and the host call is saved on the healthy path.
@@ -310,21 +312,28 @@ fn request_copy(
     let Some(policy) = effective.retry.as_ref().filter(|r| r.max_attempts > 1) else {
         return Ok(None);
     };
-    let Some(method) = headers
-        .get(":method")
-        .and_then(|m| std::str::from_utf8(m).ok())
-    else {
+    let shape = Shape::of(&headers, policy.idempotency_header.as_deref());
+    let Some(method) = shape.method else {
         return Ok(None);
     };
-    let has_key = policy
-        .idempotency_header
-        .as_deref()
-        .is_some_and(|key| headers.get(key).is_some());
-    if eligible(policy, method, has_key).is_err() {
+    if eligible(policy, method, shape.keyed).is_err() {
         return Ok(None);
     }
-    let worker_limit = config.policy.worker_buffer();
-    RequestCopy::start(headers, complete, policy.max_request_body, worker_limit).map(Some)
+    // A tunnel (CONNECT, an upgrade to websocket or h2c) is a stream, not a request to replay.
+    if method == "CONNECT" || shape.upgrade {
+        return Ok(None);
+    }
+    if shape.grpc {
+        // A retried response is relayed as Envoy's local reply, which Envoy turns into a
+        // trailers-only gRPC error for a gRPC request: the real status and message would be lost.
+        return Err(Dropped::Grpc);
+    }
+    let limits = Limits {
+        body: policy.max_request_body,
+        worker: config.policy.worker_buffer(),
+    };
+    let (length, utf8) = (shape.length, shape.utf8);
+    RequestCopy::start(headers, length, utf8, complete, limits).map(Some)
 }
 
 /// The fallback for a request whose admission was given up under contention, if the breaker (as

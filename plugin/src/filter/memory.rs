@@ -54,6 +54,13 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Bytes held by this lease.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let bytes = self.bytes;

@@ -69,10 +69,12 @@ pub enum SkipReason {
     IncompleteBody,
     /// The upstream's `Retry-After` asked for longer than `max_delay`.
     RetryAfter,
+    /// A gRPC request: the filter cannot relay a retried gRPC response intact.
+    Grpc,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 8] = [
+    pub const ALL: [SkipReason; 9] = [
         SkipReason::NotEligible,
         SkipReason::Budget,
         SkipReason::Deadline,
@@ -81,6 +83,7 @@ impl SkipReason {
         SkipReason::Memory,
         SkipReason::IncompleteBody,
         SkipReason::RetryAfter,
+        SkipReason::Grpc,
     ];
 
     pub fn label(self) -> &'static str {
@@ -93,6 +96,7 @@ impl SkipReason {
             SkipReason::Memory => "memory",
             SkipReason::IncompleteBody => "incomplete_body",
             SkipReason::RetryAfter => "retry_after",
+            SkipReason::Grpc => "grpc",
         }
     }
 }

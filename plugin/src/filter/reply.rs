@@ -59,8 +59,8 @@ pub struct Reply {
     /// As the host serialized them, without pseudo and hop-by-hop headers.
     pub headers: Pairs,
     pub body: Vec<u8>,
-    /// The body, held against the worker's byte budget until the reply is dropped.
-    pub _held: Lease,
+    /// The headers and body, held against the worker's byte budget until the reply is dropped.
+    held: Lease,
 }
 
 impl Reply {
@@ -75,8 +75,13 @@ impl Reply {
             status,
             headers,
             body,
-            _held: lease,
+            held: lease,
         }
+    }
+
+    /// Bytes this reply holds against the worker's budget.
+    pub fn held(&self) -> u64 {
+        self.held.bytes()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -51,7 +51,7 @@ use crate::core::Millis;
 
 use super::exchange::{Exchange, Next};
 use super::host;
-use super::memory::Lease;
+use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
 use super::reply::{self, Reply};
@@ -166,7 +166,10 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 /// retry still opens the breaker.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
     if let Some(mut job) = remove(w, context_id, now) {
-        let outcome = job.outcome;
+        // The latest attempt may have been inconclusive (a reset after an answer); the client
+        // left after a failed attempt all the same, and the request is that failure.
+        job.exchange.inconclusive = false;
+        let outcome = job.exchange.conclusive.unwrap_or(job.outcome);
         job.exchange.finish(w, &outcome, None, now);
     }
 }
@@ -176,6 +179,7 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
 /// retry, and the request is over with `outcome`, what the client got.
 pub fn ended_by_envoy(w: &mut Worker, context_id: u32, outcome: &Outcome, now: Millis) {
     if let Some(mut job) = remove(w, context_id, now) {
+        job.exchange.inconclusive = false;
         job.exchange.finish(w, outcome, None, now);
     }
 }
@@ -250,9 +254,9 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         policy.per_try_timeout,
     );
     exchange.attempts = attempt;
-    exchange.attempt_started = now;
     match dispatched {
         Ok(token) => {
+            job.exchange.attempt_started = now;
             job.exchange.spend_budget();
             w.metrics.add(&job.exchange.cluster, Counter::Retries, 1);
             job.stage = Stage::InFlight { token };
@@ -305,14 +309,24 @@ pub fn call_response(
         .find(|(name, _)| *name == ":status")
         .and_then(|(_, value)| parse_status(value));
     let limit = job.exchange.config.policy.worker_buffer();
-    let Some((body, lease)) = read_call_body(body_size, limit) else {
-        // Too large to hold: the retry got an answer (its upstream is not at fault), but the
-        // answer cannot be relayed.
+    // The previous retry's response, if one is held, is replaced by this one: its bytes are as
+    // good as free (both are held for the moment this one is read).
+    let replaced = match &job.last {
+        Last::Reply(reply) => reply.held(),
+        _ => 0,
+    };
+    let size = body_size as u64 + headers.as_bytes().len() as u64;
+    let Some((body, lease)) = read_call_body(body_size, size, limit, replaced) else {
+        // Too large to hold (or unreadable): the retry got an answer (its upstream is not at
+        // fault), but the answer cannot be relayed.
         unrelayed(w, root_id, id, job, now);
         return;
     };
     let outcome = Outcome::from_call(&text, &body);
     job.exchange.answered |= outcome.is_reply();
+    if !job.exchange.inconclusive {
+        job.exchange.conclusive = Some(outcome);
+    }
     let reply = status.map(|status| Reply::from_call(status, &headers, body, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
@@ -359,22 +373,32 @@ fn conclude(
     }
 }
 
-/// The body of a call's response, read into the module if the worker's byte budget holds it.
-fn read_call_body(size: usize, limit: u64) -> Option<(Vec<u8>, Lease)> {
-    let lease = Lease::take(size as u64, limit)?;
-    if size == 0 {
+/// The body of a call's response (`body_size` bytes; `size` with its headers), read into the
+/// module if the worker's byte budget holds it once `replaced` bytes (the response it replaces)
+/// are given back; `None` when it does not fit or the host hands over fewer bytes than it said.
+fn read_call_body(
+    body_size: usize,
+    size: u64,
+    limit: u64,
+    replaced: u64,
+) -> Option<(Vec<u8>, Lease)> {
+    if memory::held().saturating_sub(replaced).saturating_add(size) > limit {
+        return None;
+    }
+    let lease = Lease::take(size, limit.saturating_add(replaced))?;
+    if body_size == 0 {
         return Some((Vec::new(), lease));
     }
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
         .ok()
-        .flatten()
-        .unwrap_or_default();
-    Some((body, lease))
+        .flatten()?;
+    (body.len() == body_size).then_some((body, lease))
 }
 
-/// A retry's response is too large for the worker's byte budget: the retries stop, the client
-/// gets the response it would have got without this retry, and the request reports no outcome to
-/// the breaker (a large response is no failure of the upstream, and must never open it).
+/// A retry's response is too large for the worker's byte budget (or the host would not hand it
+/// over whole): the retries stop, the client gets the response it would have got without this
+/// retry, and the request reports no outcome to the breaker (a large response is no failure of
+/// the upstream, and must never open it).
 fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     job.exchange.inconclusive = true;
     let outcome = job.outcome;

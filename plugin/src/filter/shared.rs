@@ -1,7 +1,7 @@
 //! Shared data: the breaker and the budget of each cluster, as all workers of the proxy see them.
 //!
 //! # Keys
-//! `breakwater/<plugin name>/v1/breaker/<cluster>` and `…/v1/budget/<cluster>`. Istio sets no
+//! `breakwater/<plugin name>/v2/breaker/<cluster>` and `…/v2/budget/<cluster>`. Istio sets no
 //! `vm_id`, so every WasmPlugin of a proxy shares one namespace: the plugin name keeps two
 //! Breakwater plugins apart, and the format version keeps an old and a new release apart during
 //! an upgrade (the bytes carry their own version too).
@@ -31,8 +31,9 @@ pub const MAX_ATTEMPTS: u32 = 16;
 /// host's counter would reach, so it is never mistaken for a live entry's cas.
 const ABSENT_CAS: u32 = u32::MAX;
 
-/// The key layout version.
-const KEY_VERSION: &str = "v1";
+/// The key layout version. v2: times are on Envoy's monotonic clock (v1 stored wall-clock
+/// times), so a filter of each release keeps its own state while both run during an upgrade.
+const KEY_VERSION: &str = "v2";
 
 /// A state kept in shared data.
 pub trait Stored: Sized {
