@@ -30,7 +30,7 @@
 //! # No pile-up at the cap
 //!
 //! `Proportional` and `Decorrelated` can reach past `max_delay`. Drawing first and clamping the
-//! draw afterwards (the seed's `min(max_delay, d · U[0.5, 1.5])`, the blog post's
+//! draw afterwards (`min(max_delay, d · U[0.5, 1.5])`, or for decorrelated jitter
 //! `min(cap, U[base, 3 · previous])`) would put every draw above the cap exactly on it: once the
 //! schedule reaches the cap, half of the proportional draws (and two thirds of the decorrelated
 //! ones) would be `max_delay` to the nanosecond, and the clients that failed together would retry
