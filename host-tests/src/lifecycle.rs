@@ -15,6 +15,17 @@
 //! the new root; the old root keeps ticking until its last stream ends, then gets
 //! `proxy_on_done` and `proxy_on_delete` (or waits for `proxy_done` if `on_done` said false).
 //!
+//! A reconfiguration with the same bytes as the configuration in effect changes nothing: no
+//! canary, no new root context, no `on_configure`. Envoy skips an ECDS update whose typed
+//! config hashes like the last accepted one (`FilterConfigSubscription::onConfigUpdate` in
+//! `source/common/filter/config_discovery_impl.cc`: "Skip update if hash matches"); an LDS
+//! update that repeats a listener is no update either (`ListenerManagerImpl::addOrUpdateListener`:
+//! "duplicate/locked listener ... no add/update"); and a plugin built again from the same
+//! configuration would find its thread-local plugin by VM key, root id and configuration
+//! (`getOrCreateThreadLocalPlugin` in proxy-wasm-cpp-host `src/wasm.cc`) and keep its root
+//! context. A configuration that was rejected is not in effect: sending it again runs the
+//! canary again.
+//!
 //! # Ticks
 //! A root's timer fires `proxy_on_tick(root)` every period, re-armed after each tick; a new
 //! period re-arms it from now, 0 stops it (Envoy's `Wasm::setTimerPeriod`, `tickHandler`).
@@ -266,6 +277,13 @@ pub(crate) fn reconfigure(
     linker: &Linker<HostState>,
     configuration: Vec<u8>,
 ) -> Result<bool, HarnessError> {
+    {
+        let mut state = core.state.borrow_mut();
+        if state.settings.configuration == configuration {
+            state.trace(|| "reconfiguration identical to the one in effect: skipped".into());
+            return Ok(true);
+        }
+    }
     let use_canary = core.state.borrow().settings.canary;
     if use_canary {
         match canary(core, linker, &configuration) {

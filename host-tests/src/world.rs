@@ -193,7 +193,9 @@ impl World {
     }
 
     /// Applies a new plugin configuration as Envoy does: a canary first, then a new root
-    /// context per VM while shared data stays. Answers whether it was accepted.
+    /// context per VM while shared data stays. Answers whether it was accepted. The same bytes
+    /// as the configuration in effect change nothing and answer `true` (see
+    /// [`crate::lifecycle`]).
     #[track_caller]
     pub fn reconfigure(&mut self, configuration: impl Into<Vec<u8>>) -> bool {
         match self.try_reconfigure(configuration) {
