@@ -245,6 +245,7 @@ impl WorldBuilder {
             metrics: Metrics::default(),
             logs: Vec::new(),
             upstreams: self.upstreams.into_iter().collect(),
+            unavailable: BTreeMap::new(),
             attempts: Vec::new(),
             per_cluster: BTreeMap::new(),
             streams: Vec::new(),

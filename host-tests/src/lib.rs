@@ -33,6 +33,7 @@
 //!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
 //!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
+//!   clusters the router cannot send to (missing, no healthy host): [`clusters`];
 //! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
 //! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];
 //! - properties: [`props`]; the virtual clock: [`clock`];
@@ -51,6 +52,7 @@
 pub mod abi;
 pub mod calls;
 pub mod clock;
+pub mod clusters;
 pub mod faults;
 pub mod lifecycle;
 pub mod metrics;

@@ -203,6 +203,8 @@ impl Callback {
 /// Envoy's `response.flags` bits (`CoreResponseFlag` positions in
 /// `envoy/stream_info/stream_info.h`; the property is `1 << position` per flag).
 pub mod flags {
+    /// UH: `NoHealthyUpstream` (position 1).
+    pub const NO_HEALTHY_UPSTREAM: u64 = 1 << 1;
     /// UT: `UpstreamRequestTimeout` (position 2).
     pub const UPSTREAM_REQUEST_TIMEOUT: u64 = 1 << 2;
     /// UR: `UpstreamRemoteReset` (position 4).
@@ -213,4 +215,6 @@ pub mod flags {
     pub const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 1 << 14;
     /// UPE: `UpstreamProtocolError` (position 23).
     pub const UPSTREAM_PROTOCOL_ERROR: u64 = 1 << 23;
+    /// NC: `NoClusterFound` (position 24).
+    pub const NO_CLUSTER_FOUND: u64 = 1 << 24;
 }

@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub metrics: Metrics,
     pub logs: Vec<LogLine>,
     pub upstreams: BTreeMap<String, Box<dyn UpstreamScript>>,
+    /// Clusters the router cannot send to ([`crate::clusters`]); every other one is ready.
+    pub unavailable: BTreeMap<String, crate::clusters::Unavailable>,
     pub attempts: Vec<Attempt>,
     pub per_cluster: BTreeMap<String, usize>,
     pub streams: Vec<Stream>,

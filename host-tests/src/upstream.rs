@@ -376,6 +376,10 @@ pub(crate) enum UpstreamFailure {
     /// A reset after the response started, which the codec reports as a protocol error
     /// ([`Reply::reset_mid_body`]).
     MidBodyReset,
+    /// The route's cluster does not exist (see [`crate::clusters`]).
+    ClusterNotFound,
+    /// The route's cluster has no healthy host (see [`crate::clusters`]).
+    NoHealthyUpstream,
 }
 
 impl UpstreamFailure {
@@ -383,7 +387,10 @@ impl UpstreamFailure {
         match self {
             UpstreamFailure::Refused
             | UpstreamFailure::Reset
-            | UpstreamFailure::ResetAfterHeaders => 503,
+            | UpstreamFailure::ResetAfterHeaders
+            | UpstreamFailure::NoHealthyUpstream => 503,
+            // The route's `cluster_not_found_response_code`, 503 unless configured.
+            UpstreamFailure::ClusterNotFound => 503,
             UpstreamFailure::Timeout => 504,
             // `onUpstreamReset`: `ProtocolError` is a `BadGateway`, every other reset a 503.
             UpstreamFailure::MidBodyReset => 502,
@@ -407,6 +414,8 @@ impl UpstreamFailure {
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  protocol error"
             }
+            UpstreamFailure::ClusterNotFound => "",
+            UpstreamFailure::NoHealthyUpstream => "no healthy upstream",
         }
     }
 
@@ -423,6 +432,8 @@ impl UpstreamFailure {
             UpstreamFailure::MidBodyReset => {
                 "upstream_reset_after_response_started{protocol_error}"
             }
+            UpstreamFailure::ClusterNotFound => "cluster_not_found",
+            UpstreamFailure::NoHealthyUpstream => "no_healthy_upstream",
         }
     }
 
@@ -434,6 +445,8 @@ impl UpstreamFailure {
             }
             UpstreamFailure::Timeout => crate::flags::UPSTREAM_REQUEST_TIMEOUT,
             UpstreamFailure::MidBodyReset => crate::flags::UPSTREAM_PROTOCOL_ERROR,
+            UpstreamFailure::ClusterNotFound => crate::flags::NO_CLUSTER_FOUND,
+            UpstreamFailure::NoHealthyUpstream => crate::flags::NO_HEALTHY_UPSTREAM,
         }
     }
 }

@@ -83,6 +83,41 @@ impl World {
         self
     }
 
+    /// From now on the cluster manager has no cluster `cluster` (never defined, removed, or
+    /// still warming): `xds.cluster_name` has no answer for requests routed to it, the router
+    /// answers them with its 503 `cluster_not_found` (flag NC), and `proxy_http_call` to it is
+    /// `BadArgument`. See [`crate::clusters`].
+    pub fn cluster_absent(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, Some(crate::clusters::Unavailable::Absent))
+    }
+
+    /// From now on every host of `cluster` fails its health checks: the router answers
+    /// requests routed to it with its 503 `no healthy upstream` (flag UH), and
+    /// `proxy_http_call` to it fails inline with `InternalFailure`. See [`crate::clusters`].
+    pub fn cluster_unhealthy(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, Some(crate::clusters::Unavailable::NoHealthyHost))
+    }
+
+    /// `cluster` exists and has healthy hosts again: its script answers.
+    pub fn cluster_ready(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, None)
+    }
+
+    fn set_unavailable(
+        &mut self,
+        cluster: &str,
+        unavailable: Option<crate::clusters::Unavailable>,
+    ) -> &mut Self {
+        {
+            let mut state = self.core.state.borrow_mut();
+            match unavailable {
+                Some(why) => state.unavailable.insert(cluster.to_string(), why),
+                None => state.unavailable.remove(cluster),
+            };
+        }
+        self
+    }
+
     /// Starts describing a downstream request to worker `worker`.
     pub fn request(&mut self, worker: usize) -> RequestBuilder<'_> {
         RequestBuilder::new(self, worker)

@@ -86,6 +86,9 @@ pub(crate) struct Stream {
     pub sending: Option<usize>,
     /// An early answer's scheduled event, until it comes.
     pub early_answer: Option<EventKey>,
+    /// The request headers reached the router, which looked its cluster up
+    /// ([`crate::clusters`]).
+    pub routed: bool,
     /// The cluster's script was asked (the request headers reached the upstream).
     pub forwarded: bool,
     /// The response's end reached Envoy's filter chain (Envoy's `local_complete_`), even if the
@@ -102,6 +105,9 @@ pub(crate) struct Stream {
 #[derive(Default)]
 pub(crate) struct Info {
     pub cluster: String,
+    /// The route's cluster did not exist when the request arrived: no upstream cluster info,
+    /// so `xds.cluster_name` has no answer ([`crate::clusters`]).
+    pub cluster_missing: bool,
     pub route: String,
     pub start: Duration,
     /// The wall clock when the request arrived (`request.time`), in Unix nanoseconds.
@@ -189,6 +195,7 @@ impl Stream {
             upstream: None,
             sending: None,
             early_answer: None,
+            routed: false,
             forwarded: false,
             response_ended: false,
             route_timeout: None,
@@ -211,11 +218,16 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
         let mut state = core.state.borrow_mut();
         let now = state.now;
         let start_unix = crate::clock::unix_nanos(now, state.wall_step);
+        let missing = matches!(
+            state.unavailable.get(&state.streams[id.0].info.cluster),
+            Some(crate::clusters::Unavailable::Absent)
+        );
         let stream = &mut state.streams[id.0];
         if stream.finished() {
             return Ok(());
         }
         stream.info.start_unix = start_unix;
+        stream.info.cluster_missing = missing;
         let ctx = host.alloc_context_id();
         stream.ctx = ctx;
         stream.root = root;

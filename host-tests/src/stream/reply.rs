@@ -151,6 +151,17 @@ pub(crate) fn route_timeout(
     envoy_failure(core, vm, id, UpstreamFailure::Timeout)
 }
 
+/// The router answers while it decodes the request headers: the route's cluster is missing or
+/// has no healthy host ([`crate::clusters`]).
+pub(crate) fn router_reply(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    failure: UpstreamFailure,
+) -> Result<(), Failure> {
+    local_reply(core, vm, id, LocalReply::envoy(failure))
+}
+
 fn envoy_failure(
     core: &Core,
     vm: &mut Vm,

@@ -2,6 +2,7 @@
 //! module pins one family of Envoy behaviours, with the Envoy source it comes from.
 
 mod calls;
+mod clusters;
 mod common;
 mod effective_context;
 mod faults;
