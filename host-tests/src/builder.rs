@@ -50,6 +50,7 @@ pub struct WorldBuilder {
     idle_limit: Duration,
     interleaving: Interleaving,
     upstreams: Vec<(String, Box<dyn UpstreamScript>)>,
+    local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
 }
 
 impl Default for WorldBuilder {
@@ -72,6 +73,7 @@ impl Default for WorldBuilder {
             idle_limit: Duration::from_secs(600),
             interleaving: Interleaving::fifo(),
             upstreams: Vec::new(),
+            local_reply_hook: None,
         }
     }
 }
@@ -198,6 +200,18 @@ impl WorldBuilder {
         self
     }
 
+    /// The connection manager's `local_reply_config`: `hook` sees every local reply (the
+    /// filter's and Envoy's own) before it is sent and may change its status, headers, body and
+    /// content type, as Envoy's response mappers and body format do (see
+    /// [`crate::stream::local`]).
+    pub fn local_reply_config(
+        mut self,
+        hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,
+    ) -> Self {
+        self.local_reply_hook = Some(Box::new(hook));
+        self
+    }
+
     /// Builds the module if asked, compiles it (once per process), starts the canary, the main
     /// VM and the workers, each through `_initialize`, `on_vm_start` and `on_configure`.
     pub fn build(self) -> Result<World, HarnessError> {
@@ -255,6 +269,7 @@ impl WorldBuilder {
             trace: VecDeque::new(),
             canaries: 0,
             faults: Default::default(),
+            local_reply_hook: self.local_reply_hook,
         };
         let core = Rc::new(Core {
             state: RefCell::new(state),

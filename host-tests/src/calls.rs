@@ -185,9 +185,8 @@ fn timed_out(timeout: Option<Duration>) -> Option<(Duration, CallOutcome)> {
 }
 
 fn synthesized(failure: UpstreamFailure) -> CallOutcome {
-    CallOutcome::Answered(upstream::local_reply(
+    CallOutcome::Answered(crate::stream::local::plain(
         failure.status(),
-        &[],
         failure.body().as_bytes(),
     ))
 }

@@ -131,6 +131,8 @@ pub(crate) enum Deferred {
         status: u16,
         body: Vec<u8>,
         headers: Vec<(String, String)>,
+        /// The `grpc_status` argument, if it is a known gRPC status (0..=16).
+        grpc_status: Option<u32>,
         details: String,
     },
     /// `close_stream`: Envoy resets the stream.

@@ -29,7 +29,8 @@
 //! `source/common/http/filter_manager.cc`, `source/common/router/router.cc`,
 //! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
 //! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
-//! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; a request body that
+//! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; what a local reply
+//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`stream::local`]; a request body that
 //!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
 //!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
@@ -89,6 +90,7 @@ pub use observe::{
 };
 pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
+pub use stream::local::LocalReplyEdit;
 pub use upstream::{
     Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
 };

@@ -77,6 +77,8 @@ pub(crate) struct State {
     pub rng: StdRng,
     pub canaries: u32,
     pub faults: Faults,
+    /// The connection manager's `local_reply_config` ([`crate::stream::local`]).
+    pub local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
 }
 
 /// How many scheduling steps the trace keeps.

@@ -451,27 +451,6 @@ impl UpstreamFailure {
     }
 }
 
-/// A reply Envoy generates itself (`Http::Utility::sendLocalReply`): `:status`, the extra
-/// headers, then `content-length` and a default `content-type: text/plain` when there is a body.
-pub(crate) fn local_reply(status: u16, extra: &[(String, String)], body: &[u8]) -> Message {
-    let mut headers = HeaderMap::new();
-    headers.add(":status", &status.to_string());
-    for (name, value) in extra {
-        headers.add(name, value);
-    }
-    if !body.is_empty() {
-        headers.replace("content-length", &body.len().to_string());
-        if headers.get("content-type").is_none() {
-            headers.add("content-type", "text/plain");
-        }
-    }
-    Message {
-        headers,
-        body: body.to_vec(),
-        trailers: HeaderMap::new(),
-    }
-}
-
 /// The router's header on every response that really came from the upstream: milliseconds from
 /// the complete request to the response headers.
 pub const UPSTREAM_SERVICE_TIME: &str = "x-envoy-upstream-service-time";
@@ -538,20 +517,5 @@ mod tests {
         assert_eq!(statuses[0], Reply::status(503).kind);
         assert_eq!(statuses[1], Reply::ok().kind);
         assert_eq!(statuses[2], Reply::ok().kind, "the last reply repeats");
-    }
-
-    #[test]
-    fn envoy_local_replies_carry_length_and_a_default_content_type() {
-        let reply = local_reply(503, &[("x-a".into(), "1".into())], b"oops");
-        let names: Vec<&str> = reply.headers.iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            names,
-            vec![":status", "x-a", "content-length", "content-type"]
-        );
-        assert_eq!(reply.headers.get("content-type"), Some("text/plain"));
-        assert!(local_reply(204, &[], b"")
-            .headers
-            .get("content-length")
-            .is_none());
     }
 }

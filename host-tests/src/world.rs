@@ -247,6 +247,20 @@ impl World {
         lifecycle::reconfigure(&self.core, &self.linker, configuration.into())
     }
 
+    /// Replaces the connection manager's `local_reply_config` (see
+    /// [`WorldBuilder::local_reply_config`]).
+    pub fn set_local_reply_config(
+        &mut self,
+        hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,
+    ) {
+        self.core.state.borrow_mut().local_reply_hook = Some(Box::new(hook));
+    }
+
+    /// Removes the connection manager's `local_reply_config`: local replies go out as given.
+    pub fn clear_local_reply_config(&mut self) {
+        self.core.state.borrow_mut().local_reply_hook = None;
+    }
+
     /// Changes how simultaneous work of different workers is ordered from now on.
     pub fn set_interleaving(&mut self, interleaving: Interleaving) {
         self.core.state.borrow_mut().interleaving = interleaving;

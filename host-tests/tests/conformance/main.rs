@@ -9,6 +9,7 @@ mod faults;
 mod fuel;
 mod handmade;
 mod lifecycle;
+mod local_replies;
 mod maps;
 mod metrics;
 mod mid_body;
