@@ -36,7 +36,8 @@
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
 //!   clusters the router cannot send to (missing, no healthy host): [`clusters`];
 //! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
-//! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];
+//! - shared data (compare-and-swap) and queues, one namespace per VM id: [`shared`]; more
+//!   than one plugin, and what their VM ids share: [`plugins`]; metrics: [`metrics`];
 //! - properties: [`props`]; the virtual clock: [`clock`];
 //! - ordering of simultaneous work and preemption at shared state: [`Interleaving`];
 //! - faults a test injects (contention, refused dispatches): [`faults`].
@@ -58,6 +59,7 @@ pub mod faults;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pairs;
+pub mod plugins;
 pub mod props;
 pub mod shared;
 pub mod stream;
@@ -86,8 +88,9 @@ pub use inspect::SharedValue;
 pub use interleave::Interleaving;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
-    flags, Callback, LogLevel, LogLine, Response, Source, StreamId, StreamState, VmId,
+    flags, Callback, LogLevel, LogLine, PluginId, Response, Source, StreamId, StreamState, VmId,
 };
+pub use plugins::Plugin;
 pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
 pub use stream::local::LocalReplyEdit;

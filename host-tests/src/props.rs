@@ -34,12 +34,18 @@ pub(crate) fn split(path: &[u8]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn lookup(path: &[String], state: &State, stream: Option<&Stream>) -> Option<Vec<u8>> {
+/// The property at `path` for a VM of plugin `plugin`, in `stream`'s context if any.
+pub(crate) fn lookup(
+    path: &[String],
+    state: &State,
+    plugin: usize,
+    stream: Option<&Stream>,
+) -> Option<Vec<u8>> {
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-    let settings = &state.settings;
-    if let Some(value) = settings.properties.get(path) {
+    if let Some(value) = state.settings.properties.get(path) {
         return Some(value.clone());
     }
+    let settings = &state.plugins[plugin];
     match parts.as_slice() {
         ["plugin_name"] => return Some(settings.plugin_name.clone().into_bytes()),
         ["plugin_root_id"] => return Some(settings.root_id.clone().into_bytes()),

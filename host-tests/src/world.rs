@@ -58,6 +58,10 @@ impl World {
         &self.core
     }
 
+    pub(crate) fn core_and_linker(&self) -> (&Rc<Core>, &Linker<HostState>) {
+        (&self.core, &self.linker)
+    }
+
     pub(crate) fn worker_slot(&self, worker: usize) -> Option<usize> {
         self.workers.get(worker).copied()
     }

@@ -22,3 +22,4 @@ mod streams;
 mod ticks;
 mod time_and_wasi;
 mod upstream_failures;
+mod vm_ids;
