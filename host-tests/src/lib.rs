@@ -49,7 +49,10 @@
 //! # Not modeled
 //! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
 //! specifics, Envoy's own retries and per-try timeouts (the filter's retries are what is under
-//! test), response headers Envoy adds after the filter chain (`date`, `server`).
+//! test), response headers Envoy adds after the filter chain (`date`, `server`), the router's
+//! rarer local replies (maintenance mode, overload, invalid `x-envoy-*` headers), plugins that
+//! share one VM per thread because their VM keys match ([`plugins`]). `local_reply_config` is a
+//! hook a test writes ([`LocalReplyEdit`]), not Envoy's mapper and format configuration.
 
 pub mod abi;
 pub mod calls;
