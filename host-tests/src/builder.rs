@@ -7,6 +7,7 @@ use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::module;
 use crate::observe::{LogLevel, VmId};
+use crate::plugins::Plugin;
 use crate::shared::{Queues, SharedData};
 use crate::state::{Core, FuelLedger, Settings, State};
 use crate::upstream::UpstreamScript;
@@ -24,25 +25,15 @@ use wasmtime::Linker;
 /// Envoy's default route timeout.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
-enum ModuleSource {
-    Path(PathBuf),
-    Package(String),
-}
-
 /// Configures and builds a [`World`]. Defaults: 1 worker, Envoy's main-thread VM and
 /// configuration canary on, plugin name and root id `breakwater`, empty VM id and
 /// configuration, seed 0, log level info, route timeout 15 s, FIFO interleaving.
 pub struct WorldBuilder {
-    module: Option<ModuleSource>,
+    /// The primary plugin: its module, names and configuration.
+    plugin: Plugin,
     workers: usize,
     main_thread_vm: bool,
     canary: bool,
-    plugin_name: String,
-    root_id: Option<String>,
-    vm_id: String,
-    configuration: Vec<u8>,
-    vm_configuration: Vec<u8>,
-    env: Vec<(String, String)>,
     seed: u64,
     log_level: LogLevel,
     properties: BTreeMap<Vec<String>, Vec<u8>>,
@@ -50,21 +41,16 @@ pub struct WorldBuilder {
     idle_limit: Duration,
     interleaving: Interleaving,
     upstreams: Vec<(String, Box<dyn UpstreamScript>)>,
+    local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
 }
 
 impl Default for WorldBuilder {
     fn default() -> Self {
         WorldBuilder {
-            module: None,
+            plugin: Plugin::default(),
             workers: 1,
             main_thread_vm: true,
             canary: true,
-            plugin_name: "breakwater".into(),
-            root_id: None,
-            vm_id: String::new(),
-            configuration: Vec::new(),
-            vm_configuration: Vec::new(),
-            env: Vec::new(),
             seed: 0,
             log_level: LogLevel::Info,
             properties: BTreeMap::new(),
@@ -72,6 +58,7 @@ impl Default for WorldBuilder {
             idle_limit: Duration::from_secs(600),
             interleaving: Interleaving::fifo(),
             upstreams: Vec::new(),
+            local_reply_hook: None,
         }
     }
 }
@@ -79,14 +66,14 @@ impl Default for WorldBuilder {
 impl WorldBuilder {
     /// Runs the module at `path` (see [`WorldBuilder::package`] to build it first).
     pub fn module(mut self, path: impl Into<PathBuf>) -> Self {
-        self.module = Some(ModuleSource::Path(path.into()));
+        self.plugin = self.plugin.with_path(path);
         self
     }
 
     /// Runs the current module of workspace crate `package`, built (or rebuilt) by cargo first,
     /// once per process (`breakwater_wasm::build`): a stale `.wasm` is never run.
     pub fn package(mut self, package: &str) -> Self {
-        self.module = Some(ModuleSource::Package(package.into()));
+        self.plugin = self.plugin.with_package(package);
         self
     }
 
@@ -120,38 +107,39 @@ impl WorldBuilder {
 
     /// The plugin's name (property `plugin_name`).
     pub fn plugin_name(mut self, name: &str) -> Self {
-        self.plugin_name = name.into();
+        self.plugin = self.plugin.plugin_name(name);
         self
     }
 
     /// The plugin's root id (property `plugin_root_id`); defaults to the plugin name, as Istio
     /// sets it.
     pub fn root_id(mut self, root_id: &str) -> Self {
-        self.root_id = Some(root_id.into());
+        self.plugin = self.plugin.root_id(root_id);
         self
     }
 
-    /// The VM id (property `plugin_vm_id`); Istio sets none.
+    /// The VM id (property `plugin_vm_id`, and the shared-data namespace: see
+    /// [`crate::plugins`]); Istio sets none.
     pub fn vm_id(mut self, vm_id: &str) -> Self {
-        self.vm_id = vm_id.into();
+        self.plugin = self.plugin.vm_id(vm_id);
         self
     }
 
     /// The plugin configuration (the policy JSON).
     pub fn configuration(mut self, configuration: impl Into<Vec<u8>>) -> Self {
-        self.configuration = configuration.into();
+        self.plugin = self.plugin.configuration(configuration);
         self
     }
 
     /// The VM configuration.
     pub fn vm_configuration(mut self, configuration: impl Into<Vec<u8>>) -> Self {
-        self.vm_configuration = configuration.into();
+        self.plugin = self.plugin.vm_configuration(configuration);
         self
     }
 
     /// An environment variable the VMs see (`vm_config.environment_variables`).
     pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.push((name.into(), value.into()));
+        self.plugin = self.plugin.env(name, value);
         self
     }
 
@@ -198,6 +186,18 @@ impl WorldBuilder {
         self
     }
 
+    /// The connection manager's `local_reply_config`: `hook` sees every local reply (the
+    /// filter's and Envoy's own) before it is sent and may change its status, headers, body and
+    /// content type, as Envoy's response mappers and body format do (see
+    /// [`crate::stream::local`]).
+    pub fn local_reply_config(
+        mut self,
+        hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,
+    ) -> Self {
+        self.local_reply_hook = Some(Box::new(hook));
+        self
+    }
+
     /// Builds the module if asked, compiles it (once per process), starts the canary, the main
     /// VM and the workers, each through `_initialize`, `on_vm_start` and `on_configure`.
     pub fn build(self) -> Result<World, HarnessError> {
@@ -206,27 +206,11 @@ impl WorldBuilder {
                 "a world needs at least one worker".into(),
             ));
         }
-        let path =
-            match self.module {
-                Some(ModuleSource::Path(path)) => path,
-                Some(ModuleSource::Package(package)) => breakwater_wasm::build(&package)?,
-                None => return Err(HarnessError::Invalid(
-                    "no module: call .module(path), .package(name), .breakwater() or .fixture()"
-                        .into(),
-                )),
-            };
-        let module = module::load(&path)?;
+        let primary = self.plugin.settings()?;
         let mut linker = Linker::new(module::engine());
         abi::add_to_linker(&mut linker)
             .map_err(|e| HarnessError::Invalid(format!("registering host functions: {e:#}")))?;
         let settings = Settings {
-            module,
-            root_id: self.root_id.unwrap_or_else(|| self.plugin_name.clone()),
-            plugin_name: self.plugin_name,
-            vm_id: self.vm_id,
-            configuration: self.configuration,
-            vm_configuration: self.vm_configuration,
-            env: self.env,
             log_level: self.log_level,
             properties: self.properties,
             route_timeout: self.route_timeout,
@@ -237,6 +221,7 @@ impl WorldBuilder {
         let state = State {
             rng: StdRng::seed_from_u64(self.seed),
             settings,
+            plugins: vec![primary],
             now: Duration::ZERO,
             wall_step: 0,
             events: Events::default(),
@@ -245,6 +230,7 @@ impl WorldBuilder {
             metrics: Metrics::default(),
             logs: Vec::new(),
             upstreams: self.upstreams.into_iter().collect(),
+            unavailable: BTreeMap::new(),
             attempts: Vec::new(),
             per_cluster: BTreeMap::new(),
             streams: Vec::new(),
@@ -254,40 +240,26 @@ impl WorldBuilder {
             trace: VecDeque::new(),
             canaries: 0,
             faults: Default::default(),
+            local_reply_hook: self.local_reply_hook,
         };
         let core = Rc::new(Core {
             state: RefCell::new(state),
             slots: RefCell::new(Vec::new()),
         });
-        let configuration = core.state.borrow().settings.configuration.clone();
+        const PRIMARY: usize = 0;
+        let configuration = core.state.borrow().plugins[PRIMARY].configuration.clone();
         if self.canary {
-            lifecycle::canary(&core, &linker, &configuration)?;
+            lifecycle::canary(&core, &linker, PRIMARY, &configuration)?;
         }
+        let start = |id| lifecycle::start_vm(&core, &linker, PRIMARY, id, &configuration);
         let main = if self.main_thread_vm {
-            Some(start_vm(&core, &linker, VmId::Main, &configuration)?)
+            Some(start(VmId::Main)?)
         } else {
             None
         };
         let workers = (0..self.workers)
-            .map(|i| start_vm(&core, &linker, VmId::Worker(i), &configuration))
+            .map(|i| start(VmId::Worker(i)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(World::new(core, linker, workers, main))
     }
-}
-
-/// Creates a VM and starts the plugin in it; answers its slot.
-fn start_vm(
-    core: &Rc<Core>,
-    linker: &Linker<crate::host::HostState>,
-    id: VmId,
-    configuration: &[u8],
-) -> Result<usize, HarnessError> {
-    let slot = lifecycle::create_vm(core, linker, id)?;
-    let mut vm = lifecycle::take(core, slot)?;
-    let root = lifecycle::start_plugin(core, &mut vm, configuration.to_vec());
-    if let Ok(root) = root {
-        vm.store.data_mut().active_root = root;
-    }
-    lifecycle::put(core, slot, vm);
-    root.map(|_| slot)
 }

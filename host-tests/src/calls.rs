@@ -3,8 +3,8 @@
 //! # Envoy's rules (`Context::httpCall`, `onHttpCallSuccess`, `onHttpCallFailure`)
 //! - The call belongs to the root context of whoever dispatched it, and its response is
 //!   delivered to that root (the Rust SDK then routes it to the dispatching context).
-//! - Refused at once with `BadArgument`: an unknown cluster, a missing `:method`, `:path` or
-//!   `:authority`, a negative timeout. Otherwise the token is fresh (4, 8, 12, ... per VM).
+//! - Refused at once with `BadArgument`: an unknown cluster (unscripted, or absent: see
+//!   [`crate::clusters`]), a missing `:method`, `:path` or `:authority`, a negative timeout. Otherwise the token is fresh (4, 8, 12, ... per VM).
 //! - A body gets a `content-length` header. A timeout of 0 means no timeout.
 //! - A reply no earlier than the timeout is replaced by a synthesized 504 at the timeout.
 //! - A reset after the response started is delivered as 0 headers, 0 body, 0 trailers, with
@@ -16,9 +16,11 @@
 //!   path does with a held head does not apply to a call.
 //! - If the root is gone by then, Envoy has cancelled the call: nothing is delivered.
 //! - A dispatch that `AsyncClient::send` fails inline is refused with `InternalFailure` and
-//!   never delivered; tests inject it ([`crate::faults`]).
+//!   never delivered: a cluster without a healthy host ([`crate::clusters`]), or a refusal a
+//!   test injects ([`crate::faults`]).
 
 use crate::abi::status;
+use crate::clusters::Unavailable;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::faults::{self, CallRefusal, RefusedCall};
@@ -71,12 +73,19 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         .ok_or(refused(status::BAD_ARGUMENT))?;
     let core = host.core();
     let mut state = core.state.borrow_mut();
-    if !state.upstreams.contains_key(&call.cluster) {
+    let unavailable = state.unavailable.get(&call.cluster).copied();
+    if unavailable == Some(Unavailable::Absent) || !state.upstreams.contains_key(&call.cluster) {
         return Err(refused(status::BAD_ARGUMENT));
     }
     let required = [":method", ":path", ":authority"];
     if required.iter().any(|h| call.headers.get_bytes(h).is_none()) {
         return Err(refused(status::BAD_ARGUMENT));
+    }
+    if unavailable == Some(Unavailable::NoHealthyHost) {
+        // The router's local reply completes the call inside `send`, which then returns no
+        // request: the token is spent, nothing is delivered (see `crate::clusters`).
+        host.alloc_call_token();
+        return Err(refused(status::INTERNAL_FAILURE));
     }
     match faults::refusal_for(&mut state, &call.cluster) {
         Some(CallRefusal::BadArgument) => return Err((status::BAD_ARGUMENT, true)),
@@ -176,9 +185,8 @@ fn timed_out(timeout: Option<Duration>) -> Option<(Duration, CallOutcome)> {
 }
 
 fn synthesized(failure: UpstreamFailure) -> CallOutcome {
-    CallOutcome::Answered(upstream::local_reply(
+    CallOutcome::Answered(crate::stream::local::plain(
         failure.status(),
-        &[],
         failure.body().as_bytes(),
     ))
 }

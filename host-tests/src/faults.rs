@@ -243,7 +243,13 @@ pub(crate) struct Faults {
 
 /// Called just before a compare-and-swap write (cas ≠ 0) of `vm` lands: a matching contention
 /// fault writes the key first.
-pub(crate) fn before_cas_write(state: &mut State, vm: VmId, key: &[u8], attempted: &[u8]) {
+pub(crate) fn before_cas_write(
+    state: &mut State,
+    vm: VmId,
+    vm_id: &str,
+    key: &[u8],
+    attempted: &[u8],
+) {
     let Some(rule) = state
         .faults
         .contention
@@ -253,10 +259,10 @@ pub(crate) fn before_cas_write(state: &mut State, vm: VmId, key: &[u8], attempte
         return;
     };
     rule.times.take();
-    let current = state.shared.get(key).map(|(v, _)| v.to_vec());
+    let current = state.shared.get(vm_id, key).map(|(v, _)| v.to_vec());
     let bytes = (rule.write)(current.as_deref(), attempted);
     // cas 0 never fails: the interloper's write always lands.
-    let _ = state.shared.set(key, &bytes, 0);
+    let _ = state.shared.set(vm_id, key, &bytes, 0);
     let at = state.now;
     state.faults.contended.push(ContendedWrite {
         at,

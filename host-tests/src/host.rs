@@ -25,6 +25,8 @@ use wasmtime::{Memory, TypedFunc};
 pub(crate) struct HostState {
     pub slot: usize,
     pub vm: VmId,
+    /// The plugin this VM runs (an index into the world's plugins; 0 is the primary).
+    pub plugin: usize,
     pub core: Weak<Core>,
     pub memory: Option<Memory>,
     pub alloc: Option<TypedFunc<u32, u32>>,
@@ -131,6 +133,8 @@ pub(crate) enum Deferred {
         status: u16,
         body: Vec<u8>,
         headers: Vec<(String, String)>,
+        /// The `grpc_status` argument, if it is a known gRPC status (0..=16).
+        grpc_status: Option<u32>,
         details: String,
     },
     /// `close_stream`: Envoy resets the stream.
@@ -140,10 +144,11 @@ pub(crate) enum Deferred {
 }
 
 impl HostState {
-    pub fn new(slot: usize, vm: VmId, core: &Rc<Core>, rng: StdRng) -> Self {
+    pub fn new(slot: usize, (vm, plugin): (VmId, usize), core: &Rc<Core>, rng: StdRng) -> Self {
         HostState {
             slot,
             vm,
+            plugin,
             core: Rc::downgrade(core),
             memory: None,
             alloc: None,

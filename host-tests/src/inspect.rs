@@ -141,47 +141,52 @@ impl World {
             .collect()
     }
 
-    /// A shared-data value and its cas.
+    /// The primary plugin's VM id (the shared-data namespace its VMs use).
+    fn primary_vm_id(&self) -> String {
+        self.core().state.borrow().plugins[0].vm_id.clone()
+    }
+
+    /// A shared-data value of the primary plugin's VM id, and its cas
+    /// ([`World::shared_data_in`] reads another VM id's).
     pub fn shared_data(&self, key: impl AsRef<[u8]>) -> Option<SharedValue> {
-        self.core()
-            .state
-            .borrow()
-            .shared
-            .get(key.as_ref())
-            .map(|(bytes, cas)| SharedValue {
-                bytes: bytes.to_vec(),
-                cas,
-            })
+        self.shared_data_in(&self.primary_vm_id(), key)
     }
 
-    /// Every shared-data key, in byte order.
+    /// Every shared-data key of the primary plugin's VM id, in byte order.
     pub fn shared_data_keys(&self) -> Vec<Vec<u8>> {
-        self.core()
-            .state
-            .borrow()
-            .shared
-            .keys()
-            .map(<[u8]>::to_vec)
-            .collect()
+        self.shared_data_keys_in(&self.primary_vm_id())
     }
 
-    /// Writes shared data as another plugin or an operator could (to plant garbage, say): an
-    /// unconditional write that takes a fresh cas, which it answers.
+    /// Writes shared data of the primary plugin's VM id as another plugin of that VM id or an
+    /// operator could (to plant garbage, say): an unconditional write that takes a fresh cas,
+    /// which it answers.
     pub fn set_shared_data(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> u32 {
+        let vm_id = self.primary_vm_id();
         let mut state = self.core().state.borrow_mut();
         state
             .shared
-            .set(key.as_ref(), value.as_ref(), 0)
+            .set(&vm_id, key.as_ref(), value.as_ref(), 0)
             .unwrap_or_default()
     }
 
-    /// The live VMs, main first, then workers.
+    /// The live VMs of the primary plugin, main first, then workers.
     pub fn vms(&self) -> Vec<VmId> {
         self.core()
             .slots
             .borrow()
             .iter()
-            .filter(|s| s.alive)
+            .filter(|s| s.alive && s.plugin == 0)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// The live VMs of `plugin`, main first, then workers.
+    pub fn plugin_vms(&self, plugin: crate::PluginId) -> Vec<VmId> {
+        self.core()
+            .slots
+            .borrow()
+            .iter()
+            .filter(|s| s.alive && s.plugin == plugin.0)
             .map(|s| s.id)
             .collect()
     }

@@ -29,12 +29,15 @@
 //! `source/common/http/filter_manager.cc`, `source/common/router/router.cc`,
 //! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
 //! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
-//! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; a request body that
+//! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; what a local reply
+//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`stream::local`]; a request body that
 //!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
 //!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
+//!   clusters the router cannot send to (missing, no healthy host): [`clusters`];
 //! - header maps and which map is reachable when: [`abi`]; the pairs format: [`pairs`];
-//! - shared data (compare-and-swap) and queues: [`shared`]; metrics: [`metrics`];
+//! - shared data (compare-and-swap) and queues, one namespace per VM id: [`shared`]; more
+//!   than one plugin, and what their VM ids share: [`plugins`]; metrics: [`metrics`];
 //! - properties: [`props`]; the virtual clock: [`clock`];
 //! - ordering of simultaneous work and preemption at shared state: [`Interleaving`];
 //! - faults a test injects (contention, refused dispatches): [`faults`].
@@ -46,15 +49,20 @@
 //! # Not modeled
 //! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
 //! specifics, Envoy's own retries and per-try timeouts (the filter's retries are what is under
-//! test), response headers Envoy adds after the filter chain (`date`, `server`).
+//! test), response headers Envoy adds after the filter chain (`date`, `server`), the router's
+//! rarer local replies (maintenance mode, overload, invalid `x-envoy-*` headers), plugins that
+//! share one VM per thread because their VM keys match ([`plugins`]). `local_reply_config` is a
+//! hook a test writes ([`LocalReplyEdit`]), not Envoy's mapper and format configuration.
 
 pub mod abi;
 pub mod calls;
 pub mod clock;
+pub mod clusters;
 pub mod faults;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pairs;
+pub mod plugins;
 pub mod props;
 pub mod shared;
 pub mod stream;
@@ -83,10 +91,12 @@ pub use inspect::SharedValue;
 pub use interleave::Interleaving;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
-    flags, Callback, LogLevel, LogLine, Response, Source, StreamId, StreamState, VmId,
+    flags, Callback, LogLevel, LogLine, PluginId, Response, Source, StreamId, StreamState, VmId,
 };
+pub use plugins::Plugin;
 pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
+pub use stream::local::LocalReplyEdit;
 pub use upstream::{
     Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
 };

@@ -15,6 +15,17 @@
 //! the new root; the old root keeps ticking until its last stream ends, then gets
 //! `proxy_on_done` and `proxy_on_delete` (or waits for `proxy_done` if `on_done` said false).
 //!
+//! A reconfiguration with the same bytes as the configuration in effect changes nothing: no
+//! canary, no new root context, no `on_configure`. Envoy skips an ECDS update whose typed
+//! config hashes like the last accepted one (`FilterConfigSubscription::onConfigUpdate` in
+//! `source/common/filter/config_discovery_impl.cc`: "Skip update if hash matches"); an LDS
+//! update that repeats a listener is no update either (`ListenerManagerImpl::addOrUpdateListener`:
+//! "duplicate/locked listener ... no add/update"); and a plugin built again from the same
+//! configuration would find its thread-local plugin by VM key, root id and configuration
+//! (`getOrCreateThreadLocalPlugin` in proxy-wasm-cpp-host `src/wasm.cc`) and keep its root
+//! context. A configuration that was rejected is not in effect: sending it again runs the
+//! canary again.
+//!
 //! # Ticks
 //! A root's timer fires `proxy_on_tick(root)` every period, re-armed after each tick; a new
 //! period re-arms it from now, 0 stops it (Envoy's `Wasm::setTimerPeriod`, `tickHandler`).
@@ -32,20 +43,21 @@ use rand::SeedableRng;
 use std::rc::Rc;
 use wasmtime::Linker;
 
-/// Instantiates a VM, runs `_initialize`, and gives it a slot.
+/// Instantiates a VM of plugin `plugin`, runs `_initialize`, and gives it a slot.
 pub(crate) fn create_vm(
     core: &Rc<Core>,
     linker: &Linker<HostState>,
+    plugin: usize,
     id: VmId,
 ) -> Result<usize, HarnessError> {
     let slot = core.slots.borrow().len();
     let (module, seed) = {
         let state = core.state.borrow();
-        (state.settings.module.clone(), state.settings.seed)
+        (state.plugins[plugin].module.clone(), state.settings.seed)
     };
     let rng =
         StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(slot as u64 + 1)));
-    let mut vm = Vm::new(core, slot, id, &module, linker, rng)?;
+    let mut vm = Vm::new(core, slot, (id, plugin), &module, linker, rng)?;
     vm.store.data_mut().initializing = true;
     let initialized = match (vm.ex.initialize.clone(), vm.ex.start.clone()) {
         (Some(f), _) | (None, Some(f)) => vm.call(core, Callback::Initialize, 0, f, ()),
@@ -55,10 +67,29 @@ pub(crate) fn create_vm(
     initialized?;
     core.slots.borrow_mut().push(Slot {
         id,
+        plugin,
         vm: Some(vm),
         alive: true,
     });
     Ok(slot)
+}
+
+/// Creates a VM of plugin `plugin` and starts the plugin in it; answers its slot.
+pub(crate) fn start_vm(
+    core: &Rc<Core>,
+    linker: &Linker<HostState>,
+    plugin: usize,
+    id: VmId,
+    configuration: &[u8],
+) -> Result<usize, HarnessError> {
+    let slot = create_vm(core, linker, plugin, id)?;
+    let mut vm = take(core, slot)?;
+    let root = start_plugin(core, &mut vm, configuration.to_vec());
+    if let Ok(root) = root {
+        vm.store.data_mut().active_root = root;
+    }
+    put(core, slot, vm);
+    root.map(|_| slot)
 }
 
 /// Creates and starts a root context with `configuration`; answers its id and whether
@@ -68,8 +99,9 @@ pub(crate) fn start_root(
     vm: &mut Vm,
     configuration: Vec<u8>,
 ) -> Result<(u32, bool), Failure> {
-    let vm_config_len =
-        u32::try_from(core.state.borrow().settings.vm_configuration.len()).unwrap_or(u32::MAX);
+    let plugin = vm.store.data().plugin;
+    let vm_config_len = u32::try_from(core.state.borrow().plugins[plugin].vm_configuration.len())
+        .unwrap_or(u32::MAX);
     let host = vm.store.data_mut();
     let id = host.alloc_context_id();
     let mut root = Root::new(configuration);
@@ -137,11 +169,12 @@ pub(crate) fn start_plugin(
     Ok(root)
 }
 
-/// Runs a configuration canary: a fresh VM that starts and configures, then is killed. A
-/// rejection is `Err(HarnessError::ConfigureRejected)`.
+/// Runs a configuration canary of plugin `plugin`: a fresh VM that starts and configures, then
+/// is killed. A rejection is `Err(HarnessError::ConfigureRejected)`.
 pub(crate) fn canary(
     core: &Rc<Core>,
     linker: &Linker<HostState>,
+    plugin: usize,
     configuration: &[u8],
 ) -> Result<(), HarnessError> {
     let n = {
@@ -149,7 +182,7 @@ pub(crate) fn canary(
         state.canaries += 1;
         state.canaries - 1
     };
-    let slot = create_vm(core, linker, VmId::Canary(n))?;
+    let slot = create_vm(core, linker, plugin, VmId::Canary(n))?;
     let mut vm = take(core, slot)?;
     let outcome = start_plugin(core, &mut vm, configuration.to_vec());
     core.slots.borrow_mut()[slot].alive = false;
@@ -255,32 +288,42 @@ pub(crate) fn delete_root(core: &Core, vm: &mut Vm, root: u32) -> Result<(), Fai
         vm.call(core, Callback::Delete, root, f, root)?;
     }
     vm.store.data_mut().contexts.remove(&root);
-    drain(core, vm)
+    drain(core, vm)?;
+    crate::plugins::retire_if_done(core, vm);
+    Ok(())
 }
 
-/// Applies a new plugin configuration as Envoy does (see the module docs); answers whether it
-/// was accepted. Without a canary each VM decides alone, and a VM that rejects keeps its old
-/// root while the others switch.
+/// Applies a new configuration of the primary plugin as Envoy does (see the module docs);
+/// answers whether it was accepted. Without a canary each VM decides alone, and a VM that
+/// rejects keeps its old root while the others switch.
 pub(crate) fn reconfigure(
     core: &Rc<Core>,
     linker: &Linker<HostState>,
     configuration: Vec<u8>,
 ) -> Result<bool, HarnessError> {
+    const PRIMARY: usize = 0;
+    {
+        let mut state = core.state.borrow_mut();
+        if state.plugins[PRIMARY].configuration == configuration {
+            state.trace(|| "reconfiguration identical to the one in effect: skipped".into());
+            return Ok(true);
+        }
+    }
     let use_canary = core.state.borrow().settings.canary;
     if use_canary {
-        match canary(core, linker, &configuration) {
+        match canary(core, linker, PRIMARY, &configuration) {
             Ok(()) => {}
             Err(HarnessError::ConfigureRejected { .. }) => return Ok(false),
             Err(other) => return Err(other),
         }
     }
-    core.state.borrow_mut().settings.configuration = configuration.clone();
+    core.state.borrow_mut().plugins[PRIMARY].configuration = configuration.clone();
     let slots: Vec<usize> = core
         .slots
         .borrow()
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.alive && !matches!(s.id, VmId::Canary(_)))
+        .filter(|(_, s)| s.alive && s.plugin == PRIMARY && !matches!(s.id, VmId::Canary(_)))
         .map(|(i, _)| i)
         .collect();
     let mut accepted = true;

@@ -32,6 +32,25 @@ impl From<usize> for VmId {
     }
 }
 
+/// One of the world's plugins: [`PluginId::PRIMARY`], the one streams go through, or one
+/// started with [`crate::World::add_plugin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginId(pub(crate) usize);
+
+impl PluginId {
+    /// The plugin the world was built with.
+    pub const PRIMARY: PluginId = PluginId(0);
+}
+
+impl fmt::Display for PluginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => write!(f, "the primary plugin"),
+            n => write!(f, "plugin {n}"),
+        }
+    }
+}
+
 /// Envoy's log levels, as `proxy_log` numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
@@ -63,6 +82,8 @@ pub struct LogLine {
     /// Virtual time since the world started.
     pub at: Duration,
     pub vm: VmId,
+    /// The plugin whose VM logged it.
+    pub plugin: PluginId,
     /// The context the line was logged in (the effective one, as Envoy's log prefix uses).
     pub context: u32,
     pub level: LogLevel,
@@ -71,9 +92,13 @@ pub struct LogLine {
 
 impl fmt::Display for LogLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plugin = match self.plugin {
+            PluginId::PRIMARY => String::new(),
+            other => format!(" of {other}"),
+        };
         write!(
             f,
-            "[{:>9.3}s {} ctx {} {:?}] {}",
+            "[{:>9.3}s {}{plugin} ctx {} {:?}] {}",
             self.at.as_secs_f64(),
             self.vm,
             self.context,
@@ -203,6 +228,8 @@ impl Callback {
 /// Envoy's `response.flags` bits (`CoreResponseFlag` positions in
 /// `envoy/stream_info/stream_info.h`; the property is `1 << position` per flag).
 pub mod flags {
+    /// UH: `NoHealthyUpstream` (position 1).
+    pub const NO_HEALTHY_UPSTREAM: u64 = 1 << 1;
     /// UT: `UpstreamRequestTimeout` (position 2).
     pub const UPSTREAM_REQUEST_TIMEOUT: u64 = 1 << 2;
     /// UR: `UpstreamRemoteReset` (position 4).
@@ -213,4 +240,6 @@ pub mod flags {
     pub const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 1 << 14;
     /// UPE: `UpstreamProtocolError` (position 23).
     pub const UPSTREAM_PROTOCOL_ERROR: u64 = 1 << 23;
+    /// NC: `NoClusterFound` (position 24).
+    pub const NO_CLUSTER_FOUND: u64 = 1 << 24;
 }

@@ -8,7 +8,9 @@
 //!
 //! # Supported
 //! - `plugin_name`, `plugin_root_id`, `plugin_vm_id`.
-//! - `xds.cluster_name`, `xds.route_name`: the cluster and route the request was routed to.
+//! - `xds.cluster_name`, `xds.route_name`: the cluster and route the request was routed to;
+//!   no cluster name if that cluster did not exist when the request arrived
+//!   ([`crate::clusters`]).
 //! - `request.{path,url_path,host,scheme,method,referer,useragent,id,query,headers[.name],
 //!   total_size}`: read from the request headers, so, as in Envoy, only while the filter may
 //!   see them (during `on_http_request_headers` until it continues, and in `on_log`).
@@ -32,12 +34,18 @@ pub(crate) fn split(path: &[u8]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn lookup(path: &[String], state: &State, stream: Option<&Stream>) -> Option<Vec<u8>> {
+/// The property at `path` for a VM of plugin `plugin`, in `stream`'s context if any.
+pub(crate) fn lookup(
+    path: &[String],
+    state: &State,
+    plugin: usize,
+    stream: Option<&Stream>,
+) -> Option<Vec<u8>> {
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-    let settings = &state.settings;
-    if let Some(value) = settings.properties.get(path) {
+    if let Some(value) = state.settings.properties.get(path) {
         return Some(value.clone());
     }
+    let settings = &state.plugins[plugin];
     match parts.as_slice() {
         ["plugin_name"] => return Some(settings.plugin_name.clone().into_bytes()),
         ["plugin_root_id"] => return Some(settings.root_id.clone().into_bytes()),
@@ -46,6 +54,7 @@ pub(crate) fn lookup(path: &[String], state: &State, stream: Option<&Stream>) ->
     }
     let stream = stream?;
     match parts.as_slice() {
+        ["xds", "cluster_name"] if stream.info.cluster_missing => None,
         ["xds", "cluster_name"] => Some(stream.info.cluster.clone().into_bytes()),
         ["xds", "route_name"] => Some(stream.info.route.clone().into_bytes()),
         ["request", rest @ ..] => request(rest, stream),

@@ -28,22 +28,32 @@ pub(crate) struct Core {
     pub slots: RefCell<Vec<Slot>>,
 }
 
-/// One VM's place: empty while the VM is being called, dead once a canary is killed.
+/// One VM's place: empty while the VM is being called, dead once a canary is killed or its
+/// plugin removed.
 pub(crate) struct Slot {
     pub id: VmId,
+    /// The plugin it runs (an index into [`State::plugins`]; 0 is the primary).
+    pub plugin: usize,
     pub vm: Option<Vm>,
     pub alive: bool,
 }
 
-/// How the world was configured.
-pub(crate) struct Settings {
+/// One plugin: its module, names and configuration (see [`crate::plugins`]).
+pub(crate) struct PluginSettings {
     pub module: Arc<Module>,
     pub plugin_name: String,
     pub root_id: String,
     pub vm_id: String,
+    /// The configuration in effect.
     pub configuration: Vec<u8>,
     pub vm_configuration: Vec<u8>,
     pub env: Vec<(String, String)>,
+    /// Envoy still has the plugin's configuration: its base VM holds the VM id.
+    pub installed: bool,
+}
+
+/// How the world was configured.
+pub(crate) struct Settings {
     pub log_level: LogLevel,
     pub properties: BTreeMap<Vec<String>, Vec<u8>>,
     pub route_timeout: Option<Duration>,
@@ -55,6 +65,8 @@ pub(crate) struct Settings {
 /// The shared, borrowable part of the world.
 pub(crate) struct State {
     pub settings: Settings,
+    /// Every plugin ever started, the primary first ([`crate::plugins`]).
+    pub plugins: Vec<PluginSettings>,
     /// Virtual time since the world started: the monotonic clock, and every timer.
     pub now: Duration,
     /// How far the test stepped the wall clock (see [`crate::clock`]).
@@ -65,6 +77,8 @@ pub(crate) struct State {
     pub metrics: Metrics,
     pub logs: Vec<LogLine>,
     pub upstreams: BTreeMap<String, Box<dyn UpstreamScript>>,
+    /// Clusters the router cannot send to ([`crate::clusters`]); every other one is ready.
+    pub unavailable: BTreeMap<String, crate::clusters::Unavailable>,
     pub attempts: Vec<Attempt>,
     pub per_cluster: BTreeMap<String, usize>,
     pub streams: Vec<Stream>,
@@ -75,6 +89,8 @@ pub(crate) struct State {
     pub rng: StdRng,
     pub canaries: u32,
     pub faults: Faults,
+    /// The connection manager's `local_reply_config` ([`crate::stream::local`]).
+    pub local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
 }
 
 /// How many scheduling steps the trace keeps.

@@ -376,6 +376,10 @@ pub(crate) enum UpstreamFailure {
     /// A reset after the response started, which the codec reports as a protocol error
     /// ([`Reply::reset_mid_body`]).
     MidBodyReset,
+    /// The route's cluster does not exist (see [`crate::clusters`]).
+    ClusterNotFound,
+    /// The route's cluster has no healthy host (see [`crate::clusters`]).
+    NoHealthyUpstream,
 }
 
 impl UpstreamFailure {
@@ -383,7 +387,10 @@ impl UpstreamFailure {
         match self {
             UpstreamFailure::Refused
             | UpstreamFailure::Reset
-            | UpstreamFailure::ResetAfterHeaders => 503,
+            | UpstreamFailure::ResetAfterHeaders
+            | UpstreamFailure::NoHealthyUpstream => 503,
+            // The route's `cluster_not_found_response_code`, 503 unless configured.
+            UpstreamFailure::ClusterNotFound => 503,
             UpstreamFailure::Timeout => 504,
             // `onUpstreamReset`: `ProtocolError` is a `BadGateway`, every other reset a 503.
             UpstreamFailure::MidBodyReset => 502,
@@ -407,6 +414,8 @@ impl UpstreamFailure {
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  protocol error"
             }
+            UpstreamFailure::ClusterNotFound => "",
+            UpstreamFailure::NoHealthyUpstream => "no healthy upstream",
         }
     }
 
@@ -423,6 +432,8 @@ impl UpstreamFailure {
             UpstreamFailure::MidBodyReset => {
                 "upstream_reset_after_response_started{protocol_error}"
             }
+            UpstreamFailure::ClusterNotFound => "cluster_not_found",
+            UpstreamFailure::NoHealthyUpstream => "no_healthy_upstream",
         }
     }
 
@@ -434,28 +445,9 @@ impl UpstreamFailure {
             }
             UpstreamFailure::Timeout => crate::flags::UPSTREAM_REQUEST_TIMEOUT,
             UpstreamFailure::MidBodyReset => crate::flags::UPSTREAM_PROTOCOL_ERROR,
+            UpstreamFailure::ClusterNotFound => crate::flags::NO_CLUSTER_FOUND,
+            UpstreamFailure::NoHealthyUpstream => crate::flags::NO_HEALTHY_UPSTREAM,
         }
-    }
-}
-
-/// A reply Envoy generates itself (`Http::Utility::sendLocalReply`): `:status`, the extra
-/// headers, then `content-length` and a default `content-type: text/plain` when there is a body.
-pub(crate) fn local_reply(status: u16, extra: &[(String, String)], body: &[u8]) -> Message {
-    let mut headers = HeaderMap::new();
-    headers.add(":status", &status.to_string());
-    for (name, value) in extra {
-        headers.add(name, value);
-    }
-    if !body.is_empty() {
-        headers.replace("content-length", &body.len().to_string());
-        if headers.get("content-type").is_none() {
-            headers.add("content-type", "text/plain");
-        }
-    }
-    Message {
-        headers,
-        body: body.to_vec(),
-        trailers: HeaderMap::new(),
     }
 }
 
@@ -525,20 +517,5 @@ mod tests {
         assert_eq!(statuses[0], Reply::status(503).kind);
         assert_eq!(statuses[1], Reply::ok().kind);
         assert_eq!(statuses[2], Reply::ok().kind, "the last reply repeats");
-    }
-
-    #[test]
-    fn envoy_local_replies_carry_length_and_a_default_content_type() {
-        let reply = local_reply(503, &[("x-a".into(), "1".into())], b"oops");
-        let names: Vec<&str> = reply.headers.iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            names,
-            vec![":status", "x-a", "content-length", "content-type"]
-        );
-        assert_eq!(reply.headers.get("content-type"), Some("text/plain"));
-        assert!(local_reply(204, &[], b"")
-            .headers
-            .get("content-length")
-            .is_none());
     }
 }

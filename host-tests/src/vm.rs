@@ -45,16 +45,17 @@ pub(crate) struct Exports {
 const ABI_VERSION: &str = "proxy_abi_version_0_2_1";
 
 impl Vm {
-    /// Instantiates the module for VM `id` in world slot `slot`.
+    /// Instantiates the module for VM `id` of plugin `plugin` in world slot `slot`.
     pub fn new(
         core: &Rc<Core>,
         slot: usize,
-        id: VmId,
+        (id, plugin): (VmId, usize),
         module: &Module,
         linker: &Linker<HostState>,
         rng: StdRng,
     ) -> Result<Vm, HarnessError> {
-        let mut store = Store::new(module.engine(), HostState::new(slot, id, core, rng));
+        let host = HostState::new(slot, (id, plugin), core, rng);
+        let mut store = Store::new(module.engine(), host);
         store
             .set_fuel(u64::MAX)
             .map_err(|e| HarnessError::Invalid(format!("fuel: {e}")))?;

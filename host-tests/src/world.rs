@@ -58,6 +58,10 @@ impl World {
         &self.core
     }
 
+    pub(crate) fn core_and_linker(&self) -> (&Rc<Core>, &Linker<HostState>) {
+        (&self.core, &self.linker)
+    }
+
     pub(crate) fn worker_slot(&self, worker: usize) -> Option<usize> {
         self.workers.get(worker).copied()
     }
@@ -80,6 +84,41 @@ impl World {
             .borrow_mut()
             .upstreams
             .insert(cluster.to_string(), Box::new(script));
+        self
+    }
+
+    /// From now on the cluster manager has no cluster `cluster` (never defined, removed, or
+    /// still warming): `xds.cluster_name` has no answer for requests routed to it, the router
+    /// answers them with its 503 `cluster_not_found` (flag NC), and `proxy_http_call` to it is
+    /// `BadArgument`. See [`crate::clusters`].
+    pub fn cluster_absent(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, Some(crate::clusters::Unavailable::Absent))
+    }
+
+    /// From now on every host of `cluster` fails its health checks: the router answers
+    /// requests routed to it with its 503 `no healthy upstream` (flag UH), and
+    /// `proxy_http_call` to it fails inline with `InternalFailure`. See [`crate::clusters`].
+    pub fn cluster_unhealthy(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, Some(crate::clusters::Unavailable::NoHealthyHost))
+    }
+
+    /// `cluster` exists and has healthy hosts again: its script answers.
+    pub fn cluster_ready(&mut self, cluster: &str) -> &mut Self {
+        self.set_unavailable(cluster, None)
+    }
+
+    fn set_unavailable(
+        &mut self,
+        cluster: &str,
+        unavailable: Option<crate::clusters::Unavailable>,
+    ) -> &mut Self {
+        {
+            let mut state = self.core.state.borrow_mut();
+            match unavailable {
+                Some(why) => state.unavailable.insert(cluster.to_string(), why),
+                None => state.unavailable.remove(cluster),
+            };
+        }
         self
     }
 
@@ -193,7 +232,9 @@ impl World {
     }
 
     /// Applies a new plugin configuration as Envoy does: a canary first, then a new root
-    /// context per VM while shared data stays. Answers whether it was accepted.
+    /// context per VM while shared data stays. Answers whether it was accepted. The same bytes
+    /// as the configuration in effect change nothing and answer `true` (see
+    /// [`crate::lifecycle`]).
     #[track_caller]
     pub fn reconfigure(&mut self, configuration: impl Into<Vec<u8>>) -> bool {
         match self.try_reconfigure(configuration) {
@@ -208,6 +249,20 @@ impl World {
     ) -> Result<bool, HarnessError> {
         engine::check(&self.core)?;
         lifecycle::reconfigure(&self.core, &self.linker, configuration.into())
+    }
+
+    /// Replaces the connection manager's `local_reply_config` (see
+    /// [`WorldBuilder::local_reply_config`]).
+    pub fn set_local_reply_config(
+        &mut self,
+        hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,
+    ) {
+        self.core.state.borrow_mut().local_reply_hook = Some(Box::new(hook));
+    }
+
+    /// Removes the connection manager's `local_reply_config`: local replies go out as given.
+    pub fn clear_local_reply_config(&mut self) {
+        self.core.state.borrow_mut().local_reply_hook = None;
     }
 
     /// Changes how simultaneous work of different workers is ordered from now on.

@@ -56,7 +56,7 @@ fn buffer(host: &HostState, kind: u32) -> Option<Vec<u8>> {
             CallResponse::Answered(message) => Some(message.body.clone()),
             CallResponse::Reset => None,
         },
-        VM_CONFIGURATION => Some(state.settings.vm_configuration.clone()),
+        VM_CONFIGURATION => Some(state.plugins[host.plugin].vm_configuration.clone()),
         PLUGIN_CONFIGURATION => root
             .filter(|r| r.configuring)
             .map(|r| r.configuration.clone()),

@@ -129,6 +129,7 @@ pub(super) fn push_log(caller: &Ctx<'_>, level: LogLevel, message: String) {
     let line = LogLine {
         at: state.now,
         vm: host.vm,
+        plugin: crate::PluginId(host.plugin),
         context: host.context_id(),
         level,
         message,
@@ -192,7 +193,7 @@ fn get_property(
         let stream = host
             .stream_of(host.context_id())
             .map(|id| &state.streams[id.0]);
-        props::lookup(&props::split(&path), &state, stream)
+        props::lookup(&props::split(&path), &state, host.plugin, stream)
     };
     match value {
         Some(value) => Ok(ok_if(copy_out(&mut caller, &value, ret_ptr, ret_len)?)),

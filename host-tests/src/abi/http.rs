@@ -84,7 +84,7 @@ fn send_local_response(
     body_len: u32,
     headers_ptr: u32,
     headers_len: u32,
-    _grpc_status: i32,
+    grpc_status: i32,
 ) -> wasmtime::Result<u32> {
     allowed(&caller, "proxy_send_local_response")?;
     let (Some(details), Some(body), Some(headers)) = (
@@ -109,6 +109,8 @@ fn send_local_response(
                 .into_iter()
                 .map(|(n, v)| (n.to_ascii_lowercase(), v))
                 .collect(),
+            // Envoy keeps only a known status; the SDKs pass -1 for "none".
+            grpc_status: u32::try_from(grpc_status).ok().filter(|s| *s <= 16),
             details,
         });
     }

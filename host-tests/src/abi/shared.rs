@@ -64,9 +64,14 @@ fn get_shared_data(
     };
     preemption_point(&caller, "proxy_get_shared_data")?;
     let found = {
-        let core = caller.data().core();
+        let host = caller.data();
+        let core = host.core();
         let state = core.state.borrow();
-        state.shared.get(&key).map(|(v, cas)| (v.to_vec(), cas))
+        let vm_id = &state.plugins[host.plugin].vm_id;
+        state
+            .shared
+            .get(vm_id, &key)
+            .map(|(v, cas)| (v.to_vec(), cas))
     };
     let Some((value, cas)) = found else {
         return Ok(status::NOT_FOUND);
@@ -91,12 +96,14 @@ fn set_shared_data(
         return Ok(status::INVALID_MEMORY_ACCESS);
     };
     preemption_point(&caller, "proxy_set_shared_data")?;
-    let core = caller.data().core();
+    let host = caller.data();
+    let core = host.core();
     let mut state = core.state.borrow_mut();
+    let vm_id = state.plugins[host.plugin].vm_id.clone();
     if cas != 0 {
-        crate::faults::before_cas_write(&mut state, caller.data().vm, &key, &value);
+        crate::faults::before_cas_write(&mut state, host.vm, &vm_id, &key, &value);
     }
-    match state.shared.set(&key, &value, cas) {
+    match state.shared.set(&vm_id, &key, &value, cas) {
         Ok(_) => Ok(status::OK),
         Err(_) => Ok(status::CAS_MISMATCH),
     }
@@ -122,11 +129,16 @@ fn register_queue(
         slot: host.slot,
         root,
     };
-    let token = host.core().state.borrow_mut().queues.register(&name, owner);
+    let core = host.core();
+    let mut state = core.state.borrow_mut();
+    let vm_id = state.plugins[host.plugin].vm_id.clone();
+    let token = state.queues.register(&vm_id, &name, owner);
+    drop(state);
     Ok(ok_if(write_u32(&mut caller, token_ptr, token)))
 }
 
-/// An empty VM id means this plugin's own; every other id is another namespace (none here).
+/// An empty VM id means the caller's own; any other names that VM id's namespace (cpp-host
+/// `ContextBase::lookupSharedQueue`), so a plugin can reach another VM id's queue.
 fn resolve_queue(
     mut caller: Ctx<'_>,
     vm_id: u32,
@@ -143,10 +155,15 @@ fn resolve_queue(
         return Ok(status::INVALID_MEMORY_ACCESS);
     };
     let token = {
-        let core = caller.data().core();
+        let host = caller.data();
+        let core = host.core();
         let state = core.state.borrow();
-        let own = vm_id.is_empty() || vm_id == state.settings.vm_id.as_bytes();
-        own.then(|| state.queues.resolve(&name)).flatten()
+        let target = if vm_id.is_empty() {
+            state.plugins[host.plugin].vm_id.clone()
+        } else {
+            String::from_utf8_lossy(&vm_id).into_owned()
+        };
+        state.queues.resolve(&target, &name)
     };
     match token {
         Some(token) => Ok(ok_if(write_u32(&mut caller, token_ptr, token))),

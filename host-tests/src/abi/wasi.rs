@@ -117,8 +117,7 @@ fn random_get(mut caller: Ctx<'_>, buf: u32, len: u32) -> i32 {
 fn environment(caller: &Ctx<'_>) -> Vec<Vec<u8>> {
     let core = caller.data().core();
     let state = core.state.borrow();
-    state
-        .settings
+    state.plugins[caller.data().plugin]
         .env
         .iter()
         .map(|(k, v)| format!("{k}={v}\0").into_bytes())

@@ -25,6 +25,13 @@
 //!   the filter holds that response. The filter then never sees the request's end of stream.
 //!   While the response is still open (its head came, its end did not), chunks keep reaching
 //!   the filter and the upstream.
+//! - Measured on Envoy 1.40 (`envoy/tests/faults/real_traffic/early_reply.rs` and
+//!   `no_healthy_upstream.rs`, summed up in `envoy/README.md`): after an upstream's early 503
+//!   that the filter holds, and after Envoy's own `no healthy upstream` 503 (UH), Envoy's codec
+//!   goes on reading the client's body pieces but not one `proxy_on_request_body` follows. The
+//!   UH reply comes while the router decodes the headers, so the filter never sees even the
+//!   piece that came with them ([`crate::clusters`]). Pinned by
+//!   `tests/conformance/streamed_body.rs` and `tests/conformance/clusters.rs`.
 
 use super::{flow, pump_request, Part};
 use crate::error::Failure;

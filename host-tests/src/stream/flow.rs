@@ -29,14 +29,26 @@ pub(crate) fn pump_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(),
 /// Hands the filter every request part that has arrived, until it pauses or nothing more is
 /// there. A filter that paused in its body callback is still handed later chunks and the
 /// trailers (Envoy's `StopIterationAndBuffer`); one that paused in its headers is not.
+///
+/// Once the headers passed the filter, the router looks the cluster up before the filter sees
+/// any body ([`crate::clusters`]): a cluster it cannot send to is answered right there.
 pub(crate) fn hand_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
     loop {
         let next = {
-            let state = core.state.borrow();
+            let mut state = core.state.borrow_mut();
             let s = &state.streams[id.0];
             if s.req.aborted || s.finished() || (s.req.paused && s.req.held != Some(Part::Body)) {
                 return Ok(());
             }
+            if s.sent.headers && !s.routed {
+                let unavailable = state.unavailable.get(&s.info.cluster).copied();
+                state.streams[id.0].routed = true;
+                if let Some(why) = unavailable {
+                    drop(state);
+                    return reply::router_reply(core, vm, id, why.failure());
+                }
+            }
+            let s = &state.streams[id.0];
             match s.feed.next_part() {
                 Some(part) => part,
                 None => return Ok(()),

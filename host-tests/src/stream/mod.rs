@@ -16,13 +16,19 @@
 //!    `on_log` (the access-log phase, reading the final maps), `on_done`, `on_delete`. From
 //!    then on the context is gone and `set_effective_context` to it is `BadArgument`.
 //!
-//! # Local replies (`DownstreamFilterManager::sendLocalReply`)
-//! - Before any response reached the filter, the reply runs through the filter chain: the
-//!   filter's own `on_response_headers` and `on_response_body` see it, even when the filter
-//!   itself sent it. The request stops where it was; an upstream request in flight is dropped.
+//! # Local replies (`DownstreamFilterManager::sendLocalReply`, `source/common/http/filter_manager.cc`)
+//! - Before any response reached the filter, the reply runs through the filter chain
+//!   (`sendLocalReplyViaFilterChain`, encoding from the first encoder filter): the filter's own
+//!   `on_response_headers` and `on_response_body` see it, even when the filter itself sent it.
+//!   The request stops where it was; an upstream request in flight is dropped.
 //! - Once a response reached the filter but was not yet passed to the client (the filter paused
-//!   in `on_response_headers`), the reply goes straight to the client, past the filter.
+//!   in `on_response_headers`: the response headers are set but `non_100_response_headers_encoded_`
+//!   is not), the reply goes straight to the codec (`sendDirectLocalReply`), past the filter and
+//!   every encoder filter after it: the filter sees only the stream's end.
 //! - Once response headers went to the client, Envoy can only reset the stream.
+//! - Either way the response is built as [`local`] says: not a relay of what was given (gRPC
+//!   requests get a trailers-only reply, `HEAD` requests no body, `local_reply_config` rewrites
+//!   it).
 //! - Once the stream has ended, a local reply, resume or reset the filter asks for is ignored
 //!   (and recorded, see [`crate::faults`]).
 //!
@@ -33,6 +39,7 @@
 pub mod feed;
 mod flow;
 pub mod forward;
+pub mod local;
 mod reply;
 
 pub(crate) use feed::{arrivals, request_chunk, Feed};
@@ -80,12 +87,17 @@ pub(crate) struct Stream {
     /// which Envoy's router answers as this failure.
     pub cut: Option<UpstreamFailure>,
     pub source: Source,
+    /// Whether the request is gRPC or `HEAD`, as its headers reached Envoy ([`local`]).
+    pub kind: local::RequestKind,
     /// The upstream attempt in flight (an index into the world's attempts).
     pub upstream: Option<usize>,
     /// The attempt the router still sends request bytes to.
     pub sending: Option<usize>,
     /// An early answer's scheduled event, until it comes.
     pub early_answer: Option<EventKey>,
+    /// The request headers reached the router, which looked its cluster up
+    /// ([`crate::clusters`]).
+    pub routed: bool,
     /// The cluster's script was asked (the request headers reached the upstream).
     pub forwarded: bool,
     /// The response's end reached Envoy's filter chain (Envoy's `local_complete_`), even if the
@@ -102,6 +114,9 @@ pub(crate) struct Stream {
 #[derive(Default)]
 pub(crate) struct Info {
     pub cluster: String,
+    /// The route's cluster did not exist when the request arrived: no upstream cluster info,
+    /// so `xds.cluster_name` has no answer ([`crate::clusters`]).
+    pub cluster_missing: bool,
     pub route: String,
     pub start: Duration,
     /// The wall clock when the request arrived (`request.time`), in Unix nanoseconds.
@@ -186,9 +201,11 @@ impl Stream {
             headers_sent: false,
             cut: None,
             source: Source::Upstream,
+            kind: local::RequestKind::default(),
             upstream: None,
             sending: None,
             early_answer: None,
+            routed: false,
             forwarded: false,
             response_ended: false,
             route_timeout: None,
@@ -211,11 +228,17 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
         let mut state = core.state.borrow_mut();
         let now = state.now;
         let start_unix = crate::clock::unix_nanos(now, state.wall_step);
+        let missing = matches!(
+            state.unavailable.get(&state.streams[id.0].info.cluster),
+            Some(crate::clusters::Unavailable::Absent)
+        );
         let stream = &mut state.streams[id.0];
         if stream.finished() {
             return Ok(());
         }
         stream.info.start_unix = start_unix;
+        stream.info.cluster_missing = missing;
+        stream.kind = local::RequestKind::of(&stream.request.headers);
         let ctx = host.alloc_context_id();
         stream.ctx = ctx;
         stream.root = root;
@@ -282,6 +305,7 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                 status,
                 body,
                 headers,
+                grpc_status,
                 details,
             } => {
                 if late(core, stream, "local reply") {
@@ -291,6 +315,7 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                     status,
                     headers,
                     body,
+                    grpc_status,
                     details,
                     source: Source::Filter,
                     flags: 0,

@@ -1,6 +1,7 @@
 //! How a stream ends: the upstream's answer or failure, local replies, and the end of the
 //! stream (the request's way to the upstream is in [`super::forward`]).
 
+use super::local::{self, Given};
 use super::{drain, pump_response, Flow};
 use crate::error::Failure;
 use crate::events::EventKind;
@@ -10,11 +11,14 @@ use crate::state::Core;
 use crate::upstream::{self, ReplyKind, UpstreamFailure};
 use crate::vm::Vm;
 
-/// A reply Envoy sends instead of the upstream's (the filter's, or its own).
+/// A reply Envoy sends instead of the upstream's (the filter's, or its own), as given to
+/// `sendLocalReply`; [`super::local`] makes the response of it.
 pub(crate) struct LocalReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The filter's `grpc_status`, when it gave a known one (0..=16).
+    pub grpc_status: Option<u32>,
     pub details: String,
     pub source: Source,
     pub flags: u64,
@@ -26,6 +30,7 @@ impl LocalReply {
             status: failure.status(),
             headers: Vec::new(),
             body: failure.body().as_bytes().to_vec(),
+            grpc_status: None,
             details: failure.details().to_string(),
             source: Source::Envoy,
             flags: failure.flag(),
@@ -151,6 +156,17 @@ pub(crate) fn route_timeout(
     envoy_failure(core, vm, id, UpstreamFailure::Timeout)
 }
 
+/// The router answers while it decodes the request headers: the route's cluster is missing or
+/// has no healthy host ([`crate::clusters`]).
+pub(crate) fn router_reply(
+    core: &Core,
+    vm: &mut Vm,
+    id: StreamId,
+    failure: UpstreamFailure,
+) -> Result<(), Failure> {
+    local_reply(core, vm, id, LocalReply::envoy(failure))
+}
+
 fn envoy_failure(
     core: &Core,
     vm: &mut Vm,
@@ -161,14 +177,14 @@ fn envoy_failure(
     local_reply(core, vm, id, LocalReply::envoy(failure))
 }
 
-/// Envoy's `sendLocalReply`; see the module docs of [`crate::stream`] for the three cases.
+/// Envoy's `sendLocalReply`; see the module docs of [`crate::stream`] for the three cases, and
+/// [`super::local`] for the response it makes.
 pub(crate) fn local_reply(
     core: &Core,
     vm: &mut Vm,
     id: StreamId,
     reply: LocalReply,
 ) -> Result<(), Failure> {
-    let message = upstream::local_reply(reply.status, &reply.headers, &reply.body);
     let through_filter = {
         let mut state = core.state.borrow_mut();
         let s = &mut state.streams[id.0];
@@ -184,7 +200,19 @@ pub(crate) fn local_reply(
             None
         } else {
             let through_filter = !s.response_started;
-            s.info.code = Some(reply.status);
+            let (request, kind, flags) = (s.request.headers.clone(), s.kind, s.info.flags);
+            let given = Given {
+                status: reply.status,
+                headers: &reply.headers,
+                body: &reply.body,
+                grpc_status: reply.grpc_status,
+                details: &reply.details,
+                flags,
+            };
+            let hook = state.local_reply_hook.as_mut();
+            let (message, code) = local::prepare(&given, &request, kind, hook);
+            let s = &mut state.streams[id.0];
+            s.info.code = Some(code);
             s.response = Some(message);
             s.source = reply.source;
             s.upstream = None;

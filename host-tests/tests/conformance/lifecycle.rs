@@ -198,3 +198,55 @@ fn new_streams_attach_to_the_new_root() {
         "a stream's tick period goes to its own root, the new one"
     );
 }
+
+#[test]
+fn an_identical_reconfiguration_keeps_the_running_plugin() {
+    let mut world = World::builder()
+        .fixture()
+        .workers(2)
+        .configuration("tick 100")
+        .build()
+        .expect("the plugin starts");
+    let configured = |world: &World| world.logs_containing("configure root=").len();
+    assert_eq!(configured(&world), 4, "canary, main, two workers");
+    assert!(
+        world.reconfigure("tick 100"),
+        "the configuration in effect stays in effect"
+    );
+    assert_eq!(
+        configured(&world),
+        4,
+        "no canary and no on_configure: Envoy skips an update whose hash matches"
+    );
+    assert_eq!(world.root_context_id(0), Some(1), "the same root context");
+    assert!(world.logs_containing("root done").is_empty());
+
+    assert!(world.reconfigure("tick 50"), "a change is applied");
+    assert_eq!(configured(&world), 8);
+    assert_eq!(world.root_context_id(0), Some(2));
+    assert!(world.reconfigure("tick 50"));
+    assert_eq!(
+        configured(&world),
+        8,
+        "again identical to the one in effect"
+    );
+    assert!(
+        world.reconfigure("tick 100"),
+        "the first configuration is no longer in effect"
+    );
+    assert_eq!(configured(&world), 12);
+    assert_eq!(world.root_context_id(0), Some(3));
+
+    assert!(!world.reconfigure("reject"));
+    assert!(
+        !world.reconfigure("reject"),
+        "a rejected configuration never was in effect: the canary runs and rejects it again"
+    );
+    assert_eq!(
+        world
+            .logs_containing("configure root=1 config=reject")
+            .len(),
+        2,
+        "two canaries (each a fresh VM, root 1)"
+    );
+}

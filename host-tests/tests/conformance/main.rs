@@ -2,12 +2,14 @@
 //! module pins one family of Envoy behaviours, with the Envoy source it comes from.
 
 mod calls;
+mod clusters;
 mod common;
 mod effective_context;
 mod faults;
 mod fuel;
 mod handmade;
 mod lifecycle;
+mod local_replies;
 mod maps;
 mod metrics;
 mod mid_body;
@@ -20,3 +22,4 @@ mod streams;
 mod ticks;
 mod time_and_wasi;
 mod upstream_failures;
+mod vm_ids;

@@ -170,6 +170,9 @@ fn the_filters_own_local_reply_passes_through_its_response_callbacks() {
     assert!(world.upstream_attempts("c").is_empty());
 }
 
+/// The held head is in Envoy's filter manager (its response headers are set) but was not
+/// encoded to the client, so `DownstreamFilterManager::sendLocalReply` takes the
+/// `sendDirectLocalReply` branch: the reply goes to the codec past every encoder filter.
 #[test]
 fn a_reply_from_the_root_while_the_response_is_paused_goes_straight_to_the_client() {
     let mut world = fixture().configuration("tick 10").build().expect("starts");
