@@ -10,6 +10,12 @@
 //! that would outgrow `max_request_body` or the worker's byte budget is dropped whole, never cut:
 //! the request is then no longer retried, and [`Dropped`] says why.
 //!
+//! # What the budget counts
+//! The body's buffer as the VM allocates it, leased before it is allocated: an announced
+//! `content-length` at once (so many uploads that announce large bodies cannot reserve past the
+//! VM's memory before their bytes arrive), a streamed body as its buffer doubles. Allocations
+//! that fail drop the copy instead of aborting, so a full VM costs a retry, never the worker.
+//!
 //! # Bytes as received
 //! Headers and trailers are kept in the host's serialized layout ([`Pairs`]), as the host wrote
 //! them. The SDK dispatches only UTF-8 names and values (see [`super::outbound`]), so a request
@@ -71,14 +77,16 @@ impl RequestCopy {
         if !headers.is_utf8() {
             return Err(Dropped::NotUtf8);
         }
-        let size = headers.as_bytes().len() as u64;
+        // An announced length is reserved at once and leased with the headers: the buffer then
+        // never reallocates on its way there, and the budget counts what the VM allocates, not
+        // only what has arrived (concurrent uploads announcing 16 MiB each would otherwise
+        // reserve past the VM's memory before their bodies come).
+        let reserved = announced.unwrap_or(0);
+        let size = (headers.as_bytes().len() as u64).saturating_add(reserved);
         let lease = Lease::take(size, worker_limit).ok_or(Dropped::Memory)?;
-        // An announced length is reserved at once, so the buffer does not double its way there
-        // (a doubling buffer can hold twice what the budget counts).
-        let body = match announced {
-            Some(length) => Vec::with_capacity(usize::try_from(length).unwrap_or(0)),
-            None => Vec::new(),
-        };
+        let mut body = Vec::new();
+        body.try_reserve_exact(usize::try_from(reserved).unwrap_or(usize::MAX))
+            .map_err(|_| Dropped::Memory)?;
         Ok(RequestCopy {
             headers,
             body,
@@ -93,11 +101,8 @@ impl RequestCopy {
     /// Whether a chunk of `size` bytes still fits: the body under `max_request_body`, the worker
     /// under its budget. A chunk that does not fit means the copy must be dropped.
     pub fn room_for(&self, size: usize) -> Result<(), Dropped> {
-        let body = self.body.len().saturating_add(size) as u64;
-        if body > self.max_body {
-            return Err(Dropped::BodyTooLarge);
-        }
-        let held = super::memory::held().saturating_add(size as u64);
+        let growth = self.growth(size)?;
+        let held = super::memory::held().saturating_add(growth as u64);
         if held > self.worker_limit {
             return Err(Dropped::Memory);
         }
@@ -107,13 +112,39 @@ impl RequestCopy {
     /// Appends a body chunk that [`room_for`](Self::room_for) accepted; `end` when it ended the
     /// client's stream.
     pub fn add_body(&mut self, chunk: &[u8], end: bool) -> Result<(), Dropped> {
-        self.room_for(chunk.len())?;
-        if !self.lease.grow(chunk.len() as u64, self.worker_limit) {
-            return Err(Dropped::Memory);
+        let growth = self.growth(chunk.len())?;
+        if growth > 0 {
+            // Leased before it is allocated, and allocated without aborting: a VM that cannot
+            // grow its memory drops this copy instead of trapping.
+            if !self.lease.grow(growth as u64, self.worker_limit) {
+                return Err(Dropped::Memory);
+            }
+            let capacity = self.body.capacity() + growth;
+            self.body
+                .try_reserve_exact(capacity - self.body.len())
+                .map_err(|_| Dropped::Memory)?;
         }
         self.body.extend_from_slice(chunk);
         self.complete |= end;
         Ok(())
+    }
+
+    /// By how many bytes the body's buffer must grow to take `size` more; `BodyTooLarge` past
+    /// `max_request_body`. A body without an announced length grows by doubling (few copies for
+    /// a streamed upload), never past `max_request_body`; the lease always covers the whole
+    /// buffer.
+    fn growth(&self, size: usize) -> Result<usize, Dropped> {
+        let needed = self.body.len().saturating_add(size);
+        if needed as u64 > self.max_body {
+            return Err(Dropped::BodyTooLarge);
+        }
+        let capacity = self.body.capacity();
+        if needed <= capacity {
+            return Ok(0);
+        }
+        let max = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+        let doubled = capacity.saturating_mul(2).min(max);
+        Ok(needed.max(doubled) - capacity)
     }
 
     /// The request's trailers: they end the client's stream.
