@@ -1,18 +1,9 @@
-//! Exhausting a Breakwater VM's memory: the only way found to make the real filter trap.
+//! A slow upstream and a raw uploading client, for requests that must stay in flight together.
 //!
-//! # Why memory
-//! Breakwater is written never to trap on input (fuzzing found no input that does), and a
-//! test must not patch it. But every VM has a memory cap: proxy-wasm-cpp-host caps a V8 VM at
-//! 1 GiB (`PROXY_WASM_HOST_MAX_WASM_MEMORY_SIZE_BYTES`, `--wasm_max_mem_pages`), and Breakwater
-//! keeps a copy of each retry-eligible request body (up to `max_request_body`, at most 16 MiB)
-//! until the request ends. A copy of a body just over 8 MiB grows to a 16 MiB allocation, so
-//! some 64 such requests in flight at once on one worker need more than the VM may have; the
-//! failed allocation aborts (`memory allocation of N bytes failed`), which is a wasm trap.
-//!
-//! # How
-//! The [`Sink`] upstream reads each request whole and holds its response until released, so
-//! the requests stay in flight together while their copies pile up. The client writes the same
-//! shared body on every connection, so the test itself holds one copy.
+//! The [`Sink`] upstream reads each request whole and holds its response until released, so the
+//! requests stay in flight together, with whatever the filter keeps for them. [`put`] sends one
+//! upload on a connection of its own; the uploads of a flood write the same shared body, so the
+//! test itself holds one copy.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -33,14 +24,23 @@ struct State {
     stopped: bool,
 }
 
-/// An HTTP/1.1 upstream that answers `200` to every request, but only once released.
+/// The header the sink puts on every response, to tell its answers from Envoy's own.
+pub const SINK_HEADER: &str = "x-upstream";
+
+/// An HTTP/1.1 upstream that answers every request with one status, but only once released.
 pub struct Sink {
     addr: SocketAddr,
     state: Arc<(Mutex<State>, Condvar)>,
 }
 
 impl Sink {
+    /// A sink that answers `200`.
     pub fn start() -> Sink {
+        Sink::replying(200)
+    }
+
+    /// A sink that answers `status` (with [`SINK_HEADER`]`: sink`).
+    pub fn replying(status: u16) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").expect("the sink binds a free port");
         let addr = listener.local_addr().expect("the sink's address");
         let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
@@ -51,7 +51,7 @@ impl Sink {
                     break;
                 }
                 let state = Arc::clone(&shared);
-                thread::spawn(move || serve(connection, &state));
+                thread::spawn(move || serve(connection, &state, status));
             }
         });
         Sink { addr, state }
@@ -89,7 +89,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 /// Serves one connection: requests one after another (Envoy reuses upstream connections).
-fn serve(connection: TcpStream, state: &(Mutex<State>, Condvar)) {
+fn serve(connection: TcpStream, state: &(Mutex<State>, Condvar), status: u16) {
     let mut writer = match connection.try_clone() {
         Ok(writer) => writer,
         Err(_) => return,
@@ -129,33 +129,74 @@ fn serve(connection: TcpStream, state: &(Mutex<State>, Condvar)) {
             s = released.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         drop(s);
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            .is_err()
-        {
+        let response =
+            format!("HTTP/1.1 {status} Sink\r\n{SINK_HEADER}: sink\r\ncontent-length: 2\r\n\r\nok");
+        if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
     }
 }
 
+/// What a client got: the status, whether the sink sent it, and the filter's attempt count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The response carries [`SINK_HEADER`]: the upstream answered (possibly relayed from a
+    /// retry), not Envoy.
+    pub from_sink: bool,
+    /// `x-breakwater-attempts`: set when the request was retried.
+    pub attempts: Option<u32>,
+}
+
 /// `PUT path` with `body` on its own connection to `addr`, in a thread; the thread returns the
-/// response's status, or `None` when Envoy closed the connection without one.
-pub fn put(addr: SocketAddr, path: String, body: Arc<Vec<u8>>) -> JoinHandle<Option<u16>> {
+/// response's head, or `None` when Envoy closed the connection without one.
+pub fn put(addr: SocketAddr, path: String, body: Arc<Vec<u8>>) -> JoinHandle<Option<Answer>> {
+    put_waiting(addr, path, body, IO_TIMEOUT)
+}
+
+/// [`put`], waiting at most `timeout` for each read and write.
+pub fn put_waiting(
+    addr: SocketAddr,
+    path: String,
+    body: Arc<Vec<u8>>,
+    timeout: Duration,
+) -> JoinHandle<Option<Answer>> {
     thread::spawn(move || {
         let mut stream = TcpStream::connect(addr).ok()?;
-        stream.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
-        stream.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
+        stream.set_read_timeout(Some(timeout)).ok()?;
+        stream.set_write_timeout(Some(timeout)).ok()?;
         let head = format!(
             "PUT {path} HTTP/1.1\r\nhost: flood\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
-        // Envoy may answer and close while the body is still going out (the VM failed): the
-        // write then fails, and the answer may still be there to read.
+        // Envoy may answer and close while the body is still going out: the write then fails,
+        // and the answer may still be there to read.
         let _ = stream
             .write_all(head.as_bytes())
             .and_then(|()| stream.write_all(&body));
-        let mut status_line = String::new();
-        BufReader::new(stream).read_line(&mut status_line).ok()?;
-        status_line.split_whitespace().nth(1)?.parse().ok()
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let status = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut answer = Answer {
+            status,
+            from_sink: false,
+            attempts: None,
+        };
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).ok()? == 0 {
+                break;
+            }
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                break;
+            };
+            if name.eq_ignore_ascii_case(SINK_HEADER) {
+                answer.from_sink = value.trim() == "sink";
+            } else if name.eq_ignore_ascii_case("x-breakwater-attempts") {
+                answer.attempts = value.trim().parse().ok();
+            }
+        }
+        Some(answer)
     })
 }
