@@ -77,6 +77,9 @@ pub struct Route {
     pub cluster: String,
     /// The route's timeout (`route.timeout`; zero turns it off); `None`: Envoy's 15 s.
     pub timeout: Option<Duration>,
+    /// The route's stream idle timeout (`route.idle_timeout`, overriding the connection
+    /// manager's `stream_idle_timeout`); `None`: the connection manager's.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Route {
@@ -87,6 +90,7 @@ impl Route {
             matcher: Match::Prefix(prefix.to_string()),
             cluster: cluster.to_string(),
             timeout: None,
+            idle_timeout: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl Route {
             },
             cluster: cluster.to_string(),
             timeout: None,
+            idle_timeout: None,
         }
     }
 
@@ -107,6 +112,13 @@ impl Route {
     /// forever.
     pub fn timeout(mut self, timeout: Duration) -> Route {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long a stream on this route may see no activity (no bytes either way) before Envoy
+    /// ends it; zero turns it off.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Route {
+        self.idle_timeout = Some(timeout);
         self
     }
 }
@@ -279,6 +291,11 @@ pub struct EnvoyConfig {
     pub component_log_level: Option<String>,
     /// Whether the config's access log stays (benchmarks may drop its per-request cost).
     pub access_log: bool,
+    /// Every cluster's `connect_timeout`; `None` keeps the config's.
+    pub connect_timeout: Option<Duration>,
+    /// The connection manager's `stream_idle_timeout`; `None` keeps the config's (Envoy's
+    /// 5 minutes when unset).
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 impl EnvoyConfig {
@@ -295,6 +312,8 @@ impl EnvoyConfig {
             log_level: "info".to_string(),
             component_log_level: None,
             access_log: true,
+            connect_timeout: None,
+            stream_idle_timeout: None,
         }
     }
 
@@ -362,6 +381,20 @@ impl EnvoyConfig {
 
     pub fn component_log_level(mut self, levels: &str) -> EnvoyConfig {
         self.component_log_level = Some(levels.to_string());
+        self
+    }
+
+    /// How long Envoy may take to connect to an upstream (every cluster): for tests that open
+    /// many upstream connections at once on a loaded machine.
+    pub fn connect_timeout(mut self, timeout: Duration) -> EnvoyConfig {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long any stream may see no activity before Envoy ends it (a route's `idle_timeout`
+    /// overrides it); zero turns it off.
+    pub fn stream_idle_timeout(mut self, timeout: Duration) -> EnvoyConfig {
+        self.stream_idle_timeout = Some(timeout);
         self
     }
 

@@ -154,6 +154,10 @@ pub fn render(config: &EnvoyConfig, dir: &Path) -> Result<Rendered> {
     )?;
 
     render_routes(config, hcm, file)?;
+    if let Some(timeout) = config.stream_idle_timeout {
+        object(hcm, "the HTTP connection manager", file)?
+            .insert("stream_idle_timeout".into(), duration(timeout));
+    }
     if !config.access_log {
         object(hcm, "the HTTP connection manager", file)?.remove("access_log");
     }
@@ -249,6 +253,9 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
         if let Some(timeout) = route.timeout {
             action.insert("timeout".into(), duration(timeout));
         }
+        if let Some(timeout) = route.idle_timeout {
+            action.insert("idle_timeout".into(), duration(timeout));
+        }
         if let Some(native) = &config.native {
             action.insert("retry_policy".into(), retry_policy(native));
         }
@@ -274,6 +281,9 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
         let mut entry = base.clone();
         let fields = object(&mut entry, "a cluster", file)?;
         fields.insert("name".into(), json!(cluster.name));
+        if let Some(timeout) = config.connect_timeout {
+            fields.insert("connect_timeout".into(), duration(timeout));
+        }
         fields.insert(
             "load_assignment".into(),
             json!({

@@ -291,3 +291,25 @@ fn the_access_log_can_be_dropped_for_benchmarks() {
         "only the access log went"
     );
 }
+
+#[test]
+fn idle_and_connect_timeouts_are_set_only_when_asked() {
+    let (_dir, plain, _) = rendered(&EnvoyConfig::new().cluster("a", addr(1)));
+    assert!(hcm(&plain).get("stream_idle_timeout").is_none());
+    let routes = &hcm(&plain)["route_config"]["virtual_hosts"][0]["routes"];
+    assert!(routes[0]["route"].get("idle_timeout").is_none());
+
+    let config = EnvoyConfig::new()
+        .cluster("a", addr(1))
+        .route(Route::prefix("held", "/", "a").idle_timeout(Duration::from_secs(2)))
+        .stream_idle_timeout(Duration::from_millis(4500))
+        .connect_timeout(Duration::from_secs(10));
+    let (_dir, b, _) = rendered(&config);
+    assert_eq!(hcm(&b)["stream_idle_timeout"], "4.5s");
+    let routes = &hcm(&b)["route_config"]["virtual_hosts"][0]["routes"];
+    assert_eq!(routes[0]["route"]["idle_timeout"], "2s");
+    assert_eq!(
+        b["static_resources"]["clusters"][0]["connect_timeout"],
+        "10s"
+    );
+}

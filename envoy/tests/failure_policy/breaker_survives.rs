@@ -1,35 +1,26 @@
-//! The real `breakwater.wasm` under FAIL_RELOAD: its VM runs out of memory and traps, Envoy
-//! replaces it, and the new VM finds the open breaker in shared data.
+//! The real `breakwater.wasm` under FAIL_RELOAD: its VM traps, Envoy replaces it, and the new VM
+//! finds the open breaker in shared data.
+//!
+//! The filter never traps on input, nor (with its worker byte budget) for lack of memory, so the
+//! test traps it on demand: it runs the module built with the test-only `test-trap` feature,
+//! which traps on a request with `x-test-trap` and is otherwise the shipped filter.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use breakwater_envoy::{EnvoyConfig, FailurePolicy, Response, Route, WasmFilter};
+use breakwater_envoy::{EnvoyConfig, FailurePolicy, Response, WasmFilter};
 use serde_json::json;
 
-use crate::common::{get, reloads, start, trapped, upstream};
-use crate::flood::{put, Sink};
-
-/// Flood requests: more than 1 GiB / 16 MiB in flight at once.
-const FLOOD: usize = 80;
-/// Just over 8 MiB: the copy's buffer doubles to 16 MiB, twice the bytes sent.
-const BODY: usize = 8 * 1024 * 1024 + 64 * 1024;
-/// A bound on how long the flood may take to exhaust the VM before the test gives up.
-const FLOOD_LIMIT: Duration = Duration::from_secs(180);
+use crate::common::{
+    breakwater_trap_wasm, get, reloads, start, trap_breakwater, trapped, upstream,
+};
 
 fn breakwater() -> WasmFilter {
     let policy = json!({
-        "default": { "circuit_breaker": null, "retry": null },
-        "clusters": {
-            // Opens after 3 failures and stays open far longer than the test.
-            "flaky": { "circuit_breaker": { "failure_threshold": 3, "timeout": "1h" } },
-            // Retry-eligible PUTs with bodies up to the largest copy the policy allows.
-            "bulk": { "retry": { "max_attempts": 2, "max_request_body": 16_777_216 } }
-        }
+        "default": { "retry": null },
+        // Opens after 3 failures and stays open far longer than the test.
+        "clusters": { "flaky": { "circuit_breaker": { "failure_threshold": 3, "timeout": "1h" } } }
     });
-    let wasm =
-        breakwater_wasm::breakwater().unwrap_or_else(|e| panic!("breakwater.wasm must build: {e}"));
-    WasmFilter::new(wasm)
+    WasmFilter::new(breakwater_trap_wasm())
         .configuration(&policy.to_string())
         .failure_policy(FailurePolicy::FailReload)
 }
@@ -39,19 +30,18 @@ fn is_fallback(r: &Response) -> bool {
 }
 
 #[test]
-fn an_open_breaker_is_still_open_in_the_vm_that_replaces_one_that_ran_out_of_memory() {
+fn an_open_breaker_is_still_open_in_the_vm_that_replaces_one_that_trapped() {
     let flaky = upstream("flaky");
     flaky.respond_with(503);
-    let sink = Sink::start();
     let envoy = start(
         &EnvoyConfig::new()
             .cluster("flaky", flaky.addr())
-            .cluster("bulk", sink.addr())
-            // No route timeout: the held requests keep their copies however slow the flood.
-            .route(Route::prefix("bulk", "/bulk", "bulk").timeout(Duration::ZERO))
-            .route(Route::prefix("flaky", "/", "flaky"))
             .concurrency(1)
             .filter(breakwater()),
+    );
+    assert!(
+        envoy.log().contains("built with the test-trap feature"),
+        "the VM says it is the test-only variant"
     );
 
     // 1. Three failures open the breaker of cluster `flaky`; the fourth request gets the fallback.
@@ -66,37 +56,19 @@ fn an_open_breaker_is_still_open_in_the_vm_that_replaces_one_that_ran_out_of_mem
         "the open breaker keeps requests from the upstream"
     );
 
-    // 2. The flood: the worker's VM runs out of memory and traps.
-    let body = Arc::new(vec![b'x'; BODY]);
-    let listener = envoy.listener();
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| put(listener, format!("/bulk/{i}"), Arc::clone(&body)))
-        .collect();
-    let started = Instant::now();
-    while !trapped(&envoy) && sink.received() < FLOOD {
-        assert!(
-            started.elapsed() < FLOOD_LIMIT,
-            "the flood neither trapped the VM nor got through within {FLOOD_LIMIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sink.release();
-    let statuses: Vec<Option<u16>> = flood
-        .into_iter()
-        .map(|t| t.join().expect("a flood thread"))
-        .collect();
+    // 2. The worker's VM traps.
+    let trapping = trap_breakwater(&envoy);
+    assert_eq!(trapping.status, 503, "the trapping request fails");
     assert!(
-        trapped(&envoy),
-        "{FLOOD} requests of {BODY} bytes held at once must exhaust the VM's 1 GiB: {statuses:?}"
+        !is_fallback(&trapping),
+        "Envoy's own 503 for a failed VM, not the filter's fallback: {trapping:?}"
     );
-    let log = envoy.log();
+    assert!(trapped(&envoy), "Envoy logged the VM's trap");
     assert!(
-        log.contains("memory allocation of") && log.contains("proxy_on_request_body failed"),
-        "the filter itself ran out of memory while copying a request body"
-    );
-    assert!(
-        statuses.contains(&Some(503)),
-        "requests in flight on the failed VM fail closed: {statuses:?}"
+        envoy
+            .log()
+            .contains("proxy_on_request_headers failed: Uncaught RuntimeError: unreachable"),
+        "the filter trapped in its request-headers callback"
     );
 
     // 3. The next requests: a new VM (FAIL_RELOAD, once the backoff allows), and the breaker
@@ -106,6 +78,7 @@ fn an_open_breaker_is_still_open_in_the_vm_that_replaces_one_that_ran_out_of_mem
     while reloads(&envoy, "breakwater").success == 0 {
         assert!(Instant::now() < deadline, "Envoy never reloaded the VM");
         assert_eq!(answer.status, 503, "until the reload, requests fail closed");
+        assert!(!is_fallback(&answer), "no filter serves them: {answer:?}");
         std::thread::sleep(Duration::from_millis(100));
         answer = get(&envoy, "/flaky");
     }
@@ -123,4 +96,37 @@ fn an_open_breaker_is_still_open_in_the_vm_that_replaces_one_that_ran_out_of_mem
         .expect("stats")
         .wasm_metric("breakwater.breakwater_cluster=.=flaky;.;breaker_state");
     assert_eq!(state, Some(1), "the new VM's breaker gauge says open");
+}
+
+#[test]
+fn the_shipped_module_has_no_trap() {
+    let shipped =
+        breakwater_wasm::breakwater().unwrap_or_else(|e| panic!("breakwater.wasm must build: {e}"));
+    let has_header = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).expect("the module is readable");
+        bytes
+            .windows(b"x-test-trap".len())
+            .any(|w| w == b"x-test-trap")
+    };
+    assert!(
+        has_header(&breakwater_trap_wasm()),
+        "the test-only variant names its header"
+    );
+    assert!(
+        !has_header(&shipped),
+        "the shipped module has none of the test-trap code"
+    );
+
+    let upstream = upstream("a");
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .concurrency(1)
+            .filter(WasmFilter::new(shipped).failure_policy(FailurePolicy::FailClosed)),
+    );
+    let response = trap_breakwater(&envoy);
+    assert_eq!(response.status, 200, "served: {response:?}");
+    assert_eq!(upstream.count("GET", "/trap"), 1);
+    assert!(!trapped(&envoy), "the shipped filter ignores x-test-trap");
+    assert_eq!(get(&envoy, "/after").status, 200, "and keeps serving");
 }

@@ -1,4 +1,4 @@
-//! Shared fixtures: the trapping filter, an Envoy with one worker around it, and the stats of a
+//! Shared fixtures: the trapping filters, an Envoy with one worker around one, and the stats of a
 //! plugin's VM reloads.
 
 use std::path::PathBuf;
@@ -9,6 +9,13 @@ use breakwater_envoy::{Envoy, EnvoyConfig, FailurePolicy, Response, Upstream, Wa
 pub fn panic_wasm() -> PathBuf {
     breakwater_wasm::build("breakwater-panic")
         .unwrap_or_else(|e| panic!("the panic filter must build: {e}"))
+}
+
+/// The real `breakwater.wasm` built with its test-only `test-trap` feature (traps on
+/// `x-test-trap`), once per test process, in a target directory of its own.
+pub fn breakwater_trap_wasm() -> PathBuf {
+    breakwater_wasm::build_with_features("breakwater", &["test-trap"])
+        .unwrap_or_else(|e| panic!("breakwater.wasm with test-trap must build: {e}"))
 }
 
 pub fn upstream(name: &str) -> Upstream {
@@ -42,6 +49,15 @@ pub fn get(envoy: &Envoy, path: &str) -> Response {
 #[track_caller]
 pub fn trap(envoy: &Envoy) -> Response {
     let request = breakwater_envoy::Request::get("/trap").header("x-panic", "1");
+    envoy
+        .send(&request)
+        .unwrap_or_else(|e| panic!("the trapping request must get a response: {e}"))
+}
+
+/// A request that makes Breakwater built with `test-trap` trap its VM.
+#[track_caller]
+pub fn trap_breakwater(envoy: &Envoy) -> Response {
+    let request = breakwater_envoy::Request::get("/trap").header("x-test-trap", "1");
     envoy
         .send(&request)
         .unwrap_or_else(|e| panic!("the trapping request must get a response: {e}"))

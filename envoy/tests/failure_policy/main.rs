@@ -4,6 +4,8 @@
 
 mod common;
 mod flood;
+mod held;
+mod sink;
 
 mod breaker_survives;
 mod policies;

@@ -9,7 +9,7 @@ use breakwater_envoy::{EnvoyConfig, FailurePolicy, Request, WasmFilter};
 use crate::common::{
     get, panic_envoy, panic_wasm, reloads, start, trap, trapped, upstream, Reloads,
 };
-use crate::flood::Sink;
+use crate::sink::Sink;
 
 const NO_RELOAD: Reloads = Reloads {
     success: 0,

@@ -16,7 +16,8 @@
 //! once, before a byte of the body arrives; a body of unknown length grows its buffer by
 //! doubling, at most up to `max_request_body`, and each growth is counted before it is made. So a
 //! client cannot make a worker allocate more than its budget, whether it sends the bytes or only
-//! announces them.
+//! announces them. Allocations that fail drop the copy instead of aborting: a full VM costs a
+//! retry, never the worker.
 //!
 //! # Bytes as received
 //! Headers and trailers are kept in the host's serialized layout ([`Pairs`]), as the host wrote
@@ -136,10 +137,14 @@ impl RequestCopy {
         let reserved = if complete { 0 } else { length.unwrap_or(0) };
         let size = (headers.as_bytes().len() as u64).saturating_add(reserved);
         let lease = Lease::take(size, worker_limit).ok_or(Dropped::Memory)?;
+        // Within `max_body` (checked above), which the policy bounds at 16 MiB; allocated without
+        // aborting, so a VM that cannot grow drops this copy instead of trapping.
+        let mut body = Vec::new();
+        body.try_reserve_exact(usize::try_from(reserved).unwrap_or(usize::MAX))
+            .map_err(|_| Dropped::Memory)?;
         Ok(RequestCopy {
             headers,
-            // Within `max_body` (checked above), which the policy bounds at 16 MiB.
-            body: Vec::with_capacity(usize::try_from(reserved).unwrap_or(0)),
+            body,
             trailers: Pairs::default(),
             complete,
             max_body,
@@ -184,7 +189,9 @@ impl RequestCopy {
             if !self.lease.grow(growth as u64, self.worker_limit) {
                 return Err(Dropped::Memory);
             }
-            self.body.reserve_exact(capacity - self.body.len());
+            self.body
+                .try_reserve_exact(capacity - self.body.len())
+                .map_err(|_| Dropped::Memory)?;
         }
         self.body.extend_from_slice(chunk);
         self.complete |= end;

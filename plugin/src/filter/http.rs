@@ -378,6 +378,8 @@ impl Drop for Stream {
 
 impl HttpContext for Stream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-trap")]
+        super::trap::on_request_headers();
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };

@@ -31,6 +31,8 @@ mod reply;
 mod retries;
 mod root;
 mod shared;
+#[cfg(feature = "test-trap")]
+mod trap;
 mod worker;
 
 use proxy_wasm::traits::RootContext;

@@ -90,6 +90,8 @@ impl RootContext for Root {
         // Retries queued under an earlier configuration are served by their own (older) root,
         // which keeps ticking until its last stream ends.
         log::info!("breakwater: policy loaded for plugin '{plugin_name}'");
+        #[cfg(feature = "test-trap")]
+        super::trap::announce();
         true
     }
 

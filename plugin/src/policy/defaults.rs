@@ -83,8 +83,8 @@ pub const PER_TRY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEADLINE: Duration = Duration::from_secs(30);
 pub const RESPECT_RETRY_AFTER: bool = true;
 pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
-/// What one worker may hold for retries at once: 512 request bodies at the default
-/// `max_request_body`, or two at its largest. Well under what a worker's VM can grow to, so
+/// What one worker may hold for retries at once: about 500 request bodies at the default
+/// `max_request_body` (with their headers), or one at its largest. Well under what a worker's VM can grow to, so
 /// concurrent uploads and large retried responses cannot make a worker's VM run out of memory.
 pub const MAX_WORKER_BUFFER: u64 = 32 * 1024 * 1024;
 

@@ -9,6 +9,12 @@
 //! The build goes to its own target directory, `target/wasm/`, because the `cargo test` that
 //! started us may still hold the lock on `target/` itself.
 //!
+//! # Test-only variants
+//! [`build_with_features`] builds a crate with extra cargo features, such as `breakwater`'s
+//! `test-trap` (a filter that traps on demand, for the failure-policy tests). Each feature set
+//! gets a target directory of its own (`target/wasm-test-trap/`), so a variant never overwrites
+//! nor invalidates the module in `target/wasm/`, the one the tools package and pin.
+//!
 //! # The wasm target on first use
 //! `rust-toolchain.toml` names `wasm32-wasip1`, but rustup adds a toolchain file's targets only
 //! when it installs the toolchain, not to one already installed; and the nested `cargo` runs the
@@ -62,6 +68,20 @@ pub fn target_dir() -> PathBuf {
     workspace_root().join("target").join("wasm")
 }
 
+/// The target directory of modules built with `features` (sorted, joined by `-`):
+/// `target/wasm-<features>/`; [`target_dir`] without any.
+pub fn target_dir_with_features(features: &[&str]) -> PathBuf {
+    if features.is_empty() {
+        return target_dir();
+    }
+    let mut features = features.to_vec();
+    features.sort_unstable();
+    features.dedup();
+    workspace_root()
+        .join("target")
+        .join(format!("wasm-{}", features.join("-")))
+}
+
 /// The current `breakwater.wasm`, built (or rebuilt) first if needed.
 pub fn breakwater() -> Result<PathBuf, BuildError> {
     build("breakwater")
@@ -70,32 +90,45 @@ pub fn breakwater() -> Result<PathBuf, BuildError> {
 /// The current module of workspace crate `package`, built (or rebuilt) first if needed; once per
 /// process and package.
 pub fn build(package: &str) -> Result<PathBuf, BuildError> {
-    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, BuildError>>>> = OnceLock::new();
+    build_with_features(package, &[])
+}
+
+/// The current module of workspace crate `package` with the cargo `features` turned on (none:
+/// the same module as [`build`]), built (or rebuilt) first if needed in
+/// [`target_dir_with_features`]; once per process, package and feature set. For test-only
+/// variants: the features never reach the module in `target/wasm/`.
+pub fn build_with_features(package: &str, features: &[&str]) -> Result<PathBuf, BuildError> {
+    /// Each (package, target directory)'s build result in this process.
+    type Built = HashMap<(String, PathBuf), Result<PathBuf, BuildError>>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
+    let target_dir = target_dir_with_features(features);
     // Holding the lock across the build serializes this process's builds, which cargo would do
     // anyway, and makes a second caller wait for the first one's result instead of racing it.
     let mut built = built
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     built
-        .entry(package.to_string())
-        .or_insert_with(|| run_cargo(package))
+        .entry((package.to_string(), target_dir.clone()))
+        .or_insert_with(|| run_cargo(package, features, &target_dir))
         .clone()
 }
 
-fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
+fn run_cargo(package: &str, features: &[&str], target_dir: &Path) -> Result<PathBuf, BuildError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     ensure_target(&cargo)?;
-    let target_dir = target_dir();
     let mut command = Command::new(&cargo);
     if let Some(flags) = remap_flags() {
         command.env("CARGO_ENCODED_RUSTFLAGS", flags);
     }
+    command.args(["build", "--release", "--target", TARGET, "-p", package]);
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
+    }
     let output = command
         .current_dir(workspace_root())
-        .args(["build", "--release", "--target", TARGET, "-p", package])
         .arg("--target-dir")
-        .arg(&target_dir)
+        .arg(target_dir)
         // A build script or test runner may have set these for the outer build; they must not
         // redirect or reconfigure this one.
         .env_remove("CARGO_TARGET_DIR")
@@ -108,8 +141,12 @@ fn run_cargo(package: &str) -> Result<PathBuf, BuildError> {
             reason: e.to_string(),
         })?;
     if !output.status.success() {
+        let package = match features {
+            [] => package.to_string(),
+            _ => format!("{package} --features {}", features.join(",")),
+        };
         return Err(BuildError::Failed {
-            package: package.to_string(),
+            package,
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         });
     }
@@ -209,6 +246,19 @@ mod tests {
         assert!(
             manifest.contains("[workspace]"),
             "root manifest is the workspace"
+        );
+    }
+
+    #[test]
+    fn a_feature_set_builds_in_a_target_directory_of_its_own() {
+        assert_eq!(target_dir_with_features(&[]), target_dir());
+        let trap = target_dir_with_features(&["test-trap"]);
+        assert_eq!(trap, workspace_root().join("target").join("wasm-test-trap"));
+        assert_ne!(trap, target_dir(), "never beside the shipped module");
+        assert_eq!(
+            target_dir_with_features(&["b", "a", "b"]),
+            target_dir_with_features(&["a", "b"]),
+            "one directory per set, whatever the order"
         );
     }
 
