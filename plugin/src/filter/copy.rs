@@ -12,12 +12,11 @@
 //!
 //! # What is counted
 //! The budget counts what the copy allocates, not only what it holds: the headers and trailers,
-//! and the body buffer's capacity. An announced `content-length` is reserved (and counted) at
-//! once, before a byte of the body arrives; a body of unknown length grows its buffer by
-//! doubling, at most up to `max_request_body`, and each growth is counted before it is made. So a
-//! client cannot make a worker allocate more than its budget, whether it sends the bytes or only
-//! announces them. Allocations that fail drop the copy instead of aborting: a full VM costs a
-//! retry, never the worker.
+//! and the body buffer's capacity. The buffer grows as bytes arrive, by doubling, never past an
+//! announced `content-length` nor `max_request_body`, and each growth is counted before it is
+//! made; so an upload that announces a large body and sends nothing costs nothing, and the
+//! copies' buffers never pass the budget. Allocations that fail drop the copy instead of
+//! aborting: a full VM costs a retry, never the worker.
 //!
 //! # Bytes as received
 //! Headers and trailers are kept in the host's serialized layout ([`Pairs`]), as the host wrote
@@ -42,6 +41,9 @@ pub enum Dropped {
     /// A gRPC request: its retried response could not be relayed intact (Envoy turns a local
     /// reply to a gRPC request into a trailers-only error).
     Grpc,
+    /// A HEAD request: a relayed response to it would lose its `content-length` (Envoy's local
+    /// reply without a body drops it), which is what a HEAD asks for.
+    Head,
     /// The attempt was answered before the client's body ended; Envoy then passes no more of the
     /// body to the filters, so the copy can never be completed.
     Incomplete,
@@ -81,12 +83,12 @@ impl<'a> Shape<'a> {
         for (name, value) in headers.iter() {
             let text = std::str::from_utf8(value).ok();
             shape.utf8 &= text.is_some() && std::str::from_utf8(name).is_ok();
+            shape.keyed |= Some(name) == key;
             match name {
                 b":method" => shape.method = text,
                 b"upgrade" => shape.upgrade = true,
                 b"content-type" => shape.grpc = value.starts_with(b"application/grpc"),
                 b"content-length" => shape.length = text.and_then(|t| t.trim().parse().ok()),
-                _ if Some(name) == key => shape.keyed = true,
                 _ => {}
             }
         }
@@ -104,7 +106,7 @@ pub struct RequestCopy {
     pub trailers: Pairs,
     /// The client's stream has ended: the copy holds every byte it sent.
     pub complete: bool,
-    /// Limits, from the request's retry policy and the worker.
+    /// The most the body may hold: `max_request_body`, or an announced length within it.
     max_body: u64,
     worker_limit: u64,
     /// What the copy allocated (headers, trailers, the body's capacity), against the worker's
@@ -115,7 +117,7 @@ pub struct RequestCopy {
 impl RequestCopy {
     /// Starts a copy with the request's headers; `complete` when the headers ended the stream.
     /// A `content-length` over `max_body` gives the copy up at once, before any byte is held; one
-    /// within it is reserved (and counted) now. `length` is the announced `content-length` and `utf8` whether every header is UTF-8
+    /// within it bounds the buffer. `length` is the announced `content-length` and `utf8` whether every header is UTF-8
     /// (see [`Shape`]).
     pub fn start(
         headers: Pairs,
@@ -134,20 +136,15 @@ impl RequestCopy {
         if !utf8 {
             return Err(Dropped::NotUtf8);
         }
-        let reserved = if complete { 0 } else { length.unwrap_or(0) };
-        let size = (headers.as_bytes().len() as u64).saturating_add(reserved);
+        let size = headers.as_bytes().len() as u64;
         let lease = Lease::take(size, worker_limit).ok_or(Dropped::Memory)?;
-        // Within `max_body` (checked above), which the policy bounds at 16 MiB; allocated without
-        // aborting, so a VM that cannot grow drops this copy instead of trapping.
-        let mut body = Vec::new();
-        body.try_reserve_exact(usize::try_from(reserved).unwrap_or(usize::MAX))
-            .map_err(|_| Dropped::Memory)?;
         Ok(RequestCopy {
             headers,
-            body,
+            body: Vec::new(),
             trailers: Pairs::default(),
             complete,
-            max_body,
+            // The buffer never grows past an announced length (within `max_body`, checked above).
+            max_body: length.unwrap_or(max_body),
             worker_limit,
             lease,
         })

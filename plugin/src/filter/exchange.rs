@@ -61,9 +61,6 @@ pub struct Exchange {
     /// a healthy upstream's large response must never open the breaker. If the request ends on
     /// such an attempt, the breaker hears nothing of it.
     pub inconclusive: bool,
-    /// The outcome of the latest attempt that was not inconclusive: what a client that leaves
-    /// now left with.
-    pub conclusive: Option<Outcome>,
     /// Some attempt of this request was answered (a reply, the upstream's or Envoy's): a reset
     /// after it may be a response Envoy dropped for its size (see `inconclusive`).
     pub answered: bool,
@@ -110,7 +107,8 @@ impl Exchange {
             started_at: self.started,
             now,
             retry_after,
-            now_unix: super::host::unix_now(),
+            // The wall clock is read only for a `Retry-After` that may be an HTTP date.
+            now_unix: retry_after.map_or(0, |_| super::host::unix_now()),
             previous_delay: self.previous_delay,
         };
         let delay = match plan(policy, &input, &mut w.rng) {

@@ -191,7 +191,6 @@ impl Stream {
             dropped,
             inconclusive: false,
             answered: false,
-            conclusive: None,
             withdrawal: None,
             reported: false,
         });
@@ -207,7 +206,6 @@ impl Stream {
         };
         let outcome = response_outcome();
         exchange.answered = outcome.is_reply();
-        exchange.conclusive = Some(outcome);
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
         // clock, and the host call is saved on the healthy path.
@@ -322,6 +320,9 @@ fn request_copy(
     // A tunnel (CONNECT, an upgrade to websocket or h2c) is a stream, not a request to replay.
     if method == "CONNECT" || shape.upgrade {
         return Ok(None);
+    }
+    if method == "HEAD" {
+        return Err(Dropped::Head);
     }
     if shape.grpc {
         // A retried response is relayed as Envoy's local reply, which Envoy turns into a

@@ -42,6 +42,10 @@ impl Lease {
     /// Adds `bytes` to the lease if the worker stays within `limit`; `false` (and nothing taken)
     /// otherwise.
     pub fn grow(&mut self, bytes: u64, limit: u64) -> bool {
+        if bytes == 0 {
+            // Nothing to hold: fits even when a lowered limit is already passed.
+            return true;
+        }
         HELD.with(|held| {
             let total = held.get().saturating_add(bytes);
             if total > limit {

@@ -45,9 +45,9 @@ pub enum Counter {
     StateErrors,
     /// Shared-data updates given up after too many compare-and-swap conflicts.
     StateContention,
-    /// Retries whose response could not be relayed: larger than the worker's byte budget, or a
-    /// call reset after an answered attempt (Envoy drops a call's response past its 32 MiB buffer
-    /// and reports a reset). The client got the earlier response.
+    /// Requests that ended on a retry whose response could not be relayed: larger than the
+    /// worker's byte budget, or a call reset after an answered attempt (Envoy drops a call's
+    /// response past its 32 MiB buffer and reports a reset). The client got the last real answer.
     ResponsesDropped,
     /// Breaker states that decoded but held a time further ahead than the policy allows (an
     /// open time, a probe lease, a window bucket), brought within it.

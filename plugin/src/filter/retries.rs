@@ -166,11 +166,14 @@ pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
 /// retry still opens the breaker.
 pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
     if let Some(mut job) = remove(w, context_id, now) {
-        // The latest attempt may have been inconclusive (a reset after an answer); the client
-        // left after a failed attempt all the same, and the request is that failure.
-        job.exchange.inconclusive = false;
-        let outcome = job.exchange.conclusive.unwrap_or(job.outcome);
-        job.exchange.finish(w, &outcome, None, now);
+        if job.exchange.inconclusive {
+            // As if the request had ended on that reset: no outcome (its answer may have been a
+            // large, healthy response), and a departure is no dropped response.
+            job.exchange.abandon(w, now);
+        } else {
+            let outcome = job.outcome;
+            job.exchange.finish(w, &outcome, None, now);
+        }
     }
 }
 
@@ -268,8 +271,10 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
                 "breakwater: retry {attempt} to cluster '{}' was refused by the host ({status:?})",
                 job.exchange.cluster
             );
-            // Nothing reached the upstream: no retry to count, and its budget goes back.
+            // Nothing reached the upstream: no retry to count, and its budget goes back. A
+            // refusal is evidence (the cluster cannot be reached), whatever came before it.
             job.exchange.give_back_budget(w, now);
+            job.exchange.inconclusive = false;
             w.metrics
                 .skipped(&job.exchange.cluster, SkipReason::Refused);
             conclude(w, root_id, id, job, Outcome::dispatch_failed(), None, now);
@@ -324,9 +329,6 @@ pub fn call_response(
     };
     let outcome = Outcome::from_call(&text, &body);
     job.exchange.answered |= outcome.is_reply();
-    if !job.exchange.inconclusive {
-        job.exchange.conclusive = Some(outcome);
-    }
     let reply = status.map(|status| Reply::from_call(status, &headers, body, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
@@ -347,12 +349,15 @@ fn conclude(
         _ => None,
     };
     if let Some(last) = last {
-        job.last = match last {
-            Some(reply) => Last::Reply(reply),
-            None => Last::Failed,
-        };
-        // What the client gets if the retries stop here, and so the request's outcome.
-        job.outcome = outcome;
+        // What the client gets if the retries stop here, and so the request's outcome. An
+        // inconclusive reset replaces nothing: the client would get the last real answer.
+        if !job.exchange.inconclusive {
+            job.last = match last {
+                Some(reply) => Last::Reply(reply),
+                None => Last::Failed,
+            };
+            job.outcome = outcome;
+        }
     }
     // This attempt's outcome decides whether to retry; an attempt that never left leaves the
     // request's outcome (the response its client will get) as it was.
