@@ -204,18 +204,21 @@ fn a_last_retry_cut_mid_body_is_answered_whole_by_breakwater_never_cut_short() {
         Ended::Complete,
         "the client gets a whole response, never the retry's cut-off body: {response:?}"
     );
-    assert_eq!(
-        response.status, 503,
-        "the last attempt failed: {response:?}"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&response.body),
-        "upstream reset before response"
-    );
+    // A dispatched retry cut mid-body comes back to the filter as a plain reset, which after an
+    // answered attempt may be a response Envoy dropped for its size (POLICY.md "Worker memory"):
+    // the client keeps the last real answer, the held 503, whole.
+    assert_eq!(response.status, 503, "the last real answer: {response:?}");
+    assert_eq!(String::from_utf8_lossy(&response.body), "a 503\n");
     assert_eq!(response.header("x-breakwater-attempts"), Some("2"));
-    assert_eq!(response.header("x-upstream"), None);
     assert_eq!(upstream.count("GET", "/last"), 2);
-    assert_eq!(Metrics::read(&envoy, "a").get("retries_exhausted_total"), 1);
+    let metrics = Metrics::read(&envoy, "a");
+    assert_eq!(metrics.get("retries_exhausted_total"), 1);
+    assert_eq!(metrics.get("retry_responses_dropped_total"), 1);
+    assert_eq!(
+        metrics.get("failures_total"),
+        0,
+        "no evidence for the breaker"
+    );
 }
 
 /// A 503 whose HTTP/1.1 upstream resets right after its head, held by Breakwater for a retry:
