@@ -80,6 +80,10 @@ pub struct Route {
     /// The route's stream idle timeout (`route.idle_timeout`, overriding the connection
     /// manager's `stream_idle_timeout`); `None`: the connection manager's.
     pub idle_timeout: Option<Duration>,
+    /// More fields of the route entry (`request_headers_to_add`, …): name and JSON text.
+    pub entry: Vec<(String, String)>,
+    /// More fields of the route's action (`prefix_rewrite`, `host_rewrite_literal`, …).
+    pub action: Vec<(String, String)>,
 }
 
 impl Route {
@@ -91,6 +95,8 @@ impl Route {
             cluster: cluster.to_string(),
             timeout: None,
             idle_timeout: None,
+            entry: Vec::new(),
+            action: Vec::new(),
         }
     }
 
@@ -105,6 +111,8 @@ impl Route {
             cluster: cluster.to_string(),
             timeout: None,
             idle_timeout: None,
+            entry: Vec::new(),
+            action: Vec::new(),
         }
     }
 
@@ -112,6 +120,18 @@ impl Route {
     /// forever.
     pub fn timeout(mut self, timeout: Duration) -> Route {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets a field of the route entry to `json` (for example `request_headers_to_remove`).
+    pub fn with(mut self, field: &str, json: &str) -> Route {
+        self.entry.push((field.to_string(), json.to_string()));
+        self
+    }
+
+    /// Sets a field of the route's action to `json` (for example `prefix_rewrite`).
+    pub fn action(mut self, field: &str, json: &str) -> Route {
+        self.action.push((field.to_string(), json.to_string()));
         self
     }
 
@@ -296,6 +316,14 @@ pub struct EnvoyConfig {
     /// The connection manager's `stream_idle_timeout`; `None` keeps the config's (Envoy's
     /// 5 minutes when unset).
     pub stream_idle_timeout: Option<Duration>,
+    /// More fields of the connection manager (`local_reply_config`, …): name and JSON text.
+    pub connection_manager: Vec<(String, String)>,
+    /// More fields of the virtual host (`request_headers_to_add`, …).
+    pub virtual_host: Vec<(String, String)>,
+    /// HTTP filters (JSON text) placed right before Breakwater, and right after it (before the
+    /// router): a Lua filter that stamps responses, an authorization stand-in, ….
+    pub filters_before: Vec<String>,
+    pub filters_after: Vec<String>,
 }
 
 impl EnvoyConfig {
@@ -314,7 +342,37 @@ impl EnvoyConfig {
             access_log: true,
             connect_timeout: None,
             stream_idle_timeout: None,
+            connection_manager: Vec::new(),
+            virtual_host: Vec::new(),
+            filters_before: Vec::new(),
+            filters_after: Vec::new(),
         }
+    }
+
+    /// Sets a field of the HTTP connection manager to `json`.
+    pub fn connection_manager(mut self, field: &str, json: &str) -> EnvoyConfig {
+        self.connection_manager
+            .push((field.to_string(), json.to_string()));
+        self
+    }
+
+    /// Sets a field of the virtual host to `json`.
+    pub fn virtual_host(mut self, field: &str, json: &str) -> EnvoyConfig {
+        self.virtual_host
+            .push((field.to_string(), json.to_string()));
+        self
+    }
+
+    /// Places the HTTP filter `json` before Breakwater (after any placed before).
+    pub fn filter_before(mut self, json: &str) -> EnvoyConfig {
+        self.filters_before.push(json.to_string());
+        self
+    }
+
+    /// Places the HTTP filter `json` after Breakwater, before the router.
+    pub fn filter_after(mut self, json: &str) -> EnvoyConfig {
+        self.filters_after.push(json.to_string());
+        self
     }
 
     /// Adds cluster `name` with the one endpoint `addr`. Several clusters may share an endpoint.

@@ -154,6 +154,12 @@ pub fn render(config: &EnvoyConfig, dir: &Path) -> Result<Rendered> {
     )?;
 
     render_routes(config, hcm, file)?;
+    merge(
+        hcm,
+        &config.connection_manager,
+        "the HTTP connection manager",
+        file,
+    )?;
     if let Some(timeout) = config.stream_idle_timeout {
         object(hcm, "the HTTP connection manager", file)?
             .insert("stream_idle_timeout".into(), duration(timeout));
@@ -168,6 +174,16 @@ pub fn render(config: &EnvoyConfig, dir: &Path) -> Result<Rendered> {
         .iter()
         .position(|f| f.get("name").and_then(Value::as_str) == Some(FILTER_NAME))
         .ok_or_else(|| template_error(file, format!("no http filter named {FILTER_NAME:?}")))?;
+    for (offset, filter) in config.filters_after.iter().enumerate() {
+        http_filters.insert(
+            position + 1 + offset,
+            parse(filter, "a filter after", file)?,
+        );
+    }
+    for (offset, filter) in config.filters_before.iter().enumerate() {
+        http_filters.insert(position + offset, parse(filter, "a filter before", file)?);
+    }
+    let position = position + config.filters_before.len();
     match &config.filter {
         None => {
             http_filters.remove(position);
@@ -230,6 +246,7 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
     )?
     .first_mut()
     .ok_or_else(|| template_error(file, "the route config has no virtual host"))?;
+    merge(host, &config.virtual_host, "the virtual host", file)?;
     let list = array(at(host, &["routes"], file)?, "routes", file)?;
     let base = list
         .first()
@@ -259,10 +276,36 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
         if let Some(native) = &config.native {
             action.insert("retry_policy".into(), retry_policy(native));
         }
+        merge(
+            at(&mut entry, &["route"], file)?,
+            &route.action,
+            "a route's action",
+            file,
+        )?;
+        merge(&mut entry, &route.entry, "a route", file)?;
         rendered.push(entry);
     }
     *list = rendered;
     Ok(())
+}
+
+/// Sets each `(field, JSON text)` on the object `target`.
+fn merge(
+    target: &mut Value,
+    fields: &[(String, String)],
+    what: &str,
+    file: &'static str,
+) -> Result<()> {
+    for (field, json) in fields {
+        let value = parse(json, what, file)?;
+        object(target, what, file)?.insert(field.clone(), value);
+    }
+    Ok(())
+}
+
+/// Parses JSON text given for `what`.
+fn parse(json: &str, what: &str, _file: &'static str) -> Result<Value> {
+    serde_json::from_str(json).map_err(|e| ConfigError::Invalid(format!("{what}: {e}: {json}")))
 }
 
 /// Replaces the clusters with the requested ones, each a copy of the config's first cluster.

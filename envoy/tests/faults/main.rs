@@ -18,6 +18,7 @@ mod disconnects;
 mod mid_body;
 mod real_traffic;
 mod replies;
+mod response_path;
 mod rollout;
 mod silent;
 mod soak;

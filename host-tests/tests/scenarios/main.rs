@@ -15,6 +15,7 @@ mod memory;
 mod mid_body;
 mod passthrough;
 mod reconfigure;
+mod relay;
 mod retry_basic;
 mod retry_breaker;
 mod retry_eligibility;

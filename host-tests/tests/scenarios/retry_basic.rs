@@ -51,7 +51,11 @@ fn a_get_failing_with_503_is_retried_and_the_client_gets_the_retrys_response() {
     assert_eq!(r.header("x-upstream"), Some("third"));
     assert_eq!(r.header("content-type"), Some("text/plain"));
     assert_eq!(r.header("x-breakwater-attempts"), Some("3"));
-    assert_eq!(r.source, Source::Filter, "relayed by the filter");
+    assert_eq!(
+        r.source,
+        Source::Upstream,
+        "the held response, rewritten in place"
+    );
     assert_eq!(w.upstream_attempts(CLUSTER).len(), 3);
     assert_eq!(count(&w, "retries_total"), 2);
     assert_eq!(

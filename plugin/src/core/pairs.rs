@@ -65,6 +65,11 @@ impl Pairs {
         }
     }
 
+    /// Whether the map has no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
     /// The first value of `name` (compared exactly: the host's names are lower case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.iter()

@@ -273,6 +273,18 @@ impl Exchange {
         }
     }
 
+    /// Whether `failure_on` or `retry_on` lists `status` by number (for a status below 500, the
+    /// only way it can be acted on).
+    pub fn lists_status(&self, status: u16) -> bool {
+        let effective = self.effective();
+        let breaker = effective.breaker.as_ref().map(|b| &b.failure_on);
+        let retry = effective.retry.as_ref().map(|r| &r.retry_on);
+        [breaker, retry]
+            .into_iter()
+            .flatten()
+            .any(|m| m.codes.binary_search(&status).is_ok())
+    }
+
     /// Whether recording a success needs the clock: a rate window, or slow calls, are on.
     pub fn times_successes(&self) -> bool {
         self.breaker_policy()

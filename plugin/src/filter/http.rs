@@ -34,7 +34,7 @@ use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
 use super::host;
 use super::metrics::Counter;
-use super::reply::send_fallback;
+use super::reply::{self, send_fallback};
 use super::retries::{self, Job, Last, Stage as JobStage};
 use super::root::Config;
 use super::shared;
@@ -199,12 +199,12 @@ impl Stream {
     }
 
     /// Judges the first attempt's response.
-    fn judge(&mut self, w: &mut Worker) -> Action {
+    fn judge(&mut self, w: &mut Worker, end_of_stream: bool) -> Action {
         let Some(mut exchange) = self.exchange.take() else {
             self.stage = Stage::Done;
             return Action::Continue;
         };
-        let outcome = response_outcome();
+        let outcome = response_outcome(|status| exchange.lists_status(status));
         exchange.answered = outcome.is_reply();
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
@@ -234,6 +234,7 @@ impl Stream {
                     stage: JobStage::Waiting { due },
                     last: Last::Held,
                     outcome,
+                    held_body: !end_of_stream,
                 };
                 retries::schedule(w, self.id, job, now);
                 self.stage = Stage::Retrying;
@@ -257,6 +258,7 @@ impl Stream {
         let now = host::now();
         let id = self.id;
         worker::with(|w| {
+            reply::drop_relay(w, id);
             if stage == Stage::Retrying {
                 match ended_by_upstream_failure() {
                     Some(outcome) => retries::ended_by_envoy(w, id, &outcome, now),
@@ -270,12 +272,14 @@ impl Stream {
     }
 }
 
-/// The outcome of the stream's response: `:status`, and for 5xx or a missing status Envoy's
-/// response flags and code details (a 2xx–4xx needs no more host calls).
-fn response_outcome() -> Outcome {
+/// The outcome of the stream's response: `:status`, and for a 5xx, a status the policy lists by
+/// number, or a missing status, Envoy's response flags and code details, which tell the
+/// upstream's reply from Envoy's or another filter's (a rate limiter's listed 429 is not the
+/// upstream's). Any other 2xx–4xx needs no more host calls.
+fn response_outcome(listed: impl Fn(u16) -> bool) -> Outcome {
     let status = host::status(MapType::HttpResponseHeaders);
     match status {
-        Some(code) if code < 500 => Outcome {
+        Some(code) if code < 500 && !listed(code) => Outcome {
             status,
             cause: Cause::Upstream,
         },
@@ -406,10 +410,26 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.stage != Stage::Forwarded {
             return Action::Continue;
         }
-        worker::with(|w| self.judge(w)).unwrap_or(Action::Continue)
+        worker::with(|w| self.judge(w, end_of_stream)).unwrap_or(Action::Continue)
+    }
+
+    // A held response comes back through these once it is resumed (see `reply::deliver`).
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.stage == Stage::Retrying {
+            worker::with(|w| reply::write_body(w, self.id, body_size, end_of_stream));
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.stage == Stage::Retrying {
+            worker::with(|w| reply::write_trailers(w, self.id));
+        }
+        Action::Continue
     }
 }

@@ -1,4 +1,5 @@
-//! What the filter sends through the host: dispatched retries and its own replies.
+//! What the filter sends through the host: dispatched retries, the retried response written into
+//! the held response's place, and its own replies.
 //!
 //! The SDK's `send_http_response` takes `&str` names and values and panics on a host status it
 //! does not expect, which would trap the VM; [`reply`] calls the ABI (0.2.1) directly with a map
@@ -13,7 +14,7 @@
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::core::pairs::Pairs;
 
@@ -30,6 +31,48 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> Status;
+    fn proxy_set_header_map_pairs(
+        map_type: MapType,
+        map_data: *const u8,
+        map_size: usize,
+    ) -> Status;
+    fn proxy_set_buffer_bytes(
+        buffer_type: BufferType,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> Status;
+}
+
+/// Replaces every entry of the current stream's `map` with `pairs` (bytes as they are).
+pub fn set_map(map: MapType, pairs: &Pairs) -> Result<(), Status> {
+    let bytes = pairs.as_bytes();
+    // SAFETY: the pointer and size describe a live slice for the duration of the call; the host
+    // copies the map before returning.
+    match unsafe { proxy_set_header_map_pairs(map, bytes.as_ptr(), bytes.len()) } {
+        Status::Ok => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Replaces the `size` bytes of the response body the current callback was handed with `body`.
+/// (The SDK's `set_buffer` panics on a status it does not expect.)
+pub fn set_response_body(size: usize, body: &[u8]) -> Result<(), Status> {
+    // SAFETY: as in `set_map`.
+    let result = unsafe {
+        proxy_set_buffer_bytes(
+            BufferType::HttpResponseBody,
+            0,
+            size,
+            body.as_ptr(),
+            body.len(),
+        )
+    };
+    match result {
+        Status::Ok => Ok(()),
+        other => Err(other),
+    }
 }
 
 /// Dispatches a call to `cluster`; the token its response will come back with. Pairs that are

@@ -59,13 +59,22 @@ pub struct Reply {
     /// As the host serialized them, without pseudo and hop-by-hop headers.
     pub headers: Pairs,
     pub body: Vec<u8>,
-    /// The headers and body, held against the worker's byte budget until the reply is dropped.
+    pub trailers: Pairs,
+    /// The headers, body and trailers, held against the worker's byte budget until the reply is
+    /// dropped.
     held: Lease,
 }
 
 impl Reply {
-    /// A call response to relay: its headers without pseudo and hop-by-hop ones, and `body`.
-    pub fn from_call(status: u16, headers: &Pairs, body: Vec<u8>, lease: Lease) -> Reply {
+    /// A call response to relay: its headers without pseudo and hop-by-hop ones, `body` and
+    /// `trailers`.
+    pub fn from_call(
+        status: u16,
+        headers: &Pairs,
+        body: Vec<u8>,
+        trailers: Pairs,
+        lease: Lease,
+    ) -> Reply {
         let headers = Pairs::collect(
             headers
                 .iter()
@@ -75,6 +84,7 @@ impl Reply {
             status,
             headers,
             body,
+            trailers,
             held: lease,
         }
     }
@@ -87,6 +97,18 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         std::str::from_utf8(self.headers.get(name)?).ok()
     }
+}
+
+/// The body and trailers of a response whose head has replaced the held response's head; they
+/// replace the held response's body and trailers as those pass the filter ([`write_body`],
+/// [`write_trailers`]).
+#[derive(Debug)]
+pub struct Relay {
+    body: Vec<u8>,
+    trailers: Pairs,
+    /// The body went into the first body callback; later ones are emptied.
+    written: bool,
+    _held: Option<Lease>,
 }
 
 /// The request headers of attempt `attempt` of `copy`: the client's, without hop-by-hop ones,
@@ -116,6 +138,12 @@ fn with_attempts<'a>(
 
 /// Sends the breaker's fallback on the current stream.
 pub fn send_fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) {
+    let (status, headers, body) = fallback(policy, phase, retry_after);
+    let _ = outbound::reply(status, &headers, &body);
+}
+
+/// The breaker's fallback: status, headers and body.
+fn fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) -> (u16, Pairs, Vec<u8>) {
     let seconds = host::retry_after_seconds(retry_after).to_string();
     let state = match phase {
         Phase::HalfOpen => "half-open",
@@ -132,27 +160,46 @@ pub fn send_fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration
                 (BREAKER_HEADER.as_bytes(), state.as_bytes()),
             ]),
     );
-    let _ = outbound::reply(
+    (
         policy.fallback.status,
-        &headers,
-        policy.fallback.body.as_bytes(),
-    );
+        headers,
+        policy.fallback.body.as_bytes().to_vec(),
+    )
 }
 
 /// Hands a finished job's response to its stream; nothing if the stream is gone. When the
 /// retries stopped because the breaker opened, an enforcing breaker serves its fallback instead.
-pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: &Job, breaker_stop: bool, now: Millis) {
+///
+/// The held response is Envoy's, paused in the filter's response-headers callback (Envoy buffers
+/// its body and trailers meanwhile). It is resumed as it is, or with a retried response written
+/// into its place ([`relay`]), so that the client's final response takes the same way through
+/// Envoy as any upstream response: every encoder filter before Breakwater in the chain sees it,
+/// and `local_reply_config` does not rewrite it.
+pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bool, now: Millis) {
     if hostcalls::set_effective_context(id).is_err() {
         return;
     }
     let exchange = &job.exchange;
-    if breaker_stop && fallback_served(w, exchange, now) {
-        let _ = hostcalls::set_effective_context(root_id);
-        return;
+    let held_body = job.held_body;
+    if breaker_stop {
+        if let Some((status, headers, body)) = fallback_due(w, exchange, now) {
+            relay(
+                w,
+                id,
+                held_body,
+                status,
+                &headers,
+                body,
+                Pairs::default(),
+                None,
+            );
+            let _ = hostcalls::set_effective_context(root_id);
+            return;
+        }
     }
     let attempts = exchange.attempts.to_string();
     let retried = exchange.attempts > 1;
-    match &job.last {
+    match job.last {
         Last::Held => {
             if retried {
                 let _ = hostcalls::set_map_value(
@@ -164,10 +211,27 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: &Job, breaker_stop: b
             let _ = hostcalls::resume_http_response();
         }
         Last::Reply(reply) => {
-            let headers = with_attempts(reply.headers.iter(), &attempts, retried);
-            let _ = outbound::reply(reply.status, &headers, &reply.body);
+            let Reply {
+                status,
+                headers,
+                body,
+                trailers,
+                held,
+            } = reply;
+            let headers = with_attempts(headers.iter(), &attempts, retried);
+            relay(
+                w,
+                id,
+                held_body,
+                status,
+                &headers,
+                body,
+                trailers,
+                Some(held),
+            );
         }
         Last::Failed => {
+            // What Envoy's router answers when an attempt gets no response.
             let (status, body) = match job.outcome.cause {
                 Cause::Timeout => (504, "upstream request timeout"),
                 Cause::ConnectFailure => (503, "upstream connect error: connection failure"),
@@ -175,29 +239,120 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: &Job, breaker_stop: b
             };
             let content_type = (&b"content-type"[..], &b"text/plain"[..]);
             let headers = with_attempts(std::iter::once(content_type), &attempts, retried);
-            let _ = outbound::reply(status, &headers, body.as_bytes());
+            let body = body.as_bytes().to_vec();
+            relay(
+                w,
+                id,
+                held_body,
+                status,
+                &headers,
+                body,
+                Pairs::default(),
+                None,
+            );
         }
     }
     let _ = hostcalls::set_effective_context(root_id);
 }
 
-/// Serves the fallback if the cluster's breaker enforces and would reject a request now.
-fn fallback_served(w: &mut Worker, exchange: &Exchange, now: Millis) -> bool {
-    let Some(policy) = exchange.effective().breaker.as_ref() else {
-        return false;
+/// Writes a response into the place of the held one and resumes it: its head now (`:status`,
+/// `headers` and a `content-length` for `body`), its body and trailers as the held response's
+/// pass ([`write_body`], [`write_trailers`]). `held_body`: the held response has more than its
+/// head (a body or trailers) for them to replace. When it has not, Envoy would end the stream
+/// with the head and call the filter no more, so a response with a body or trailers goes out as
+/// Envoy's local reply instead (the one case that skips the encoder filters before Breakwater).
+#[allow(clippy::too_many_arguments)]
+fn relay(
+    w: &mut Worker,
+    id: u32,
+    held_body: bool,
+    status: u16,
+    headers: &Pairs,
+    body: Vec<u8>,
+    trailers: Pairs,
+    lease: Option<Lease>,
+) {
+    if !held_body && !(body.is_empty() && trailers.is_empty()) {
+        let _ = outbound::reply(status, headers, &body);
+        return;
+    }
+    let status_text = status.to_string();
+    let length = body.len().to_string();
+    let framed = !matches!(status, 100..=199 | 204 | 304);
+    let head = Pairs::collect(
+        std::iter::once((&b":status"[..], status_text.as_bytes()))
+            .chain(headers.iter())
+            .chain(framed.then_some((&b"content-length"[..], length.as_bytes()))),
+    );
+    if outbound::set_map(MapType::HttpResponseHeaders, &head).is_err() {
+        let _ = outbound::reply(status, headers, &body);
+        return;
+    }
+    if held_body {
+        let relay = Relay {
+            body,
+            trailers,
+            written: false,
+            _held: lease,
+        };
+        w.relays.insert(id, relay);
+    }
+    let _ = hostcalls::resume_http_response();
+}
+
+/// The held response's body passes the filter after a relay (`size` bytes, the last part if
+/// `end_of_stream`): the relayed body replaces the first part, later parts are emptied, and the
+/// relayed trailers are added at the end.
+pub fn write_body(w: &mut Worker, id: u32, size: usize, end_of_stream: bool) {
+    let Some(relay) = w.relays.get_mut(&id) else {
+        return;
     };
+    if !relay.written {
+        let _ = outbound::set_response_body(size, &relay.body);
+        relay.written = true;
+    } else if size > 0 {
+        let _ = outbound::set_response_body(size, &[]);
+    }
+    if end_of_stream {
+        if let Some(relay) = w.relays.remove(&id) {
+            if !relay.trailers.is_empty() {
+                // Envoy adds a trailer map to a response whose last body part is being handled.
+                let _ = outbound::set_map(MapType::HttpResponseTrailers, &relay.trailers);
+            }
+        }
+    }
+}
+
+/// The held response's trailers pass the filter after a relay: the relayed trailers replace them
+/// (no trailers: the map is emptied).
+pub fn write_trailers(w: &mut Worker, id: u32) {
+    if let Some(relay) = w.relays.remove(&id) {
+        if !relay.written && !relay.body.is_empty() {
+            log::debug!("breakwater: a relayed body had no body part to go into");
+        }
+        let _ = outbound::set_map(MapType::HttpResponseTrailers, &relay.trailers);
+    }
+}
+
+/// The stream `id` ended: a relay not yet written goes.
+pub fn drop_relay(w: &mut Worker, id: u32) {
+    w.relays.remove(&id);
+}
+
+/// The fallback due if the cluster's breaker enforces and would reject a request now.
+fn fallback_due(w: &mut Worker, exchange: &Exchange, now: Millis) -> Option<(u16, Pairs, Vec<u8>)> {
+    let policy = exchange.effective().breaker.as_ref()?;
     if policy.mode != BreakerMode::Enforce {
-        return false;
+        return None;
     }
     let key = exchange.config.keys.breaker(&exchange.cluster);
     // A dry run on a copy: what a new request would get, without taking a probe slot.
     let mut breaker = read_breaker(w, &exchange.cluster, &key);
     match breaker.admit(policy, now, &mut w.rng).value {
         Admission::Rejected(rejection) => {
-            send_fallback(policy, rejection.phase, rejection.retry_after);
             w.metrics.add(&exchange.cluster, Counter::Rejected, 1);
-            true
+            Some(fallback(policy, rejection.phase, rejection.retry_after))
         }
-        Admission::Admitted(_) => false,
+        Admission::Admitted(_) => None,
     }
 }

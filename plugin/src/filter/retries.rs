@@ -7,8 +7,8 @@
 //! cluster with `x-breakwater-attempt: N` and `per_try_timeout` as the call's timeout. The call's
 //! response (or its failure: an error from `dispatch_http_call`, a synthesized 503/504, or a
 //! callback with no headers) is judged like the first attempt: another retry, or the end, where
-//! the stream gets that attempt's response through `set_effective_context` and
-//! `send_http_response`.
+//! the stream's held response is resumed, as it is or with that attempt's response written into
+//! its place (see [`reply::deliver`]).
 //!
 //! # Refused dispatches
 //! Envoy may refuse a dispatch at once: `InternalFailure` when `AsyncClient::send` fails inline
@@ -85,6 +85,9 @@ pub struct Job {
     pub last: Last,
     /// The outcome of the latest attempt.
     pub outcome: Outcome,
+    /// The held response has a body or trailers still to pass the filter (its head did not end
+    /// it): what a relayed response's body and trailers are written into.
+    pub held_body: bool,
 }
 
 /// Due times of one root's waiting retries; entries of jobs since cancelled or moved on are
@@ -235,7 +238,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     if let Some(stop) = stop {
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, Some(stop), now);
-        reply::deliver(w, root_id, id, &job, stop == Stop::Breaker, now);
+        reply::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
         return;
     }
     let attempt = exchange.attempts + 1;
@@ -245,7 +248,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         // a client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, now);
-        reply::deliver(w, root_id, id, &job, false, now);
+        reply::deliver(w, root_id, id, job, false, now);
         return;
     };
     let headers = reply::call_headers(copy, attempt);
@@ -329,7 +332,12 @@ pub fn call_response(
     };
     let outcome = Outcome::from_call(&text, &body);
     job.exchange.answered |= outcome.is_reply();
-    let reply = status.map(|status| Reply::from_call(status, &headers, body, lease));
+    let trailers = if status.is_some() {
+        host::header_pairs(MapType::HttpCallResponseTrailers)
+    } else {
+        Pairs::default()
+    };
+    let reply = status.map(|status| Reply::from_call(status, &headers, body, trailers, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }
 
@@ -373,7 +381,7 @@ fn conclude(
             let breaker_stop = stop == Some(Stop::Breaker);
             let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, now);
-            reply::deliver(w, root_id, id, &job, breaker_stop, now);
+            reply::deliver(w, root_id, id, job, breaker_stop, now);
         }
     }
 }
@@ -408,5 +416,5 @@ fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     job.exchange.inconclusive = true;
     let outcome = job.outcome;
     job.exchange.finish(w, &outcome, None, now);
-    reply::deliver(w, root_id, id, &job, false, now);
+    reply::deliver(w, root_id, id, job, false, now);
 }

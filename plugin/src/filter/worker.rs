@@ -34,6 +34,7 @@ use crate::policy::BudgetPolicy;
 use super::host::{self, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics};
+use super::reply::Relay;
 use super::retries::Retries;
 use super::shared::{self, Keys, Updated};
 
@@ -79,6 +80,8 @@ pub struct Worker {
     pub metrics: Metrics,
     pub rng: HostRng,
     pub retries: Retries,
+    /// Retried responses being written into their streams' held responses, by HTTP context id.
+    pub relays: HashMap<u32, Relay>,
     batches: HashMap<String, Batch>,
     logs: Limiter,
 }

@@ -32,9 +32,11 @@
 //! ways:
 //!
 //! - **By status**: `5xx` (500..=599), `gateway-error` (502, 503, 504) and status codes listed by
-//!   number match a reply whose status speaks for itself: the upstream's own
-//!   ([`Cause::Upstream`]), or Envoy's for a reason that has no name of its own
-//!   ([`Cause::Local`]: no route, a local rate limit, another filter's reply, …).
+//!   number match the upstream's own reply ([`Cause::Upstream`]). A reply that Envoy or another
+//!   filter made for a reason of its own ([`Cause::Local`]: no route, no cluster, a rate limit,
+//!   an authorization filter's refusal or failure, …) matches nothing: the upstream was never
+//!   asked, so it says nothing of the upstream's health, and a retry (dispatched straight to the
+//!   cluster) would go around the very filter that refused.
 //! - **By cause**: `reset`, `connect-failure`, `timeout`, `no-healthy-upstream` and `overflow`
 //!   match their cause, whatever status Envoy put on it, and nothing else matches them.
 //!
@@ -184,7 +186,11 @@ pub fn parse_status(value: &str) -> Option<u16> {
 impl OutcomeMatcher {
     /// Whether the outcome is in this set (see the module docs for the rules).
     pub fn matches(&self, o: &Outcome) -> bool {
-        let reply_status = if o.is_reply() { o.status } else { None };
+        let reply_status = if o.cause == Cause::Upstream {
+            o.status
+        } else {
+            None
+        };
         let class_matches = |class: &OutcomeClass| match class {
             OutcomeClass::Status5xx => reply_status.is_some_and(|s| (500..=599).contains(&s)),
             OutcomeClass::GatewayError => reply_status.is_some_and(|s| matches!(s, 502..=504)),

@@ -456,14 +456,17 @@ fn o(status: Option<u16>, cause: Cause) -> Outcome {
 }
 
 #[test]
-fn class_5xx_matches_any_500_to_599_reply_from_upstream_or_envoy() {
+fn class_5xx_matches_any_500_to_599_reply_from_the_upstream_only() {
     let m = matcher(&[Status5xx], &[]);
     for s in [500, 503, 599] {
         assert!(
             m.matches(&o(Some(s), Cause::Upstream)),
             "{s} from the upstream"
         );
-        assert!(m.matches(&o(Some(s), Cause::Local)), "{s} from Envoy");
+        assert!(
+            !m.matches(&o(Some(s), Cause::Local)),
+            "{s} from Envoy or another filter"
+        );
     }
     assert!(!m.matches(&o(Some(499), Cause::Upstream)));
     assert!(!m.matches(&o(Some(600), Cause::Upstream)));
@@ -482,7 +485,7 @@ fn class_gateway_error_matches_502_503_504_replies_only() {
     let m = matcher(&[GatewayError], &[]);
     for s in [502, 503, 504] {
         assert!(m.matches(&o(Some(s), Cause::Upstream)), "{s}");
-        assert!(m.matches(&o(Some(s), Cause::Local)), "{s}");
+        assert!(!m.matches(&o(Some(s), Cause::Local)), "{s}");
     }
     for s in [500, 501, 505] {
         assert!(!m.matches(&o(Some(s), Cause::Upstream)), "{s}");
@@ -512,10 +515,13 @@ fn failure_classes_match_their_cause_whatever_the_status() {
 }
 
 #[test]
-fn listed_codes_match_that_status_on_a_reply() {
+fn listed_codes_match_that_status_on_the_upstreams_reply() {
     let m = matcher(&[], &[429]);
     assert!(m.matches(&o(Some(429), Cause::Upstream)));
-    assert!(m.matches(&o(Some(429), Cause::Local)));
+    assert!(
+        !m.matches(&o(Some(429), Cause::Local)),
+        "a rate limiter's 429 is not the upstream's"
+    );
     assert!(!m.matches(&o(Some(429), Cause::Timeout)));
     assert!(!m.matches(&o(Some(503), Cause::Upstream)));
     assert!(
