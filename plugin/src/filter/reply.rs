@@ -272,7 +272,8 @@ fn relay(
     trailers: Pairs,
     lease: Option<Lease>,
 ) {
-    if !held_body && !(body.is_empty() && trailers.is_empty()) {
+    let nothing_to_write = body.is_empty() && trailers.is_empty();
+    if !held_body && !nothing_to_write {
         let _ = outbound::reply(status, headers, &body);
         return;
     }
