@@ -4,7 +4,7 @@
 //! Exit codes: 0 success; 1 a policy is invalid or a check found a difference; 2 a file could
 //! not be read or understood, or the build failed.
 
-use breakwater_cli::{oci, paths, pin, schema, validate};
+use breakwater_cli::{envoy_config, istio, oci, paths, pin, schema, validate};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +81,14 @@ fn validate_files(files: &[PathBuf], strict: bool) -> Result<(), Failure> {
     let (mut invalid, mut unreadable) = (0, 0);
     for file in files {
         let shown = file.display().to_string();
+        if let Some(chains) = envoy_chains(file) {
+            print!("{}", envoy_config::render(&shown, &chains));
+            invalid += chains
+                .iter()
+                .filter(|c| !c.errors.is_empty() || (strict && !c.warnings.is_empty()))
+                .count();
+            continue;
+        }
         match validate::check_file(file) {
             Ok(checked) => {
                 print!("{}", validate::render(&shown, &checked));
@@ -110,6 +118,13 @@ fn validate_files(files: &[PathBuf], strict: bool) -> Result<(), Failure> {
     } else {
         Ok(())
     }
+}
+
+/// The Envoy config checks of `file`, if it is an Envoy config.
+fn envoy_chains(file: &std::path::Path) -> Option<Vec<envoy_config::Chain>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let documents = istio::documents(&text).ok()?;
+    envoy_config::check(&documents)
 }
 
 fn schema_command(write: bool, check: bool) -> Result<(), Failure> {

@@ -81,7 +81,7 @@ fn a_route_on_an_unnamed_cluster_merges_over_default() {
     assert_eq!(r.max_attempts, 1, "the route's");
     assert_eq!(
         r.deadline,
-        Duration::from_secs(30),
+        Duration::from_secs(15),
         "the default, as default does not set it"
     );
 }
@@ -278,7 +278,7 @@ fn a_cluster_turns_on_what_default_turned_off_starting_from_the_defaults() {
     assert_eq!(a.retry.as_ref().map(|r| r.max_attempts), Some(2));
     assert_eq!(
         a.retry.as_ref().map(|r| r.deadline),
-        Some(Duration::from_secs(30))
+        Some(Duration::from_secs(15))
     );
     assert_eq!(
         a.breaker,

@@ -141,8 +141,8 @@ fn per_try_timeout_is_read() {
 }
 
 #[test]
-fn deadline_defaults_to_thirty_seconds() {
-    assert_eq!(default_retry().deadline, Duration::from_secs(30));
+fn deadline_defaults_to_envoys_default_route_timeout() {
+    assert_eq!(default_retry().deadline, Duration::from_secs(15));
 }
 
 #[test]
