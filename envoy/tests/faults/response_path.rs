@@ -213,3 +213,62 @@ fn a_retry_misses_the_routes_rewrites_and_header_changes_and_nothing_else() {
     assert_nothing_in_flight(&envoy);
     assert_no_wasm_errors(&envoy, &health);
 }
+
+/// Requests a dispatched retry cannot replay faithfully are not retried, and their clients get
+/// the first answer at once: `HEAD` (a relayed answer would lose the `content-length` of the
+/// body it describes), an upgrade (a tunnel, not a request), and a request that asked for
+/// `100-continue` is replayed whole without the expectation (Envoy answers it hop by hop).
+#[test]
+fn head_upgrade_and_expect_continue_requests_are_answered_without_a_lost_or_stuck_client() {
+    let upstream = upstream("a");
+    upstream.set_default(Reply::Echo(200));
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .filter(breakwater(&retries(3, "20ms", "2s")))
+            .connection_manager("upgrade_configs", r#"[{ "upgrade_type": "websocket" }]"#),
+    );
+    let health = wasm_health(&envoy);
+    use breakwater_envoy::client::Request;
+
+    upstream.script([Reply::Status(503)]);
+    let head = envoy
+        .send(&Request::new("HEAD", "/head"))
+        .expect("a response");
+    assert_eq!(head.status, 503, "HEAD is not retried");
+    assert_eq!(head.header("x-breakwater-attempts"), None);
+    assert!(head.body.is_empty());
+    assert_eq!(upstream.requests().len(), 1);
+
+    upstream.script([Reply::Status(503)]);
+    let upgrade = envoy
+        .send(
+            &Request::get("/socket")
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", "13")
+                .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        )
+        .expect("a response");
+    assert_eq!(upgrade.status, 503, "an upgrade is not retried");
+    assert_eq!(upgrade.header("x-breakwater-attempts"), None);
+    assert_eq!(upstream.requests().len(), 2);
+
+    upstream.script([Reply::Status(503)]);
+    let body: Vec<u8> = (0..3_000u32).map(|i| (i % 251) as u8).collect();
+    let put = envoy
+        .send(
+            &Request::new("PUT", "/continue")
+                .header("expect", "100-continue")
+                .body(body.clone()),
+        )
+        .expect("a response");
+    assert_eq!(put.status, 200, "retried");
+    assert_eq!(put.header("x-breakwater-attempts"), Some("2"));
+    let attempts = upstream.requests();
+    let retry = attempts.last().expect("the retry");
+    assert_eq!(retry.body, body, "the whole body, replayed");
+    assert_eq!(retry.header("expect"), None, "no expectation on the retry");
+    assert_nothing_in_flight(&envoy);
+    assert_no_wasm_errors(&envoy, &health);
+}

@@ -14,7 +14,8 @@ fn breaker_and_retry(breaker: Value) -> World {
     if let (Some(b), Some(e)) = (b.as_object_mut(), breaker.as_object()) {
         b.extend(e.clone());
     }
-    let retry = json!({ "base_delay": "1s", "jitter": false, "max_attempts": 5, "deadline": "30s" });
+    let retry =
+        json!({ "base_delay": "1s", "jitter": false, "max_attempts": 5, "deadline": "30s" });
     let mut w = world(4, &policy(b, retry));
     w.upstream(CLUSTER, Reply::status(503).body("upstream failure"));
     w
