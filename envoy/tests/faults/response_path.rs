@@ -272,3 +272,42 @@ fn head_upgrade_and_expect_continue_requests_are_answered_without_a_lost_or_stuc
     assert_nothing_in_flight(&envoy);
     assert_no_wasm_errors(&envoy, &health);
 }
+
+/// A route that retries by itself (Envoy's `retry_policy`, as Istio sets one on every route by
+/// default) under a policy that retries too: each of Breakwater's attempts is retried again by
+/// the router. `breakwater_stacked_retries_total` counts the failed first attempts the router had
+/// already retried, so operators can find the stacking.
+#[test]
+fn a_route_that_retries_too_is_counted_as_stacked_retries() {
+    let upstream = upstream("a");
+    upstream.set_default(Reply::Status(503));
+    let native = breakwater_envoy::NativeResilience {
+        retry_on: "5xx".to_string(),
+        num_retries: 1,
+        backoff_base: std::time::Duration::from_millis(10),
+        backoff_max: std::time::Duration::from_millis(10),
+        consecutive_5xx: 1000,
+        ..Default::default()
+    };
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .native_resilience(native)
+            .filter(breakwater(&retries(2, "20ms", "2s"))),
+    );
+    let health = wasm_health(&envoy);
+
+    let response = envoy.get("/stacked").expect("a response");
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("x-breakwater-attempts"), Some("2"));
+    assert_eq!(
+        upstream.requests().len(),
+        3,
+        "the router's two attempts, then Breakwater's dispatched retry (which the router does not see)"
+    );
+    crate::common::wait_until("the stacked retry to be counted", || {
+        crate::common::Metrics::read(&envoy, "a").get("stacked_retries_total") == 1
+    });
+    assert_nothing_in_flight(&envoy);
+    assert_no_wasm_errors(&envoy, &health);
+}

@@ -73,6 +73,8 @@ pub mod path {
     pub const RESPONSE_CODE: &[u8] = b"response\0code";
     pub const RESPONSE_FLAGS: &[u8] = b"response\0flags";
     pub const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
+    /// How many upstream attempts Envoy's router made for the stream (its own retries included).
+    pub const ROUTER_ATTEMPTS: &[u8] = b"upstream\0request_attempt_count";
 }
 
 #[link(wasm_import_module = "env")]

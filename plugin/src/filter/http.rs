@@ -224,6 +224,10 @@ impl Stream {
         let retry_after = if outcome.is_success() {
             None
         } else {
+            // Read on failures only: the router retrying too is what makes attempts multiply.
+            if host::property_u64(host::path::ROUTER_ATTEMPTS).is_some_and(|n| n > 1) {
+                w.metrics.add(&exchange.cluster, Counter::StackedRetries, 1);
+            }
             host::header(MapType::HttpResponseHeaders, "retry-after")
         };
         match exchange.after_attempt(w, &outcome, retry_after.as_deref(), now) {

@@ -52,6 +52,9 @@ pub enum Counter {
     /// Breaker states that decoded but held a time further ahead than the policy allows (an
     /// open time, a probe lease, a window bucket), brought within it.
     StateClamped,
+    /// Failed first attempts that Envoy's router had already retried itself (a route
+    /// `retry_policy`): Breakwater's retries stack on the router's, and the attempts multiply.
+    StackedRetries,
 }
 
 /// Why a retry that the outcome asked for did not run.
@@ -102,7 +105,7 @@ impl SkipReason {
 }
 
 impl Counter {
-    const ALL: [Counter; 16] = [
+    const ALL: [Counter; 17] = [
         Counter::Requests,
         Counter::Failures,
         Counter::Rejected,
@@ -119,6 +122,7 @@ impl Counter {
         Counter::StateContention,
         Counter::ResponsesDropped,
         Counter::StateClamped,
+        Counter::StackedRetries,
     ];
 
     /// The metric part of the stat name.
@@ -139,6 +143,7 @@ impl Counter {
             Counter::StateErrors => "state_errors_total",
             Counter::StateContention => "state_contention_total",
             Counter::ResponsesDropped => "retry_responses_dropped_total",
+            Counter::StackedRetries => "stacked_retries_total",
             Counter::StateClamped => "state_clamped_total",
         }
     }
