@@ -13,8 +13,11 @@
 //! # Response
 //! The first attempt's response is classified. A failure that will be retried is paused here and
 //! the request moves to the worker's retry queue ([`super::retries`]); otherwise the outcome goes to
-//! the breaker and the response flows on untouched. The filter's own replies (fallback, the
-//! retried response) come back through this context's response callbacks and pass through.
+//! the breaker and the response flows on untouched. When the retries end, the held response is
+//! resumed (see [`super::reply::deliver`]); if a retry's response was written into its place,
+//! the held body and trailers that then pass this context's callbacks are replaced by the
+//! retry's. The filter's fallback at admission comes back through the response callbacks too,
+//! and passes through.
 
 use std::rc::Rc;
 use std::time::Duration;
