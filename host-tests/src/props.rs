@@ -17,11 +17,15 @@
 //! - `request.{time,duration,protocol,size}`: from the stream, any time.
 //! - `response.{code,code_details,flags,size}`: once set; `response.{headers[.name],trailers}`
 //!   while the filter may see them or in `on_log`.
+//! - `response.backend_latency`: once the upstream's last response byte has arrived (Envoy's
+//!   `lastUpstreamRxByteReceived`), so never for Envoy's own reply nor for a response the
+//!   upstream cut short. An upstream response arrives whole here, so its value is a nominal 1 ms.
 //! - A single-segment name the filter stored with `proxy_set_property` on this stream.
 //! - Anything given to [`crate::WorldBuilder::property`] (for example `node.id`).
 //!
 //! Everything else is `NotFound`.
 
+use crate::observe::Source;
 use crate::pairs;
 use crate::state::State;
 use crate::stream::Stream;
@@ -132,6 +136,12 @@ fn response(rest: &[&str], stream: &Stream) -> Option<Vec<u8>> {
         ["code_details"] => return info.details.clone().map(String::into_bytes),
         ["flags"] => return int(info.flags),
         ["size"] => return int(len(stream.response.as_ref().map_or(0, |r| r.body.len()))),
+        ["backend_latency"] => {
+            let whole = stream.source == Source::Upstream
+                && stream.cut.is_none()
+                && stream.response.is_some();
+            return whole.then(|| 1_000_000u64.to_le_bytes().to_vec());
+        }
         _ => {}
     }
     let response = stream.response.as_ref()?;

@@ -87,10 +87,35 @@ fn a_retried_response_passes_the_filters_before_breakwater_like_an_unretried_one
         );
     }
     assert_eq!(
-        retried.header("content-length").map(str::to_owned),
-        Some(retried.body.len().to_string())
+        String::from_utf8_lossy(&retried.body),
+        "a 200\n",
+        "the retry's body, not the held 503's"
     );
     assert_eq!(upstream.requests().len(), 3, "two attempts, then one plain");
+    assert_nothing_in_flight(&envoy);
+    assert_no_wasm_errors(&envoy, &health);
+}
+
+/// A held failure whose body is still arriving when the retry answers (8 MiB, more than Envoy
+/// buffers for a paused response, so its upstream is held back): writing the retry into its
+/// place would make the client wait for the rest of the failure, and an upstream that then
+/// failed would cut the client's response. The retry's answer goes out as Envoy's local reply
+/// instead, ending the stream at once.
+#[test]
+fn a_retry_answered_while_the_held_failure_still_arrives_is_sent_whole_at_once() {
+    let upstream = upstream("a");
+    upstream.script([Reply::Large(503, 8 << 20)]);
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .filter(breakwater(&retries(2, "20ms", "2s"))),
+    );
+    let health = wasm_health(&envoy);
+
+    let response = envoy.get("/large-failure").expect("a response");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-breakwater-attempts"), Some("2"));
+    assert_eq!(String::from_utf8_lossy(&response.body), "a 200\n");
     assert_nothing_in_flight(&envoy);
     assert_no_wasm_errors(&envoy, &health);
 }

@@ -13,7 +13,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
 use crate::core::breaker::{Breaker, Call, Permit};
-use crate::core::outcome::Outcome;
+use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
@@ -94,7 +94,10 @@ impl Exchange {
     ) -> Next {
         let config = Rc::clone(&self.config);
         let effective = config.policy.lookup(&self.cluster, &self.route);
-        if effective.breaker.as_ref().is_some_and(|b| b.count_retries) && !self.inconclusive {
+        if effective.breaker.as_ref().is_some_and(|b| b.count_retries)
+            && !self.inconclusive
+            && outcome.cause != Cause::Local
+        {
             self.report(w, outcome, now);
         }
         let Some(policy) = effective.retry.as_ref() else {
@@ -138,6 +141,14 @@ impl Exchange {
             // back), and the dropped response is counted.
             w.metrics.add(&self.cluster, Counter::ResponsesDropped, 1);
             self.release_permit(w, now);
+        } else if outcome.cause == Cause::Local {
+            // Envoy's or another filter's own reply: the upstream was never asked, so it is no
+            // outcome (neither a failure nor a success that would reset the count or close a
+            // half-open breaker); a probe's slot goes back unless an earlier attempt of this
+            // request reported (with `count_retries`) and so used it.
+            if !self.count_retries() || self.attempts == 1 {
+                self.release_permit(w, now);
+            }
         } else if !self.count_retries() {
             self.report(w, outcome, now);
         }

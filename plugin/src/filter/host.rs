@@ -73,6 +73,8 @@ pub mod path {
     pub const RESPONSE_CODE: &[u8] = b"response\0code";
     pub const RESPONSE_FLAGS: &[u8] = b"response\0flags";
     pub const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
+    /// Present once the upstream's last response byte has arrived (a duration).
+    pub const BACKEND_LATENCY: &[u8] = b"response\0backend_latency";
     /// How many upstream attempts Envoy's router made for the stream (its own retries included).
     pub const ROUTER_ATTEMPTS: &[u8] = b"upstream\0request_attempt_count";
 }

@@ -242,6 +242,7 @@ impl Stream {
                     last: Last::Held,
                     outcome,
                     held_body: !end_of_stream,
+                    held_from_upstream: outcome.cause == Cause::Upstream,
                 };
                 retries::schedule(w, self.id, job, now);
                 self.stage = Stage::Retrying;
@@ -266,7 +267,8 @@ impl Stream {
         let id = self.id;
         worker::with(|w| {
             reply::drop_relay(w, id);
-            if stage == Stage::Retrying {
+            // A delivered retry has no job left: nothing to end, and no properties to read.
+            if stage == Stage::Retrying && w.retries.pending(id) {
                 match ended_by_upstream_failure() {
                     Some(outcome) => retries::ended_by_envoy(w, id, &outcome, now),
                     None => retries::cancel(w, id, now),
@@ -427,10 +429,14 @@ impl HttpContext for Stream {
     // A held response comes back through these once it is resumed (see `reply::deliver`).
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.stage == Stage::Retrying {
-            worker::with(|w| reply::write_body(w, self.id, body_size, end_of_stream));
+        let hold = self.stage == Stage::Retrying
+            && worker::with(|w| reply::write_body(w, self.id, body_size, end_of_stream))
+                .unwrap_or(false);
+        if hold {
+            Action::Pause
+        } else {
+            Action::Continue
         }
-        Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {

@@ -36,6 +36,13 @@ extern "C" {
         map_data: *const u8,
         map_size: usize,
     ) -> Status;
+    fn proxy_replace_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> Status;
     fn proxy_set_buffer_bytes(
         buffer_type: BufferType,
         start: usize,
@@ -51,6 +58,19 @@ pub fn set_map(map: MapType, pairs: &Pairs) -> Result<(), Status> {
     // SAFETY: the pointer and size describe a live slice for the duration of the call; the host
     // copies the map before returning.
     match unsafe { proxy_set_header_map_pairs(map, bytes.as_ptr(), bytes.len()) } {
+        Status::Ok => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// Sets header `name` of the current stream's `map` to `value` (the SDK's `set_map_value`
+/// panics on a status it does not expect).
+pub fn replace_header(map: MapType, name: &str, value: &[u8]) -> Result<(), Status> {
+    // SAFETY: as in `set_map`.
+    let result = unsafe {
+        proxy_replace_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    };
+    match result {
         Status::Ok => Ok(()),
         other => Err(other),
     }

@@ -149,6 +149,15 @@ fn fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) -> (u16
         Phase::HalfOpen => "half-open",
         _ => "open",
     };
+    // Envoy's local reply adds a `text/plain` content type to a body that has none; a fallback
+    // written into a held response's place gets the same.
+    let typed = policy
+        .fallback
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        || policy.fallback.body.is_empty();
+    let content_type = (!typed).then_some((&b"content-type"[..], &b"text/plain"[..]));
     let headers = Pairs::collect(
         policy
             .fallback
@@ -158,7 +167,8 @@ fn fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) -> (u16
             .chain([
                 (&b"retry-after"[..], seconds.as_bytes()),
                 (BREAKER_HEADER.as_bytes(), state.as_bytes()),
-            ]),
+            ])
+            .chain(content_type),
     );
     (
         policy.fallback.status,
@@ -171,28 +181,19 @@ fn fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) -> (u16
 /// retries stopped because the breaker opened, an enforcing breaker serves its fallback instead.
 ///
 /// The held response is Envoy's, paused in the filter's response-headers callback (Envoy buffers
-/// its body and trailers meanwhile). It is resumed as it is, or with a retried response written
-/// into its place ([`relay`]), so that the client's final response takes the same way through
-/// Envoy as any upstream response: every encoder filter before Breakwater in the chain sees it,
-/// and `local_reply_config` does not rewrite it.
+/// its body and trailers meanwhile, without calling the filter). It is resumed as it is, or with
+/// another response written into its place ([`relay`]), so that the client's final response
+/// takes the same way through Envoy as any upstream response: every encoder filter before
+/// Breakwater in the chain sees it, and `local_reply_config` does not rewrite it.
 pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bool, now: Millis) {
     if hostcalls::set_effective_context(id).is_err() {
         return;
     }
     let exchange = &job.exchange;
-    let held_body = job.held_body;
+    let place = held_place(&job);
     if breaker_stop {
         if let Some((status, headers, body)) = fallback_due(w, exchange, now) {
-            relay(
-                w,
-                id,
-                held_body,
-                status,
-                &headers,
-                body,
-                Pairs::default(),
-                None,
-            );
+            relay(w, id, place, status, &headers, body, Pairs::default(), None);
             let _ = hostcalls::set_effective_context(root_id);
             return;
         }
@@ -202,10 +203,10 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
     match job.last {
         Last::Held => {
             if retried {
-                let _ = hostcalls::set_map_value(
+                let _ = outbound::replace_header(
                     MapType::HttpResponseHeaders,
                     ATTEMPTS_HEADER,
-                    Some(&attempts),
+                    attempts.as_bytes(),
                 );
             }
             let _ = hostcalls::resume_http_response();
@@ -219,16 +220,7 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
                 held,
             } = reply;
             let headers = with_attempts(headers.iter(), &attempts, retried);
-            relay(
-                w,
-                id,
-                held_body,
-                status,
-                &headers,
-                body,
-                trailers,
-                Some(held),
-            );
+            relay(w, id, place, status, &headers, body, trailers, Some(held));
         }
         Last::Failed => {
             // What Envoy's router answers when an attempt gets no response.
@@ -240,32 +232,49 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
             let content_type = (&b"content-type"[..], &b"text/plain"[..]);
             let headers = with_attempts(std::iter::once(content_type), &attempts, retried);
             let body = body.as_bytes().to_vec();
-            relay(
-                w,
-                id,
-                held_body,
-                status,
-                &headers,
-                body,
-                Pairs::default(),
-                None,
-            );
+            relay(w, id, place, status, &headers, body, Pairs::default(), None);
         }
     }
     let _ = hostcalls::set_effective_context(root_id);
 }
 
-/// Writes a response into the place of the held one and resumes it: its head now (`:status`,
-/// `headers` and a `content-length` for `body`), its body and trailers as the held response's
-/// pass ([`write_body`], [`write_trailers`]). `held_body`: the held response has more than its
-/// head (a body or trailers) for them to replace. When it has not, Envoy would end the stream
-/// with the head and call the filter no more, so a response with a body or trailers goes out as
-/// Envoy's local reply instead (the one case that skips the encoder filters before Breakwater).
+/// What is left of the held response to write another response into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Its head ended it: Envoy will pass the head on with the end of the stream, and call the
+    /// filter for nothing more.
+    Head,
+    /// It has a body or trailers, and all of it has arrived: Envoy will pass it through the
+    /// filter's body and trailer callbacks once it is resumed.
+    Whole,
+    /// Its upstream is still sending it: the client would wait for the rest, and an upstream
+    /// that then failed would cut the client's response.
+    Arriving,
+}
+
+/// Where the held response of `job` is (for one from the upstream, Envoy's
+/// `response.backend_latency` exists once its last byte arrived; Envoy's own replies are whole
+/// at once). Read in the stream's context.
+fn held_place(job: &Job) -> Place {
+    if !job.held_body {
+        Place::Head
+    } else if !job.held_from_upstream || host::property(host::path::BACKEND_LATENCY).is_some() {
+        Place::Whole
+    } else {
+        Place::Arriving
+    }
+}
+
+/// Writes a response into the place of the held one and resumes it: its head now (`:status`
+/// and `headers`; Envoy frames the body itself), its body and trailers as the held response's
+/// pass ([`write_body`], [`write_trailers`]). Where the held response has no room for them (it
+/// ended with its head) or is still arriving, the response goes out as Envoy's local reply
+/// instead, which ends the stream at once (and skips the encoder filters before Breakwater).
 #[allow(clippy::too_many_arguments)]
 fn relay(
     w: &mut Worker,
     id: u32,
-    held_body: bool,
+    place: Place,
     status: u16,
     headers: &Pairs,
     body: Vec<u8>,
@@ -273,23 +282,24 @@ fn relay(
     lease: Option<Lease>,
 ) {
     let nothing_to_write = body.is_empty() && trailers.is_empty();
-    if !held_body && !nothing_to_write {
+    let fits = match place {
+        Place::Head => nothing_to_write,
+        Place::Whole => true,
+        Place::Arriving => false,
+    };
+    if !fits {
         let _ = outbound::reply(status, headers, &body);
         return;
     }
     let status_text = status.to_string();
-    let length = body.len().to_string();
-    let framed = !matches!(status, 100..=199 | 204 | 304);
     let head = Pairs::collect(
-        std::iter::once((&b":status"[..], status_text.as_bytes()))
-            .chain(headers.iter())
-            .chain(framed.then_some((&b"content-length"[..], length.as_bytes()))),
+        std::iter::once((&b":status"[..], status_text.as_bytes())).chain(headers.iter()),
     );
     if outbound::set_map(MapType::HttpResponseHeaders, &head).is_err() {
         let _ = outbound::reply(status, headers, &body);
         return;
     }
-    if held_body {
+    if place == Place::Whole {
         let relay = Relay {
             body,
             trailers,
@@ -301,12 +311,14 @@ fn relay(
     let _ = hostcalls::resume_http_response();
 }
 
-/// The held response's body passes the filter after a relay (`size` bytes, the last part if
-/// `end_of_stream`): the relayed body replaces the first part, later parts are emptied, and the
-/// relayed trailers are added at the end.
-pub fn write_body(w: &mut Worker, id: u32, size: usize, end_of_stream: bool) {
+/// The held response's body passes the filter (`size` bytes, the last part if
+/// `end_of_stream`). After a relay, the relayed body replaces the first part, later parts are
+/// emptied, and the relayed trailers are added at the end. Returns whether to keep holding the
+/// part: the retries are still running (Envoy calls the filter with body parts of a response
+/// whose head it holds only when configured with `allow_on_headers_stop_iteration`).
+pub fn write_body(w: &mut Worker, id: u32, size: usize, end_of_stream: bool) -> bool {
     let Some(relay) = w.relays.get_mut(&id) else {
-        return;
+        return w.retries.pending(id);
     };
     if !relay.written {
         let _ = outbound::set_response_body(size, &relay.body);
@@ -322,6 +334,7 @@ pub fn write_body(w: &mut Worker, id: u32, size: usize, end_of_stream: bool) {
             }
         }
     }
+    false
 }
 
 /// The held response's trailers pass the filter after a relay: the relayed trailers replace them
@@ -329,7 +342,11 @@ pub fn write_body(w: &mut Worker, id: u32, size: usize, end_of_stream: bool) {
 pub fn write_trailers(w: &mut Worker, id: u32) {
     if let Some(relay) = w.relays.remove(&id) {
         if !relay.written && !relay.body.is_empty() {
-            log::debug!("breakwater: a relayed body had no body part to go into");
+            // The held response had trailers and no body: Envoy calls the filter for no body
+            // part, so the relayed body has nowhere to go (the head went without a length, so
+            // the client sees an empty body, never a hung one). Rare: an HTTP/2 failure with
+            // trailers and no data.
+            log::warn!("breakwater: a relayed body was lost: the held response had no body");
         }
         let _ = outbound::set_map(MapType::HttpResponseTrailers, &relay.trailers);
     }

@@ -88,6 +88,9 @@ pub struct Job {
     /// The held response has a body or trailers still to pass the filter (its head did not end
     /// it): what a relayed response's body and trailers are written into.
     pub held_body: bool,
+    /// The held response came from the upstream (not Envoy's own reply): it may still be
+    /// arriving when the retries end.
+    pub held_from_upstream: bool,
 }
 
 /// Due times of one root's waiting retries; entries of jobs since cancelled or moved on are
@@ -106,6 +109,11 @@ pub struct Retries {
 }
 
 impl Retries {
+    /// Whether the stream `context_id` has retries waiting or in flight.
+    pub fn pending(&self, context_id: u32) -> bool {
+        self.jobs.contains_key(&context_id)
+    }
+
     fn insert_waiting(&mut self, context_id: u32, job: Job) {
         if let Stage::Waiting { due } = job.stage {
             self.queues
@@ -323,7 +331,12 @@ pub fn call_response(
         Last::Reply(reply) => reply.held(),
         _ => 0,
     };
-    let size = body_size as u64 + headers.as_bytes().len() as u64;
+    let trailers = if num_headers == 0 {
+        Pairs::default()
+    } else {
+        host::header_pairs(MapType::HttpCallResponseTrailers)
+    };
+    let size = body_size as u64 + (headers.as_bytes().len() + trailers.as_bytes().len()) as u64;
     let Some((body, lease)) = read_call_body(body_size, size, limit, replaced) else {
         // Too large to hold (or unreadable): the retry got an answer (its upstream is not at
         // fault), but the answer cannot be relayed.
@@ -332,11 +345,6 @@ pub fn call_response(
     };
     let outcome = Outcome::from_call(&text, &body);
     job.exchange.answered |= outcome.is_reply();
-    let trailers = if status.is_some() {
-        host::header_pairs(MapType::HttpCallResponseTrailers)
-    } else {
-        Pairs::default()
-    };
     let reply = status.map(|status| Reply::from_call(status, &headers, body, trailers, lease));
     conclude(w, root_id, id, job, outcome, Some(reply), now);
 }

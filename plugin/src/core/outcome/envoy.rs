@@ -236,7 +236,9 @@ fn cause_of_details(details: &str) -> Option<Cause> {
 
 fn cause_of_flags(flags: u64) -> Option<Cause> {
     use flags::*;
-    if flags & UPSTREAM_CONNECTION_FAILURE != 0 {
+    if flags & (UPSTREAM_CONNECTION_FAILURE | DNS_RESOLUTION_FAILED) != 0 {
+        // A name that did not resolve (a dynamic forward proxy's `DF`) is a connection that
+        // could not be made.
         Some(Cause::ConnectFailure)
     } else if flags & (UPSTREAM_REQUEST_TIMEOUT | UPSTREAM_MAX_STREAM_DURATION_REACHED) != 0 {
         Some(Cause::Timeout)

@@ -65,8 +65,8 @@ pub enum Cause {
     /// A real reply from the upstream (`via_upstream`), whatever its status.
     Upstream,
     /// Envoy's own reply for a reason without a name of its own: no route, a local rate limit,
-    /// another filter's reply, a direct response, … Its status matches `5xx`, `gateway-error` and
-    /// listed codes.
+    /// another filter's reply, a direct response, … The upstream was never asked: it matches no
+    /// status class or code, and it is no outcome for the breaker at all.
     Local,
     /// Envoy found no healthy host in the cluster (`UH`) and answered itself: nothing was sent.
     NoHealthyUpstream,
@@ -165,10 +165,10 @@ impl Outcome {
         self.cause == Cause::Upstream && self.status.is_some_and(|s| s < 400)
     }
 
-    /// A reply whose status speaks for the outcome: the upstream's, or Envoy's for a reason
+    /// A complete answer the client can be given: the upstream's, or Envoy's for a reason
     /// without a name of its own. Envoy's named refusals (no healthy upstream, overflow) and
-    /// failures to get a reply are not: their status matches no status class or code (see the
-    /// module docs).
+    /// failures to get a reply are not. (Only the upstream's replies match status classes and
+    /// codes, see the module docs.)
     pub fn is_reply(&self) -> bool {
         matches!(self.cause, Cause::Upstream | Cause::Local)
     }

@@ -209,6 +209,7 @@ fn flags_decide_when_the_details_are_missing() {
         (flags::UNCONDITIONAL_DROP_OVERLOAD, Cause::Overflow),
         (flags::RATE_LIMITED, Cause::Local),
         (flags::NO_ROUTE_FOUND, Cause::Local),
+        (flags::DNS_RESOLUTION_FAILED, Cause::ConnectFailure),
     ];
     for (flag, cause) in cases {
         assert_eq!(response(503, flag, "").cause, cause, "flags {flag:#x}");

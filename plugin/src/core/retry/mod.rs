@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use rand_core::Rng;
 
-use crate::core::outcome::Outcome;
+use crate::core::outcome::{Cause, Outcome};
 use crate::core::{backoff, millis, retry_after, Millis};
 use crate::policy::RetryPolicy;
 
@@ -98,7 +98,9 @@ pub fn retryable(p: &RetryPolicy, o: &Outcome) -> bool {
     if o.is_success() || p.max_attempts <= 1 {
         return false;
     }
-    if let Some(status @ 400..=499) = o.status.filter(|_| o.is_reply()) {
+    // Only the upstream's own 4xx may be retried: a rate limiter's or another filter's is Envoy's
+    // reply, and a retry would go around the filter that refused.
+    if let Some(status @ 400..=499) = o.status.filter(|_| o.cause == Cause::Upstream) {
         return RETRYABLE_4XX.contains(&status) && p.retry_on.codes.contains(&status);
     }
     p.retry_on.matches(o)

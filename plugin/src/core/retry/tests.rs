@@ -507,3 +507,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_listed_4xx_is_retried_only_when_the_upstream_sent_it() {
+    let p = RetryPolicy {
+        retry_on: matcher(&[OutcomeClass::Status5xx], &[429]),
+        ..retry_policy()
+    };
+    let upstream = Outcome {
+        status: Some(429),
+        cause: Cause::Upstream,
+    };
+    let rate_limiter = Outcome {
+        status: Some(429),
+        cause: Cause::Local,
+    };
+    assert!(retryable(&p, &upstream));
+    assert!(
+        !retryable(&p, &rate_limiter),
+        "a rate limiter's 429: a retry would go around it"
+    );
+}
