@@ -15,6 +15,8 @@
 //!     `request_headers_to_remove` of the route, its virtual host or the route config): a retry
 //!     is built from the request as it reached Breakwater, which Envoy gives a filter before the
 //!     router changed it, so the retry goes without them (README, "Retries and the route");
+//!   - response header changes of the route, its virtual host or the route config: a retried
+//!     response's head replaces the first response's, which the router had changed;
 //!   - a route `timeout` shorter than the policy's `deadline`: Envoy stops the route's timer
 //!     once the first response has arrived, so the deadline alone bounds the client's wait;
 //!   - a `retry_policy` on the route or its virtual host: Envoy's retries run under each of
@@ -242,6 +244,8 @@ const REWRITES: [&str; 8] = [
     "host_rewrite",
 ];
 const HEADER_CHANGES: [&str; 2] = ["request_headers_to_add", "request_headers_to_remove"];
+/// Route features that change the response on its way to the client.
+const RESPONSE_CHANGES: [&str; 2] = ["response_headers_to_add", "response_headers_to_remove"];
 /// Envoy's route timeout when a route sets none.
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -281,6 +285,29 @@ fn check_routes(chain: &mut Chain, config: &Value, policy: &Policy, clusters: &[
                         "{subject}: Breakwater retries it, but a retry is sent without the \
                          route's {}: it reaches the upstream as the request reached Breakwater",
                         changes.join(", ")
+                    ));
+                }
+                let mut response_changes: Vec<String> = Vec::new();
+                for (what, value) in [
+                    ("route", route),
+                    ("virtual host", host),
+                    ("route config", config),
+                ] {
+                    for field in RESPONSE_CHANGES {
+                        if value
+                            .get(field)
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| !a.is_empty())
+                        {
+                            response_changes.push(format!("{what} {field}"));
+                        }
+                    }
+                }
+                if !response_changes.is_empty() {
+                    chain.warnings.push(format!(
+                        "{subject}: a retried response replaces the first response's head, which \
+                         the router had changed, so it goes without the route's {}",
+                        response_changes.join(", ")
                     ));
                 }
                 let timeout = match action.get("timeout") {

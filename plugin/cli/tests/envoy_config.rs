@@ -166,3 +166,20 @@ fn an_original_dst_cluster_under_retries_is_warned() {
         "{chain:?}"
     );
 }
+
+#[test]
+fn response_header_changes_on_a_retried_route_are_named() {
+    let chain = checked(&config(
+        &format!("BW{ROUTER}"),
+        RETRIES,
+        "",
+        "\n                response_headers_to_add: [{ header: { key: x-frame-options, value: DENY } }]",
+    ));
+    assert!(
+        chain
+            .warnings
+            .iter()
+            .any(|w| w.contains("route response_headers_to_add")),
+        "{chain:?}"
+    );
+}
