@@ -18,7 +18,7 @@
 //!   - response header changes of the route, its virtual host or the route config: a retried
 //!     response's head replaces the first response's, which the router had changed;
 //!   - a route `timeout` shorter than the policy's `deadline`: Envoy stops the route's timer
-//!     once the first response has arrived, so the deadline alone bounds the client's wait;
+//!     once the first response has wholly arrived, so the deadline alone bounds the client's wait;
 //!   - a `retry_policy` on the route or its virtual host: Envoy's retries run under each of
 //!     Breakwater's attempts, and the attempts multiply;
 //!   - an `ORIGINAL_DST` cluster: a dispatched call has no downstream connection to take the

@@ -81,7 +81,7 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// The usual client-side request timeout, well below the breaker's `TIMEOUT`.
 pub const PER_TRY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Envoy's default route timeout. Envoy stops a route's timer once the first attempt's response
-/// has arrived, so while Breakwater retries, `deadline` is what bounds the client's wait.
+/// has wholly arrived, so while Breakwater retries, `deadline` is what bounds the client's wait.
 pub const DEADLINE: Duration = Duration::from_secs(15);
 pub const RESPECT_RETRY_AFTER: bool = true;
 pub const MAX_REQUEST_BODY: u64 = 64 * 1024;
