@@ -184,3 +184,13 @@ pub struct OutcomeMatcher {
     /// Status codes listed by number, sorted, without duplicates.
     pub codes: Vec<u16>,
 }
+
+/// `special_clusters`: what Istio's clusters that are not services get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpecialClusters {
+    /// No breaker and no retries (the default), unless `clusters` names the cluster exactly.
+    #[default]
+    Bypass,
+    /// The policy like any other cluster: `default`, then `clusters.<name>`.
+    Guard,
+}
