@@ -102,9 +102,13 @@ fn a_route_without_a_breaker_is_neither_gated_nor_counted() {
 }
 
 #[test]
-fn two_plugins_keep_their_state_under_their_own_names() {
+fn two_plugins_keep_their_state_under_their_own_root_ids() {
     let p = json!({ "default": { "circuit_breaker": { "failure_threshold": 3 }, "retry": null } });
-    let mut w = builder(1, &p).plugin_name("edge").build().expect("starts");
+    let mut w = builder(1, &p)
+        .plugin_name("istio-ingress.breakwater-gateway")
+        .root_id("edge")
+        .build()
+        .expect("starts");
     w.upstream(CLUSTER, Reply::status(503));
     fail_in_turn(&mut w, 3);
     let keys: Vec<String> = w
@@ -114,8 +118,9 @@ fn two_plugins_keep_their_state_under_their_own_names() {
         .collect();
     assert_eq!(
         keys,
-        vec![format!("breakwater/edge/v2/breaker/{CLUSTER}")],
-        "keys carry the plugin's name and the format version (Istio shares one namespace)"
+        vec![format!("breakwater/v3/edge/breaker/{CLUSTER}")],
+        "keys carry the format version and the root id, Istio's pluginName (Istio shares one \
+         namespace, and renames the plugin itself in 1.30)"
     );
 }
 

@@ -152,7 +152,7 @@ impl Accepted {
             }
         }
         assert!(
-            accepted.top.len() == 6 && accepted.scope.len() > 30 && !accepted.route.is_empty(),
+            accepted.top.len() == 7 && accepted.scope.len() > 30 && !accepted.route.is_empty(),
             "the walk found the fields: {:?}",
             accepted.top
         );

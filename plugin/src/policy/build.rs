@@ -59,6 +59,7 @@ pub(crate) fn empty() -> Policy {
             breaker: None,
             retry: None,
         },
+        state_scope: None,
     }
 }
 
@@ -151,6 +152,7 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
             breaker: None,
             retry: None,
         },
+        state_scope: scopes.state_scope.clone(),
     })
 }
 

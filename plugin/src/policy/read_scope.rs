@@ -1,14 +1,14 @@
 //! Reading the top of the policy: `default`, `services.<key>`, `clusters.<name>` and
 //! `routes.<name>`, each in its own scope, in the order written, and the top-level settings.
 
-use super::bounds::MAX_WORKER_BUFFER;
+use super::bounds::{MAX_WORKER_BUFFER, STATE_SCOPE_BYTES};
 use super::istio::service_key;
 use super::json::{quote, show, Node};
 use super::layer::ScopeLayer;
 use super::names::{seen_before, NameMap};
 use super::problem::{At, Report, TOP_LEVEL};
 use super::raw::Toggle;
-use super::read::{integer, object, toggle};
+use super::read::{integer, object, text, toggle};
 use super::read_breaker::breaker;
 use super::read_retry::{retry, route_retry};
 use super::types::SpecialClusters;
@@ -24,6 +24,8 @@ pub(crate) struct Scopes {
     pub worker_buffer: Option<u64>,
     /// `special_clusters`, if written.
     pub special: Option<SpecialClusters>,
+    /// `state_scope`, if written.
+    pub state_scope: Option<String>,
 }
 
 /// Reads the whole policy; what could not be read is left out and reported.
@@ -40,6 +42,7 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
         "clusters",
         "routes",
         "special_clusters",
+        "state_scope",
         "max_worker_buffer",
     ];
     object(node, &mut at, known, &mut |name, node, at| match name {
@@ -48,6 +51,7 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
             scopes.worker_buffer = bytes.and_then(|b| u64::try_from(b).ok());
         }
         "special_clusters" => scopes.special = special(node, at),
+        "state_scope" => scopes.state_scope = state_scope(node, at),
         "default" => {
             let default = at.scope("default".to_owned(), |at| scope(node, at));
             scopes.default = default.unwrap_or_default();
@@ -58,6 +62,21 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
         _ => {}
     });
     scopes
+}
+
+/// `state_scope`: a name for the shared-data keys (see `bounds::STATE_SCOPE_BYTES`).
+fn state_scope(node: &Node, at: &mut At) -> Option<String> {
+    let scope = text(node, at)?;
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    if scope.is_empty() || scope.len() > STATE_SCOPE_BYTES || !scope.bytes().all(allowed) {
+        let rule = format!(
+            "is not a state scope, must be 1 to {STATE_SCOPE_BYTES} letters, digits, `-`, `.` \
+             and `_`"
+        );
+        at.problem(quote(scope), &rule);
+        return None;
+    }
+    Some(scope.to_owned())
 }
 
 /// `special_clusters`: `"bypass"` or `"guard"`.

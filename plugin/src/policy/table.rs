@@ -47,6 +47,8 @@ pub struct Policy {
     pub(crate) special: SpecialClusters,
     /// No breaker, no retries: what a bypassed special cluster gets.
     pub(crate) bypass: Effective,
+    /// `state_scope`, if written.
+    pub(crate) state_scope: Option<String>,
 }
 
 /// The hosts that `services` names, each with the rows of its (port, subset) pairs.
@@ -135,6 +137,11 @@ impl Policy {
     /// retried responses waiting to be relayed (`max_worker_buffer`).
     pub fn worker_buffer(&self) -> u64 {
         self.worker_buffer
+    }
+
+    /// `state_scope`: the name the shared-data keys are made under, if the policy sets one.
+    pub fn state_scope(&self) -> Option<&str> {
+        self.state_scope.as_deref()
     }
 
     /// Whether any route has a policy of its own: without, the route's name is not needed (and

@@ -74,6 +74,15 @@ pub struct RawPolicy {
         deserialize_with = "present"
     )]
     pub special_clusters: Option<RawSpecialClusters>,
+    /// The name that the breakers' and budgets' shared-data keys are made under: 1 to 128
+    /// letters, digits, `-`, `.` and `_`. Default: Envoy's root id (Istio's `pluginName`), which
+    /// an istiod upgrade does not change, else the plugin name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub state_scope: Option<String>,
     /// Bytes each worker may hold for retries at once: the copies of requests kept for a retry
     /// and the retried responses waiting to be relayed. Past it, a request is not kept for a
     /// retry (skip reason `memory`).

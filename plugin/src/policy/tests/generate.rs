@@ -24,6 +24,8 @@ pub(super) enum Kind {
     Jitter,
     Mode,
     Special,
+    /// `state_scope`.
+    StateScope,
     Outcomes,
     Methods,
     Header,
@@ -48,6 +50,7 @@ fn fields(kind: Kind) -> &'static [(&'static str, Kind)] {
             ("clusters", Names(Named::Clusters)),
             ("routes", Names(Named::Routes)),
             ("special_clusters", Special),
+            ("state_scope", StateScope),
         ],
         Scope => &[("circuit_breaker", Breaker), ("retry", Retry)],
         Route => &[("circuit_breaker", RouteBreaker), ("retry", Retry)],
@@ -146,6 +149,7 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
         .boxed(),
         Mode => strings(&["enforce", "shadow", "forced_open", "disabled", "off"]),
         Special => strings(&["bypass", "guard", "skip"]),
+        StateScope => strings(&["breakwater", "shop.edge", "", "a/b"]),
         Outcomes => proptest::collection::vec(
             prop_oneof![
                 strings(&[

@@ -1,5 +1,5 @@
 //! `services`: Istio's cluster names matched by host, port and subset; the precedence of
-//! `services`, `clusters` and `routes`; and Istio's special clusters.
+//! `services`, `clusters` and `routes`; Istio's special clusters; and `state_scope`.
 
 use super::*;
 use proptest::prelude::*;
@@ -294,4 +294,34 @@ proptest! {
         let cluster = reviews(port, subset);
         prop_assert_eq!(threshold(&policy, &cluster), Some(expected), "{}", cluster);
     }
+}
+
+#[test]
+fn state_scope_is_a_short_name_and_absent_by_default() {
+    assert_eq!(Policy::default().state_scope(), None);
+    let scoped = parse(r#"{"state_scope": "shop.edge_1"}"#).policy;
+    assert_eq!(scoped.state_scope(), Some("shop.edge_1"));
+    for bad in ["", "shop/edge", "shop edge"] {
+        let found = problems(&format!(r#"{{"state_scope": "{bad}"}}"#));
+        assert_eq!(
+            found,
+            [format!(
+                "state_scope: \"{bad}\" is not a state scope, must be 1 to 128 letters, digits, \
+                 `-`, `.` and `_` (at top level)"
+            )],
+            "{bad:?}"
+        );
+    }
+    let long = problems(&format!(r#"{{"state_scope": "{}"}}"#, "a".repeat(129)));
+    assert!(
+        long.len() == 1 && long[0].contains("is not a state scope, must be 1 to 128"),
+        "{long:?}"
+    );
+    assert!(
+        Policy::parse(format!(r#"{{"state_scope": "{}"}}"#, "a".repeat(128)).as_bytes()).is_ok()
+    );
+    assert_eq!(
+        problems(r#"{"state_scope": 7}"#),
+        ["state_scope: 7 is not a string (at top level)"]
+    );
 }

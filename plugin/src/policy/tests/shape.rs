@@ -47,7 +47,7 @@ fn unknown_top_level_fields_are_refused() {
     );
     assert_eq!(
         problems(r#"{"version": 2}"#),
-        ["version: 2 is set on an unknown field, must be one of default, services, clusters, routes, special_clusters, max_worker_buffer (at top level)"]
+        ["version: 2 is set on an unknown field, must be one of default, services, clusters, routes, special_clusters, state_scope, max_worker_buffer (at top level)"]
     );
 }
 
