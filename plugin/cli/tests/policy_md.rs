@@ -93,6 +93,8 @@ fn object_of<'a>(root: &'a Value, property: &'a Value, items: bool) -> Option<&'
     if let Some(Value::Array(alternatives)) = property.get("anyOf") {
         candidates.extend(alternatives);
     }
+    // A part that `null` turns off: `if null ... else <value>`.
+    candidates.extend(property.get("else"));
     if items {
         candidates.extend(property.get("additionalProperties"));
     }

@@ -124,7 +124,8 @@ pub(crate) fn service_key(key: &str) -> Result<ServiceKey<'_>, &'static str> {
         },
     };
     if let Some(subset) = subset {
-        if subset.is_empty() || !subset.bytes().all(is_host_byte) {
+        let label = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        if subset.is_empty() || !subset.bytes().all(label) {
             return Err("the subset after `#` must be letters, digits, `-`, `.` and `_`");
         }
     }
@@ -228,6 +229,7 @@ mod tests {
             ("reviews#", "subset"),
             ("reviews#v2#v3", "subset"),
             ("reviews#v2:9080", "subset"),
+            ("reviews#v*", "subset"),
         ] {
             match service_key(key) {
                 Err(rule) => assert!(rule.contains(why), "{key}: {rule}"),
