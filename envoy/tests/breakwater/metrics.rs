@@ -112,8 +112,10 @@ fn every_metric_appears_in_prometheus_with_its_cluster_label_and_exact_value() {
         ("requests_total", "shadowed", 4.0),
         ("failures_total", "shadowed", 4.0),
         ("breaker_would_open_total", "shadowed", 1.0),
-        // Shadow mode tracks the state it would be in: open.
-        ("breaker_state", "shadowed", 1.0),
+        // Shadow mode rejects nothing: the breaker's state is closed, and the state it would be
+        // in, open, has a gauge of its own.
+        ("breaker_state", "shadowed", 0.0),
+        ("breaker_shadow_state", "shadowed", 1.0),
         ("shadow_rejected_total", "shadowed", 1.0),
         ("requests_total", "frugal", 1.0),
         ("failures_total", "frugal", 1.0),
@@ -141,7 +143,11 @@ fn every_metric_appears_in_prometheus_with_its_cluster_label_and_exact_value() {
         "exactly these series: one per cluster and metric that happened, none for what did not"
     );
     for (name, _) in expected.keys() {
-        let kind = if name == "breakwater_breaker_state" {
+        let gauges = [
+            "breakwater_breaker_state",
+            "breakwater_breaker_shadow_state",
+        ];
+        let kind = if gauges.contains(&name.as_str()) {
             "gauge"
         } else {
             "counter"

@@ -79,6 +79,11 @@ pub fn state_gauge(w: &World, cluster: &str) -> Option<u64> {
     w.gauge(&stat(cluster, "breaker_state"))
 }
 
+/// The gauge of the phase a `shadow` breaker would be in: 0 closed, 1 open, 2 half-open.
+pub fn shadow_state_gauge(w: &World, cluster: &str) -> Option<u64> {
+    w.gauge(&stat(cluster, "breaker_shadow_state"))
+}
+
 /// The shared-data key of a cluster's breaker.
 pub fn breaker_key(cluster: &str) -> String {
     format!("breakwater/v3/{PLUGIN}/breaker/{cluster}")
