@@ -296,6 +296,8 @@ pub struct EnvoyConfig {
     /// The connection manager's `stream_idle_timeout`; `None` keeps the config's (Envoy's
     /// 5 minutes when unset).
     pub stream_idle_timeout: Option<Duration>,
+    /// `stats_config.stats_tags` added after the config's own: (tag name, regex).
+    pub stats_tags: Vec<(String, String)>,
 }
 
 impl EnvoyConfig {
@@ -314,6 +316,7 @@ impl EnvoyConfig {
             access_log: true,
             connect_timeout: None,
             stream_idle_timeout: None,
+            stats_tags: Vec::new(),
         }
     }
 
@@ -388,6 +391,12 @@ impl EnvoyConfig {
     /// many upstream connections at once on a loaded machine.
     pub fn connect_timeout(mut self, timeout: Duration) -> EnvoyConfig {
         self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a stats tag after the config's own (Istio's bootstrap adds several of its own).
+    pub fn stats_tag(mut self, name: &str, regex: &str) -> EnvoyConfig {
+        self.stats_tags.push((name.to_string(), regex.to_string()));
         self
     }
 
