@@ -170,8 +170,10 @@ fn the_example_wasm_plugins_pin_an_oci_image_and_set_phase_priority_and_fail_str
             "{id}: last before the router"
         );
         assert_eq!(
-            plugin.spec["priority"], -1000,
-            "{id}: last within its phase"
+            plugin.spec["priority"],
+            i64::from(i32::MIN),
+            "{id}: last within its phase: Istio sorts an unset priority as the lowest, so any \
+             higher value would run every plugin without one after Breakwater"
         );
         // examples/failure-policy.md: sidecars reload a failed VM; the gateway fails open, since
         // a failed module fetch must never shut the site's one way in.
@@ -226,5 +228,35 @@ fn no_proxy_is_selected_by_two_example_wasm_plugins() {
             "{}: a plugin without selector or targetRefs applies to every proxy",
             plugin.id()
         );
+    }
+}
+
+/// examples/istio/README.md, Versions: the manifests as shipped suit Istio 1.27 and later; for
+/// 1.24 to 1.26 the sidecar manifests need the FAIL_OPEN variant, made with one substitution.
+#[test]
+fn the_manifests_suit_istio_1_27_and_their_fail_open_variant_suits_1_26() {
+    let v = |s: &str| Some(s.parse().expect("a version"));
+    for path in manifests() {
+        let text = read(&path);
+        let shown = paths::shown(&path);
+        let check = |text: &str, istio| validate::check_bytes_for(text.as_bytes(), istio);
+        for ok in check(&text, v("1.27")).unwrap() {
+            assert!(ok.is_valid(), "{shown} on Istio 1.27: {ok:?}");
+        }
+        let reloads = text.contains("failStrategy: FAIL_RELOAD");
+        for older in check(&text, v("1.26")).unwrap() {
+            assert_eq!(
+                older.is_valid(),
+                !reloads,
+                "{shown} on Istio 1.26: refused exactly when it says FAIL_RELOAD: {older:?}"
+            );
+        }
+        let variant = text.replace("failStrategy: FAIL_RELOAD", "failStrategy: FAIL_OPEN");
+        for checked in check(&variant, v("1.26")).unwrap() {
+            assert!(
+                checked.is_valid(),
+                "{shown}, FAIL_OPEN variant, on 1.26: {checked:?}"
+            );
+        }
     }
 }
