@@ -116,8 +116,10 @@ const HEALTHY_FUEL_BUDGET: u64 = 22_500;
 /// parser and validator (every rule with path, value and rule in its messages) ~75 KB; the core
 /// ~20 KB; the glue ~35 KB with the SDK dispatcher bodies it inlines into. Real traffic (a body
 /// copy that follows the stream past the response, the worker's byte budget, rate-limited
-/// warnings, replies with raw header bytes) took it from 277 KB to 285 KB. This bound is the
-/// regression guard at the current size plus a little room: growth past it must be a decision.
+/// warnings, replies with raw header bytes) took it from 277 KB to 285 KB; Istio's service keys
+/// (the cluster-name reader and the table of service combinations), the stable state scope and
+/// the shadow-state gauge from 289 KB to 299 KB. This bound is the regression guard at the
+/// current size plus a little room: growth past it must be a decision.
 const WASM_BUDGET_BYTES: u64 = 300_000;
 
 #[test]

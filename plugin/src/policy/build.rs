@@ -93,17 +93,11 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
         return None;
     }
     let field_problems = report.problems.len();
-    let mut table = Table {
-        checker: Checker {
-            report,
-            field_problems,
-        },
-        scopes,
-        entries: Vec::with_capacity(size),
-        rows: NameMap::default(),
-        found: Vec::new(),
-        on_default: Vec::with_capacity(routes),
+    let checker = Checker {
+        report,
+        field_problems,
     };
+    let mut table = Table::new(checker, scopes, size);
     // Row 0: default, then every route on a cluster the policy names nowhere.
     table.row(&[]);
     // The rows of every combination of services keys a cluster name can match, host by host.
@@ -134,7 +128,7 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        layers.push(Layer::Cluster(i));
+        layers.push(scopes.services.len() + i);
         clusters.insert(name.clone(), table.row(&layers));
     }
     let default = table.entries.first().cloned()?;
@@ -164,13 +158,6 @@ fn numbered(scopes: &[(String, ScopeLayer)]) -> NameMap {
         .collect()
 }
 
-/// A scope merged into a row over `default`: the index of a `services` or a `clusters` entry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Layer {
-    Service(usize),
-    Cluster(usize),
-}
-
 /// The `services` keys of one host: its ports and subsets, each numbered from 1 in the order
 /// first written (0 stands for any other), and the entry of each key.
 struct HostKeys<'s> {
@@ -186,7 +173,8 @@ struct HostKeys<'s> {
 impl HostKeys<'_> {
     /// The entries a cluster with this port and subset number matches, least specific first:
     /// `HOST`, `HOST:PORT`, `HOST#SUBSET`, `HOST:PORT#SUBSET`.
-    fn layers(&self, entries: &[(String, ScopeLayer)], port: usize, subset: usize) -> Vec<Layer> {
+    /// Each entry is its index in `services` (see [`Table::row`]).
+    fn layers(&self, entries: &[(String, ScopeLayer)], port: usize, subset: usize) -> Vec<usize> {
         let wanted = [(0, 0), (port, 0), (0, subset), (port, subset)];
         let mut layers = Vec::with_capacity(4);
         for (i, key) in wanted.iter().enumerate() {
@@ -196,7 +184,7 @@ impl HostKeys<'_> {
             }
             let entry = self.keys.iter().find(|(k, _)| k == key);
             if let Some((_, entry)) = entry.filter(|(_, e)| *e < entries.len()) {
-                layers.push(Layer::Service(*entry));
+                layers.push(*entry);
             }
         }
         layers
@@ -250,8 +238,10 @@ fn number<T: PartialEq>(list: &mut Vec<T>, value: T) -> usize {
 struct Table<'r, 's> {
     checker: Checker<'r>,
     scopes: &'s Scopes,
+    /// The scope names: every `services.<key>`, then every `clusters.<name>`.
+    names: Vec<String>,
     entries: Vec<Effective>,
-    /// Each row's scopes, joined: a combination resolved before gets the same row.
+    /// Each row's scopes (see [`key`]): a combination resolved before gets the same row.
     rows: NameMap,
     /// What the rules found on each row's column 0, by row.
     found: Vec<Vec<Finding>>,
@@ -259,94 +249,123 @@ struct Table<'r, 's> {
     on_default: Vec<Vec<Finding>>,
 }
 
-impl Table<'_, '_> {
-    /// The row of `layers` merged over `default`, with one column per route; resolved and
-    /// checked once per distinct combination.
-    fn row(&mut self, layers: &[Layer]) -> usize {
-        let names: Vec<String> = layers.iter().map(|l| self.name(*l)).collect();
-        let key = names.join("\n");
-        if let Some(row) = self.rows.get(&key) {
+impl<'r, 's> Table<'r, 's> {
+    fn new(checker: Checker<'r>, scopes: &'s Scopes, size: usize) -> Self {
+        let mut names = Vec::with_capacity(scopes.services.len() + scopes.clusters.len());
+        for (kind, list) in [
+            ("services.", &scopes.services),
+            ("clusters.", &scopes.clusters),
+        ] {
+            for (name, _) in list {
+                names.push(scope_name(kind, name));
+            }
+        }
+        Table {
+            checker,
+            scopes,
+            names,
+            entries: Vec::with_capacity(size),
+            rows: NameMap::default(),
+            found: Vec::new(),
+            on_default: Vec::with_capacity(scopes.routes.len()),
+        }
+    }
+
+    /// The row of the scopes `numbers` (indexes in `names`: every `services` entry, then every
+    /// `clusters` entry) merged over `default` in that order, with one column per route;
+    /// resolved and checked once per distinct combination.
+    fn row(&mut self, numbers: &[usize]) -> usize {
+        let own_key = key(numbers, None);
+        if let Some(row) = self.rows.get(own_key.as_str()) {
             return *row;
         }
         let mut merged = self.scopes.default.clone();
-        for layer in layers {
-            merged = merged.merge(self.layer(*layer).clone());
+        for n in numbers {
+            merged = merged.merge(self.layer(*n).clone());
         }
         // The findings of every row with one scope fewer were reported there already.
-        let mut inherited: Vec<usize> = Vec::with_capacity(names.len());
-        for left_out in 0..names.len() {
-            let fewer: Vec<&str> = names
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != left_out)
-                .map(|(_, n)| n.as_str())
-                .collect();
-            if let Some(row) = self.rows.get(&fewer.join("\n")) {
-                inherited.push(*row);
+        let mut parents: Vec<&[Finding]> = Vec::with_capacity(numbers.len() + 2);
+        for left_out in 0..numbers.len() {
+            let fewer = self.rows.get(key(numbers, Some(left_out)).as_str());
+            if let Some(found) = fewer.and_then(|row| self.found.get(*row)) {
+                parents.push(found);
             }
         }
-        let mut contributors: Vec<&str> = vec!["default"];
-        contributors.extend(names.iter().map(String::as_str));
-        let label = label(&names);
-        let parents: Vec<&[Finding]> = inherited
-            .iter()
-            .filter_map(|row| self.found.get(*row).map(Vec::as_slice))
-            .collect();
+        let mut contributors: Vec<&str> = Vec::with_capacity(numbers.len() + 2);
+        contributors.push("default");
+        let mut label = String::new();
+        for n in numbers.iter().rev() {
+            let name = self.names.get(*n).map_or("", String::as_str);
+            if !label.is_empty() {
+                label.push_str(" with ");
+            }
+            label.push_str(name);
+            contributors.push(name);
+        }
+        if label.is_empty() {
+            label.push_str("default");
+        }
         let (effective, own) =
             self.checker
                 .resolve(merged.clone(), &label, &contributors, &parents);
         self.entries.push(effective);
         let row = self.found.len();
         for (i, (route, route_layer)) in self.scopes.routes.iter().enumerate() {
-            let route_scope = format!("routes.{route}");
+            let route_scope = scope_name("routes.", route);
+            let mut scope = route_scope.clone();
+            if !numbers.is_empty() {
+                scope.push_str(" with ");
+                scope.push_str(&label);
+            }
             let mut with_route = contributors.clone();
             with_route.push(&route_scope);
+            let mut inherited = parents.clone();
+            inherited.push(&own);
+            inherited.push(self.on_default.get(i).map_or(&[][..], Vec::as_slice));
             let merged = merged.clone().merge(route_layer.clone());
-            let on_default = self.on_default.get(i).map_or(&[][..], Vec::as_slice);
-            let mut parents = parents.clone();
-            parents.push(&own);
-            parents.push(on_default);
-            let scope = if names.is_empty() {
-                route_scope.clone()
-            } else {
-                format!("{route_scope} with {label}")
-            };
-            let (effective, found) = self.checker.resolve(merged, &scope, &with_route, &parents);
+            let (effective, found) = self
+                .checker
+                .resolve(merged, &scope, &with_route, &inherited);
             self.entries.push(effective);
-            if names.is_empty() {
+            if numbers.is_empty() {
                 self.on_default.push(found);
             }
         }
         self.found.push(own);
-        self.rows.insert(key, row);
+        self.rows.insert(own_key, row);
         row
     }
 
-    fn name(&self, layer: Layer) -> String {
-        let (kind, list, i) = match layer {
-            Layer::Service(i) => ("services", &self.scopes.services, i),
-            Layer::Cluster(i) => ("clusters", &self.scopes.clusters, i),
+    /// The scope numbered `n` in `names`.
+    fn layer(&self, n: usize) -> &ScopeLayer {
+        let services = &self.scopes.services;
+        let entry = match n.checked_sub(services.len()) {
+            None => services.get(n),
+            Some(i) => self.scopes.clusters.get(i),
         };
-        let name = list.get(i).map_or("", |(name, _)| name.as_str());
-        format!("{kind}.{name}")
-    }
-
-    fn layer(&self, layer: Layer) -> &ScopeLayer {
-        let (list, i) = match layer {
-            Layer::Service(i) => (&self.scopes.services, i),
-            Layer::Cluster(i) => (&self.scopes.clusters, i),
-        };
-        list.get(i).map_or(&self.scopes.default, |(_, layer)| layer)
+        entry.map_or(&self.scopes.default, |(_, layer)| layer)
     }
 }
 
-/// Where a finding on a row is reported: its most specific scope first, `default` for none.
-fn label(names: &[String]) -> String {
-    if names.is_empty() {
-        return "default".to_owned();
+/// `kind` (with its dot) followed by `name`: `clusters.payments`.
+fn scope_name(kind: &str, name: &str) -> String {
+    let mut scope = String::with_capacity(kind.len() + name.len());
+    scope.push_str(kind);
+    scope.push_str(name);
+    scope
+}
+
+/// A row's key: its scopes' numbers in merge order, one `,` after each, leaving out the one at
+/// `skip`.
+fn key(numbers: &[usize], skip: Option<usize>) -> String {
+    let mut key = String::new();
+    for (i, n) in numbers.iter().enumerate() {
+        if Some(i) != skip {
+            key.push_str(&n.to_string());
+            key.push(',');
+        }
     }
-    let reversed: Vec<&str> = names.iter().rev().map(String::as_str).collect();
-    reversed.join(" with ")
+    key
 }
 
 /// Resolves merged layers and reports what the rules across fields find.

@@ -56,13 +56,14 @@ pub(crate) const SPECIAL_PREFIX: &str = "InboundPassthroughCluster";
 /// What `name` is, read without allocating.
 pub(crate) fn classify(name: &str) -> ClusterKind<'_> {
     if let Some(rest) = name.strip_prefix("outbound|") {
-        let mut parts = rest.splitn(3, '|');
-        let (Some(port), Some(subset), Some(host)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let Some((port, rest)) = cut(rest, b'|') else {
+            return ClusterKind::Other;
+        };
+        let Some((subset, host)) = cut(rest, b'|') else {
             return ClusterKind::Other;
         };
         return match port_number(port) {
-            Some(port) if !host.is_empty() && !host.contains('|') => {
+            Some(port) if !host.is_empty() && cut(host, b'|').is_none() => {
                 ClusterKind::Service { port, subset, host }
             }
             _ => ClusterKind::Other,
@@ -83,13 +84,25 @@ pub(crate) fn is_special(name: &str) -> bool {
             .is_some_and(|rest| matches!(rest, "" | "Ipv4" | "Ipv6"))
 }
 
+/// `text` split at the first `byte` (an ASCII separator), which neither part keeps.
+fn cut(text: &str, byte: u8) -> Option<(&str, &str)> {
+    let at = text.bytes().position(|b| b == byte)?;
+    Some((text.get(..at)?, text.get(at + 1..)?))
+}
+
 /// A port as Istio writes it: decimal digits, no sign, no leading zero, 1..=65535.
 pub(crate) fn port_number(text: &str) -> Option<u16> {
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    if !digits || text.starts_with('0') {
+    if text.starts_with('0') || text.len() > 5 {
         return None;
     }
-    text.parse().ok()
+    let mut port: u32 = 0;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        port = port * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(port).ok().filter(|p| *p > 0)
 }
 
 /// A `services` key, split.
@@ -102,11 +115,11 @@ pub(crate) struct ServiceKey<'a> {
 
 /// Why a `services` key is refused; each message completes "is not a service key, ...".
 pub(crate) fn service_key(key: &str) -> Result<ServiceKey<'_>, &'static str> {
-    let (rest, subset) = match key.split_once('#') {
+    let (rest, subset) = match cut(key, b'#') {
         Some((rest, subset)) => (rest, Some(subset)),
         None => (key, None),
     };
-    let (host, port) = match rest.split_once(':') {
+    let (host, port) = match cut(rest, b':') {
         Some((host, port)) => (host, Some(port)),
         None => (rest, None),
     };
