@@ -260,3 +260,34 @@ fn the_manifests_suit_istio_1_27_and_their_fail_open_variant_suits_1_26() {
         }
     }
 }
+
+/// examples/istio/README.md gives Istio users Breakwater's anchored stats tags as a bootstrap
+/// override: the very rules of `envoy/configs/static.yaml`, which the Envoy tests measure.
+#[test]
+fn the_readmes_bootstrap_override_carries_the_anchored_tags_of_the_envoy_configs() {
+    let readme = read(&paths::istio().join("README.md"));
+    let block = readme
+        .split("```json")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("stats_tags"))
+        .expect("the README shows the override");
+    let override_json: Value = serde_json::from_str(block).expect("the override is JSON");
+    let config: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read(&paths::root().join("envoy/configs/static.yaml")))
+            .expect("YAML");
+    let config: Value = serde_json::to_value(config).expect("as JSON");
+    let tags = &config["stats_config"]["stats_tags"];
+    assert!(
+        tags.as_array().is_some_and(|t| t.len() == 2),
+        "the config's two tags: {tags}"
+    );
+    assert_eq!(&override_json["stats_config"]["stats_tags"], tags);
+    for tag in tags.as_array().into_iter().flatten() {
+        let regex = tag["regex"].as_str().unwrap_or_default();
+        assert!(
+            regex.starts_with("^wasmcustom\\.breakwater\\."),
+            "anchored: {regex}"
+        );
+    }
+}
