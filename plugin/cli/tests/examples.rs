@@ -163,6 +163,11 @@ fn the_example_wasm_plugins_pin_an_oci_image_and_set_phase_priority_and_fail_str
             sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
             "{id}: sha256 pinned: {sha:?}"
         );
+        assert!(
+            url.ends_with(&format!("@sha256:{sha}")),
+            "{id}: the url names the pinned image by its digest, never by a tag that a newer \
+             build can move: {url}"
+        );
         assert_eq!(plugin.spec_str("pluginName"), Some("breakwater"), "{id}");
         assert_eq!(
             plugin.spec_str("phase"),
