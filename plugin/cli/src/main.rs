@@ -176,6 +176,8 @@ fn oci_command(out: Option<PathBuf>, tag: &str, wasm: Option<PathBuf>) -> Result
     );
     println!("  crane push {shown} REGISTRY/breakwater:{tag}");
     println!("  oras cp --from-oci-layout {shown}:{tag} REGISTRY/breakwater:{tag}");
+    println!("(a tag of this build's own, so that the registry keeps it), and name it by digest:");
+    println!("  url: oci://REGISTRY/breakwater@sha256:{}", read.digest);
     Ok(())
 }
 

@@ -73,7 +73,10 @@ fn the_example_manifests_pass_istio_1_27s_wasmplugin_schema() {
         ] {
             let mut bad = plugin.clone();
             bad["spec"][field] = wrong;
-            assert!(!schema.is_valid(&bad), "{file}: a wrong {field} must be refused");
+            assert!(
+                !schema.is_valid(&bad),
+                "{file}: a wrong {field} must be refused"
+            );
         }
     }
 }
