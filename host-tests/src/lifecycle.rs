@@ -296,15 +296,26 @@ pub(crate) fn delete_root(core: &Core, vm: &mut Vm, root: u32) -> Result<(), Fai
 /// Applies a new configuration of the primary plugin as Envoy does (see the module docs);
 /// answers whether it was accepted. Without a canary each VM decides alone, and a VM that
 /// rejects keeps its old root while the others switch.
+///
+/// `plugin_name`, when given, is the name of the new configuration (as an ECDS update that
+/// renames the plugin: Istio 1.30 and later name it `<namespace>.<name>~istio-translated-wasmplugin`
+/// where earlier releases wrote `<namespace>.<name>`); the new root contexts read it.
 pub(crate) fn reconfigure(
     core: &Rc<Core>,
     linker: &Linker<HostState>,
     configuration: Vec<u8>,
+    plugin_name: Option<String>,
 ) -> Result<bool, HarnessError> {
     const PRIMARY: usize = 0;
     {
         let mut state = core.state.borrow_mut();
-        if state.plugins[PRIMARY].configuration == configuration {
+        let renamed = plugin_name.is_some_and(|name| {
+            let plugin = &mut state.plugins[PRIMARY];
+            let renamed = plugin.plugin_name != name;
+            plugin.plugin_name = name;
+            renamed
+        });
+        if !renamed && state.plugins[PRIMARY].configuration == configuration {
             state.trace(|| "reconfiguration identical to the one in effect: skipped".into());
             return Ok(true);
         }

@@ -248,7 +248,28 @@ impl World {
         configuration: impl Into<Vec<u8>>,
     ) -> Result<bool, HarnessError> {
         engine::check(&self.core)?;
-        lifecycle::reconfigure(&self.core, &self.linker, configuration.into())
+        lifecycle::reconfigure(&self.core, &self.linker, configuration.into(), None)
+    }
+
+    /// Like [`World::reconfigure`], under a new plugin name (property `plugin_name`), the root id
+    /// unchanged: the ECDS update that an istiod upgrade to Istio 1.30 sends, which renames
+    /// `<namespace>.<name>` to `<namespace>.<name>~istio-translated-wasmplugin`.
+    #[track_caller]
+    pub fn reconfigure_renamed(
+        &mut self,
+        plugin_name: &str,
+        configuration: impl Into<Vec<u8>>,
+    ) -> bool {
+        let name = Some(plugin_name.to_owned());
+        let renamed = engine::check(&self.core)
+            .map_err(HarnessError::from)
+            .and_then(|()| {
+                lifecycle::reconfigure(&self.core, &self.linker, configuration.into(), name)
+            });
+        match renamed {
+            Ok(accepted) => accepted,
+            Err(error) => panic!("{error}"),
+        }
     }
 
     /// Replaces the connection manager's `local_reply_config` (see

@@ -324,6 +324,8 @@ pub struct EnvoyConfig {
     /// router): a Lua filter that stamps responses, an authorization stand-in, ….
     pub filters_before: Vec<String>,
     pub filters_after: Vec<String>,
+    /// `stats_config.stats_tags` added after the config's own: (tag name, regex).
+    pub stats_tags: Vec<(String, String)>,
 }
 
 impl EnvoyConfig {
@@ -346,6 +348,7 @@ impl EnvoyConfig {
             virtual_host: Vec::new(),
             filters_before: Vec::new(),
             filters_after: Vec::new(),
+            stats_tags: Vec::new(),
         }
     }
 
@@ -446,6 +449,12 @@ impl EnvoyConfig {
     /// many upstream connections at once on a loaded machine.
     pub fn connect_timeout(mut self, timeout: Duration) -> EnvoyConfig {
         self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a stats tag after the config's own (Istio's bootstrap adds several of its own).
+    pub fn stats_tag(mut self, name: &str, regex: &str) -> EnvoyConfig {
+        self.stats_tags.push((name.to_string(), regex.to_string()));
         self
     }
 

@@ -125,6 +125,14 @@ pub fn render(config: &EnvoyConfig, dir: &Path) -> Result<Rendered> {
     };
     let mut bootstrap = load(text, file)?;
     *at(&mut bootstrap, &["admin", "address"], file)? = loopback(0);
+    let tags = array(
+        at(&mut bootstrap, &["stats_config", "stats_tags"], file)?,
+        "stats_tags",
+        file,
+    )?;
+    for (name, regex) in &config.stats_tags {
+        tags.push(json!({ "tag_name": name, "regex": regex }));
+    }
 
     let listeners = at(&mut bootstrap, &["static_resources", "listeners"], file)?;
     let listener = named(listeners, LISTENER_NAME, "listener", file)?;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::access_log::{self, AccessLogEntry};
 use crate::admin::{Admin, Stats};
 use crate::client::{self, Request, Response};
-use crate::config::{self, EnvoyConfig, Rendered, ECDS_FILE, LISTENER_NAME};
+use crate::config::{self, EnvoyConfig, Rendered, WasmFilter, ECDS_FILE, LISTENER_NAME};
 use crate::ecds::EcdsOutcome;
 use crate::error::EnvoyError;
 use crate::install::envoy_binary;
@@ -275,6 +275,28 @@ impl Envoy {
         };
         let before = crate::ecds::EcdsCounters::read(&self.stats()?);
         let resource = config::ecds_resource(filter, Some(configuration), version)?;
+        config::write_atomically(dir, ECDS_FILE, &resource)?;
+        let mut after = before;
+        self.wait_for("Envoy to accept or reject the ECDS update", || {
+            after = crate::ecds::EcdsCounters::read(&self.stats()?);
+            Ok(after.decided() > before.decided())
+        })?;
+        Ok(EcdsOutcome::between(before, after))
+    }
+
+    /// Rolls out a whole new filter through ECDS, names included (as istiod does when an upgrade
+    /// renames the plugin), and waits until Envoy has accepted or rejected it. The filter's
+    /// module must be the one Envoy runs, or Envoy starts another VM.
+    pub fn update_filter(
+        &self,
+        filter: &WasmFilter,
+        version: Option<&str>,
+    ) -> Result<EcdsOutcome, EnvoyError> {
+        let Some(dir) = &self.rendered.ecds_dir else {
+            return Err(EnvoyError::NotEcds);
+        };
+        let before = crate::ecds::EcdsCounters::read(&self.stats()?);
+        let resource = config::ecds_resource(filter, filter.configuration.as_deref(), version)?;
         config::write_atomically(dir, ECDS_FILE, &resource)?;
         let mut after = before;
         self.wait_for("Envoy to accept or reject the ECDS update", || {

@@ -185,3 +185,57 @@ fn an_operator_can_force_the_breaker_open_and_release_it_through_ecds() {
         "released: traffic flows again: {response:?}"
     );
 }
+
+/// An istiod upgrade to 1.30 renames the plugin in Envoy from `<namespace>.<name>` to
+/// `<namespace>.<name>~istio-translated-wasmplugin` and keeps its root id (`pluginName`): the
+/// ECDS update that follows must find every breaker as it was.
+#[test]
+fn a_breaker_opened_under_one_plugin_name_is_still_open_after_the_ecds_update_that_renames_it() {
+    let upstream = upstream("a");
+    let policy = json!({
+        "default": {
+            "circuit_breaker": {
+                "failure_threshold": 3,
+                "timeout": "30s",
+                "fallback": { "status": 503, "body": "still open" }
+            },
+            "retry": null
+        }
+    });
+    let filter = |name: &str| breakwater(&policy).plugin_name(name).root_id("breakwater");
+    let envoy = start(
+        &EnvoyConfig::new()
+            .cluster("a", upstream.addr())
+            .filter(filter("istio-system.breakwater"))
+            .ecds(),
+    );
+    upstream.respond_with(503);
+    for i in 0..3 {
+        let response = envoy.get(&format!("/fail/{i}")).expect("a response");
+        assert!(!is_fallback(&response));
+    }
+    assert!(
+        is_fallback(&envoy.get("/open").expect("a response")),
+        "three failures opened it"
+    );
+
+    let renamed = filter("istio-system.breakwater~istio-translated-wasmplugin");
+    let outcome = envoy
+        .update_filter(&renamed, Some("2"))
+        .expect("Envoy decides");
+    assert_eq!(outcome, EcdsOutcome::Accepted);
+    assert!(
+        envoy
+            .log()
+            .contains("plugin 'istio-system.breakwater~istio-translated-wasmplugin', state scope 'breakwater'"),
+        "the new configuration runs under the new name"
+    );
+    let hits = upstream.total();
+    upstream.respond_with(200);
+    let response = envoy.get("/after-rename").expect("a response");
+    assert!(
+        is_fallback(&response) && response.text() == "still open",
+        "the breaker is still open under the new name: {response:?}"
+    );
+    assert_eq!(upstream.total(), hits, "the upstream is still spared");
+}

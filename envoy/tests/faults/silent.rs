@@ -3,8 +3,10 @@
 //! Only timeouts get a client out: Envoy's route timeout (15 s, Envoy's default; the configs set
 //! none) ends the first attempt with Envoy's own 504, and Breakwater's `per_try_timeout` ends each
 //! retry it dispatches. A timeout is retried only when `retry_on` lists `timeout` (the default
-//! list does not: a slow upstream is not hammered twice as long), so the policy here lists it. Every client gets an answer, every count agrees, and once the breaker has
-//! seen enough timeouts it spares the silent upstream.
+//! list does not: a slow upstream is not hammered twice as long), so the policy here lists it,
+//! and sets a `deadline` above the route timeout (the default equals it, so that no retry would
+//! follow a first attempt the route timed out). Every client gets an answer, every count agrees,
+//! and once the breaker has seen enough timeouts it spares the silent upstream.
 
 use std::thread;
 
@@ -32,6 +34,7 @@ fn requests_to_a_silent_upstream_end_in_504s_bounded_by_the_timeouts_then_the_br
                     "max_attempts": 3,
                     "base_delay": "10ms",
                     "per_try_timeout": "500ms",
+                    "deadline": "20s",
                     "retry_on": ["5xx", "reset", "connect-failure", "timeout"],
                     "budget": null
                 }

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 pub const CLUSTER: &str = "payments";
 /// A second cluster, to show that breakers are per cluster.
 pub const OTHER: &str = "inventory";
-/// The plugin name the worlds run under (it prefixes the shared-data keys).
+/// The plugin name the worlds run under; the harness makes it the root id too, which names the
+/// shared-data keys.
 pub const PLUGIN: &str = "breakwater";
 
 /// A builder for a world of `workers` workers running the current breakwater.wasm with
@@ -78,14 +79,19 @@ pub fn state_gauge(w: &World, cluster: &str) -> Option<u64> {
     w.gauge(&stat(cluster, "breaker_state"))
 }
 
+/// The gauge of the phase a `shadow` breaker would be in: 0 closed, 1 open, 2 half-open.
+pub fn shadow_state_gauge(w: &World, cluster: &str) -> Option<u64> {
+    w.gauge(&stat(cluster, "breaker_shadow_state"))
+}
+
 /// The shared-data key of a cluster's breaker.
 pub fn breaker_key(cluster: &str) -> String {
-    format!("breakwater/{PLUGIN}/v2/breaker/{cluster}")
+    format!("breakwater/v3/{PLUGIN}/breaker/{cluster}")
 }
 
 /// The shared-data key of a cluster's retry budget.
 pub fn budget_key(cluster: &str) -> String {
-    format!("breakwater/{PLUGIN}/v2/budget/{cluster}")
+    format!("breakwater/v3/{PLUGIN}/budget/{cluster}")
 }
 
 /// Sends `GET /` to [`CLUSTER`] on `worker` and runs what is due now.

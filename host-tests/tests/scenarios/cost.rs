@@ -116,9 +116,13 @@ const HEALTHY_FUEL_BUDGET: u64 = 22_500;
 /// parser and validator (every rule with path, value and rule in its messages) ~75 KB; the core
 /// ~20 KB; the glue ~35 KB with the SDK dispatcher bodies it inlines into. Real traffic (a body
 /// copy that follows the stream past the response, the worker's byte budget, rate-limited
-/// warnings, replies with raw header bytes) took it from 277 KB to 285 KB. This bound is the
+/// warnings, replies with raw header bytes) took it from 277 KB to 285 KB; Istio's service keys
+/// (the cluster-name reader and the table of service combinations), the stable state scope and
+/// the shadow-state gauge from 289 KB to 299 KB; the retried response written into the held
+/// response's place (raw header, buffer and trailer writes, the relay table, the choice between
+/// that and a local reply) and the router's attempt count to 306 KB. This bound is the
 /// regression guard at the current size plus a little room: growth past it must be a decision.
-const WASM_BUDGET_BYTES: u64 = 300_000;
+const WASM_BUDGET_BYTES: u64 = 315_000;
 
 #[test]
 fn the_release_wasm_stays_within_its_size_budget() {

@@ -6,8 +6,8 @@ use breakwater_host_tests::{ms, Reply, World};
 use serde_json::{json, Value};
 
 use crate::common::{
-    answer_now, assert_no_errors, breaker_key, budget_key, count, fail_in_turn, get, log_text,
-    policy, response, retries_sent, world, CLUSTER,
+    answer_now, assert_no_errors, breaker_key, budget_key, builder, count, fail_in_turn, get,
+    log_text, policy, response, retries_sent, world, CLUSTER,
 };
 
 fn with_fallback(body: &str, threshold: u32) -> Value {
@@ -46,6 +46,89 @@ fn a_new_policy_keeps_the_breaker_state() {
     }
     assert_eq!(w.upstream_attempts(CLUSTER).len(), 3);
     assert_no_errors(&w);
+}
+
+/// Istio up to 1.29 names the plugin `<namespace>.<name>`; from 1.30 it appends
+/// `~istio-translated-wasmplugin`. Its root id is the WasmPlugin's `pluginName` in both.
+const BEFORE_1_30: &str = "istio-system.breakwater";
+const FROM_1_30: &str = "istio-system.breakwater~istio-translated-wasmplugin";
+
+/// A world whose breaker for [`CLUSTER`] was opened under the plugin name of Istio 1.29.
+fn opened_under_istio_1_29(policy: &Value) -> World {
+    let mut w = builder(2, policy)
+        .plugin_name(BEFORE_1_30)
+        .root_id("breakwater")
+        .build()
+        .expect("starts");
+    w.upstream(CLUSTER, Reply::status(503));
+    for worker in [0, 1, 0] {
+        w.request(worker).method("POST").cluster(CLUSTER).send();
+    }
+    w.run_until_idle();
+    assert_eq!(
+        count(&w, "breaker_opened_total"),
+        1,
+        "three failures open it"
+    );
+    w
+}
+
+#[test]
+fn a_breaker_opened_under_one_plugin_name_is_still_open_under_istios_translated_name() {
+    let policy = with_fallback("A", 3);
+    let mut w = opened_under_istio_1_29(&policy);
+    assert!(
+        w.reconfigure_renamed(FROM_1_30, policy.to_string()),
+        "the same policy under the new name is accepted"
+    );
+    assert!(
+        !w.logs_containing(&format!("plugin '{FROM_1_30}', state scope 'breakwater'"))
+            .is_empty(),
+        "the new root contexts run under the new name:\n{}",
+        log_text(&w)
+    );
+    for worker in [0, 1] {
+        assert_eq!(
+            answer_now(&mut w, worker).body_text(),
+            "A",
+            "still open: the keys follow the root id, which the rename keeps"
+        );
+    }
+    assert_eq!(
+        w.upstream_attempts(CLUSTER).len(),
+        3,
+        "nothing more reached it"
+    );
+    assert_no_errors(&w);
+}
+
+#[test]
+fn a_state_scope_in_the_policy_keeps_the_breaker_whatever_the_names() {
+    let mut policy = with_fallback("A", 3);
+    policy["state_scope"] = json!("shop-edge");
+    let mut w = opened_under_istio_1_29(&policy);
+    let keys: Vec<String> = w
+        .shared_data_keys()
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [format!("breakwater/v3/shop-edge/breaker/{CLUSTER}")],
+        "the policy's scope names the key, not the plugin's names"
+    );
+    assert!(w.reconfigure_renamed(FROM_1_30, policy.to_string()));
+    assert_eq!(answer_now(&mut w, 1).body_text(), "A", "still open");
+    policy["state_scope"] = json!("another");
+    assert!(w.reconfigure(policy.to_string()));
+    w.upstream(CLUSTER, Reply::ok());
+    let s = w.request(0).cluster(CLUSTER).send();
+    w.run_until_idle();
+    assert_eq!(
+        response(&w, s).status,
+        200,
+        "another scope is another breaker, closed: the scope is the only name that counts"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Where a policy applies: `clusters.<name>` over `default` for the route's cluster, then
-//! `routes.<name>` for the route's retries (a route may only turn its cluster's breaker off);
-//! and the plugin's name keeps its state apart from another plugin's.
+//! Where a policy applies: `services` keys by an Istio cluster name's host, port and subset,
+//! `clusters.<name>` over `default` for the route's cluster, then `routes.<name>` for the
+//! route's retries (a route may only turn its cluster's breaker off); Istio's special clusters
+//! left alone; and the root id keeps a plugin's state apart from another plugin's.
 
 use breakwater_host_tests::{Reply, World};
 use serde_json::json;
@@ -102,9 +103,13 @@ fn a_route_without_a_breaker_is_neither_gated_nor_counted() {
 }
 
 #[test]
-fn two_plugins_keep_their_state_under_their_own_names() {
+fn two_plugins_keep_their_state_under_their_own_root_ids() {
     let p = json!({ "default": { "circuit_breaker": { "failure_threshold": 3 }, "retry": null } });
-    let mut w = builder(1, &p).plugin_name("edge").build().expect("starts");
+    let mut w = builder(1, &p)
+        .plugin_name("istio-ingress.breakwater-gateway")
+        .root_id("edge")
+        .build()
+        .expect("starts");
     w.upstream(CLUSTER, Reply::status(503));
     fail_in_turn(&mut w, 3);
     let keys: Vec<String> = w
@@ -114,8 +119,9 @@ fn two_plugins_keep_their_state_under_their_own_names() {
         .collect();
     assert_eq!(
         keys,
-        vec![format!("breakwater/edge/v2/breaker/{CLUSTER}")],
-        "keys carry the plugin's name and the format version (Istio shares one namespace)"
+        vec![format!("breakwater/v3/edge/breaker/{CLUSTER}")],
+        "keys carry the format version and the root id, Istio's pluginName (Istio shares one \
+         namespace, and renames the plugin itself in 1.30)"
     );
 }
 
@@ -134,5 +140,72 @@ fn istio_cluster_names_name_the_stats_and_a_semicolon_cannot_break_the_tag_encod
         w.counter(&stat("evil_._cluster", "requests_total")),
         Some(1),
         "';' would end the tag early, so it becomes '_'"
+    );
+}
+
+/// `services` in the filter: an Istio cluster name gets the keys its host, port and subset
+/// match; Istio's PassthroughCluster gets neither breaker nor retries.
+#[test]
+fn istio_service_keys_apply_by_host_and_the_passthrough_cluster_is_left_alone() {
+    let p = json!({
+        "default": {
+            "circuit_breaker": { "failure_threshold": 5 },
+            "retry": { "base_delay": "10ms", "max_attempts": 3 }
+        },
+        "services": {
+            "payments.shop.svc.cluster.local": { "circuit_breaker": { "failure_threshold": 2 } },
+            "payments.shop.svc.cluster.local#v2": { "retry": null }
+        }
+    });
+    let mut w = builder(2, &p).build().expect("starts");
+    let v1 = "outbound|8080|v1|payments.shop.svc.cluster.local";
+    let v2 = "outbound|8080|v2|payments.shop.svc.cluster.local";
+    let passthrough = "PassthroughCluster";
+    for cluster in [v1, v2, passthrough] {
+        w.upstream(cluster, Reply::status(503));
+    }
+
+    let s = w.request(0).path("/").cluster(v1).send();
+    w.run_until_idle();
+    assert_eq!(
+        response(&w, s).header("x-breakwater-attempts"),
+        Some("3"),
+        "v1: default's retries"
+    );
+    w.request(1).path("/").cluster(v1).send();
+    w.run_until_idle();
+    assert_eq!(
+        w.counter(&stat(v1, "breaker_opened_total")),
+        Some(1),
+        "v1: the host's key opens the breaker after 2 failures"
+    );
+
+    let s = w.request(0).path("/").cluster(v2).send();
+    w.run_until_idle();
+    assert_eq!(
+        response(&w, s).header("x-breakwater-attempts"),
+        None,
+        "v2: the subset's key turns retries off"
+    );
+
+    for i in 0..6 {
+        let s = w.request(i % 2).path("/").cluster(passthrough).send();
+        w.run_until_idle();
+        let r = response(&w, s);
+        assert_eq!(r.status, 503, "the upstream's own answer");
+        assert_eq!(r.header("x-breakwater-attempts"), None, "never retried");
+        assert!(!is_fallback(&r), "never held back by a breaker");
+    }
+    assert_eq!(
+        w.upstream_attempts(passthrough).len(),
+        6,
+        "one attempt per request"
+    );
+    assert_eq!(w.counter(&stat(passthrough, "breaker_opened_total")), None);
+    assert!(
+        w.shared_data_keys()
+            .iter()
+            .all(|k| !String::from_utf8_lossy(k).contains(passthrough)),
+        "no breaker or budget state for it"
     );
 }

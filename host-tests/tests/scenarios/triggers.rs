@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::common::{
     answer_now, assert_no_errors, breaker_only, count, get, is_fallback, log_text, policy,
-    response, world, CLUSTER,
+    response, shadow_state_gauge, state_gauge, world, CLUSTER,
 };
 
 /// Failure rate ≥ 50% over 10 s once 10 requests finished; the consecutive trigger off.
@@ -208,18 +208,33 @@ fn disabled_mode_neither_rejects_nor_opens_and_retries_still_run() {
 }
 
 #[test]
-fn in_shadow_mode_the_state_gauge_follows_the_phase_enforce_would_be_in() {
+fn in_shadow_mode_the_state_gauge_stays_closed_and_the_shadow_gauge_follows_the_phase() {
     let (mut w, _) = failing("shadow");
     w.upstream(CLUSTER, Reply::status(503));
     for i in 0..3 {
         w.request(i % 2).method("POST").cluster(CLUSTER).send();
     }
+    w.run_until_idle();
     assert_eq!(count(&w, "breaker_would_open_total"), 1);
     assert_eq!(
-        crate::common::state_gauge(&w, CLUSTER),
+        state_gauge(&w, CLUSTER),
+        Some(0),
+        "nothing is rejected: the canary's dashboard must not say open"
+    );
+    assert_eq!(
+        shadow_state_gauge(&w, CLUSTER),
         Some(1),
         "would-open: enforce would be open now"
     );
+    for worker in [0, 1] {
+        get(&mut w, worker);
+        w.run_until_idle();
+        assert_eq!(
+            state_gauge(&w, CLUSTER),
+            Some(0),
+            "a would-reject is no open either"
+        );
+    }
     w.advance(ms(12_000));
     w.upstream(CLUSTER, Reply::ok());
     get(&mut w, 0);
@@ -230,5 +245,35 @@ fn in_shadow_mode_the_state_gauge_follows_the_phase_enforce_would_be_in() {
         1,
         "the shadow probe succeeded"
     );
-    assert_eq!(crate::common::state_gauge(&w, CLUSTER), Some(0));
+    assert_eq!(state_gauge(&w, CLUSTER), Some(0));
+    assert_eq!(shadow_state_gauge(&w, CLUSTER), Some(0));
+}
+
+#[test]
+fn a_shadow_breaker_that_would_be_open_shows_open_once_enforced() {
+    let (mut w, _) = failing("shadow");
+    for i in 0..3 {
+        w.request(i % 2).method("POST").cluster(CLUSTER).send();
+    }
+    w.run_until_idle();
+    assert_eq!(state_gauge(&w, CLUSTER), Some(0));
+    let enforce = policy(
+        json!({ "failure_threshold": 3, "timeout": "10s", "mode": "enforce" }),
+        json!({ "base_delay": "10ms", "max_attempts": 2 }),
+    );
+    assert!(w.reconfigure(enforce.to_string()));
+    let s = get(&mut w, 0);
+    w.run_until_idle();
+    assert_eq!(
+        response(&w, s).status,
+        503,
+        "enforced now: the open machine rejects"
+    );
+    assert_eq!(count(&w, "rejected_total"), 1);
+    assert_eq!(state_gauge(&w, CLUSTER), Some(1), "and the gauge says open");
+    assert_eq!(
+        shadow_state_gauge(&w, CLUSTER),
+        Some(0),
+        "the shadow gauge is cleared once the mode is no longer shadow"
+    );
 }

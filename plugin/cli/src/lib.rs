@@ -17,3 +17,4 @@ pub mod paths;
 pub mod pin;
 pub mod schema;
 pub mod validate;
+pub mod versions;

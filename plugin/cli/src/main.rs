@@ -27,6 +27,10 @@ enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
+        /// The Istio release the manifests are for (`1.26`): a manifest that release would
+        /// refuse (`failStrategy: FAIL_RELOAD` before 1.27) is invalid.
+        #[arg(long, value_name = "VERSION")]
+        istio: Option<breakwater_cli::versions::IstioVersion>,
     },
     /// Print the policy's JSON Schema, or write or check examples/policy.schema.json.
     Schema {
@@ -63,7 +67,11 @@ struct Failure(u8, String);
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Validate { files, strict } => validate_files(&files, strict),
+        Command::Validate {
+            files,
+            strict,
+            istio,
+        } => validate_files(&files, strict, istio),
         Command::Schema { write, check } => schema_command(write, check),
         Command::Oci { out, tag, wasm } => oci_command(out, &tag, wasm),
         Command::Pin { check } => pin_command(check),
@@ -77,7 +85,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate_files(files: &[PathBuf], strict: bool) -> Result<(), Failure> {
+fn validate_files(
+    files: &[PathBuf],
+    strict: bool,
+    istio: Option<breakwater_cli::versions::IstioVersion>,
+) -> Result<(), Failure> {
     let (mut invalid, mut unreadable) = (0, 0);
     for file in files {
         let shown = file.display().to_string();
@@ -89,7 +101,7 @@ fn validate_files(files: &[PathBuf], strict: bool) -> Result<(), Failure> {
                 .count();
             continue;
         }
-        match validate::check_file(file) {
+        match validate::check_file_for(file, istio) {
             Ok(checked) => {
                 print!("{}", validate::render(&shown, &checked));
                 invalid += checked
@@ -179,6 +191,8 @@ fn oci_command(out: Option<PathBuf>, tag: &str, wasm: Option<PathBuf>) -> Result
     );
     println!("  crane push {shown} REGISTRY/breakwater:{tag}");
     println!("  oras cp --from-oci-layout {shown}:{tag} REGISTRY/breakwater:{tag}");
+    println!("(a tag of this build's own, so that the registry keeps it), and name it by digest:");
+    println!("  url: oci://REGISTRY/breakwater@sha256:{}", read.digest);
     Ok(())
 }
 

@@ -1,7 +1,14 @@
 //! `pin`: the sha256 pins in the example WasmPlugins, kept equal to the current build.
 //!
-//! # Two hashes
+//! # Three pins, two hashes
 //!
+//! - `spec.url` names the image by its manifest digest, `oci://<repository>@sha256:<digest>`,
+//!   not by a tag: a tag moves with every push, and istio-agent pulls what the tag names *now*
+//!   and then compares its digest with `spec.sha256`. Under a reused tag, the manifests of the
+//!   previous commit would fetch the new image and fail that check, so a rollback by "the
+//!   previous manifests" would give new pods a deny-all filter. A digest names one image for
+//!   good (Istio's `pkg/wasm/cache.go` reads a digest in the url). Push each build under a tag
+//!   of its own too, so that the registry keeps it (see examples/istio/README.md).
 //! - `spec.sha256` is the image's manifest digest: for an `oci://` url that is what Istio checks
 //!   after pulling (see [`crate::oci`]).
 //! - The annotation `breakwater/module-sha256` is the `.wasm`'s own sha256: what `spec.sha256`
@@ -89,8 +96,32 @@ pub fn current_image() -> Result<Image, PinError> {
 pub struct Pinned {
     /// `namespace/name`.
     pub plugin: String,
+    /// `spec.url`.
+    pub url: Option<String>,
     pub image: Option<String>,
     pub module: Option<String>,
+}
+
+impl Pinned {
+    /// Whether `spec.url` names the image by the digest `image`: `oci://...@sha256:<image>`.
+    pub fn url_pins(&self, image: &str) -> bool {
+        let wanted = format!("@sha256:{image}");
+        self.url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("oci://") && url.ends_with(&wanted))
+    }
+}
+
+/// The repository an `oci://` reference names, without its tag or digest:
+/// `registry.example.com:5000/breakwater/breakwater` for
+/// `registry.example.com:5000/breakwater/breakwater:0.1.0` (a registry's port is kept).
+pub fn repository(reference: &str) -> &str {
+    let named = reference.split('@').next().unwrap_or(reference);
+    let last = named.rfind('/').map_or(0, |slash| slash + 1);
+    match named[last..].find(':') {
+        Some(colon) => &named[..last + colon],
+        None => named,
+    }
 }
 
 /// The pins of every WasmPlugin in a manifest.
@@ -99,14 +130,16 @@ pub fn pinned(text: &str) -> Result<Vec<Pinned>, ManifestError> {
         .iter()
         .map(|plugin| Pinned {
             plugin: plugin.id(),
+            url: plugin.spec_str("url").map(str::to_string),
             image: plugin.spec_str("sha256").map(str::to_string),
             module: plugin.annotation(MODULE_ANNOTATION).map(str::to_string),
         })
         .collect())
 }
 
-/// `text` with every `sha256:` and `breakwater/module-sha256:` value replaced by `pins`. Line by
-/// line, so that comments and layout stay as written.
+/// `text` with every `sha256:` and `breakwater/module-sha256:` value replaced by `pins`, and
+/// every `url: oci://` naming the image by its digest. Line by line, so that comments and layout
+/// stay as written.
 pub fn repin(text: &str, pins: &Pins) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
@@ -114,7 +147,13 @@ pub fn repin(text: &str, pins: &Pins) -> String {
         let ending = &line[body.len()..];
         let indent = &body[..body.len() - body.trim_start().len()];
         let content = body.trim_start();
-        if content.starts_with("sha256:") {
+        if let Some(reference) = content.strip_prefix("url: oci://") {
+            let repository = repository(reference.trim());
+            out.push_str(&format!(
+                "{indent}url: oci://{repository}@sha256:{}{ending}",
+                pins.image
+            ));
+        } else if content.starts_with("sha256:") {
             out.push_str(&format!("{indent}sha256: {}{ending}", pins.image));
         } else if content.starts_with(&format!("{MODULE_ANNOTATION}:")) {
             out.push_str(&format!(
@@ -149,6 +188,9 @@ pub fn pin_file(path: &Path, pins: &Pins, write: bool) -> Result<bool, PinError>
         };
         if plugin.image.as_ref() != Some(&pins.image) {
             return Err(missing("sha256:"));
+        }
+        if !plugin.url_pins(&pins.image) {
+            return Err(missing("url: oci://"));
         }
         if plugin.module.as_ref() != Some(&pins.module) {
             return Err(missing(MODULE_ANNOTATION));
@@ -195,22 +237,27 @@ spec:
     }
 
     #[test]
-    fn repinning_changes_only_the_two_pin_lines() {
+    fn repinning_changes_only_the_three_pin_lines() {
         let new = repin(MANIFEST, &pins());
         let changed: Vec<(&str, &str)> = MANIFEST
             .lines()
             .zip(new.lines())
             .filter(|(old, new)| old != new)
             .collect();
-        assert_eq!(changed.len(), 2, "{changed:?}");
+        assert_eq!(changed.len(), 3, "{changed:?}");
+        let digest = "a".repeat(64);
         assert_eq!(
             pinned(&new).unwrap(),
             [Pinned {
                 plugin: "istio-system/breakwater".into(),
-                image: Some("a".repeat(64)),
+                url: Some(format!(
+                    "oci://registry.example.com/breakwater@sha256:{digest}"
+                )),
+                image: Some(digest.clone()),
                 module: Some("b".repeat(64)),
             }]
         );
+        assert!(pinned(&new).unwrap()[0].url_pins(&digest));
         assert_eq!(repin(&new, &pins()), new, "pinning twice changes nothing");
     }
 
@@ -236,5 +283,34 @@ spec:
         assert_eq!(std::fs::read_to_string(&path).unwrap(), MANIFEST);
         assert!(pin_file(&path, &pins(), true).unwrap(), "changed");
         assert!(!pin_file(&path, &pins(), true).unwrap(), "already pinned");
+    }
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::repository;
+
+    #[test]
+    fn the_repository_drops_a_tag_or_a_digest_and_keeps_a_registry_port() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        for (reference, expected) in [
+            (
+                "registry.example.com/breakwater/breakwater:0.1.0",
+                "registry.example.com/breakwater/breakwater",
+            ),
+            (
+                "registry.example.com:5000/breakwater:0.1.0",
+                "registry.example.com:5000/breakwater",
+            ),
+            (
+                "registry.example.com:5000/breakwater",
+                "registry.example.com:5000/breakwater",
+            ),
+            ("localhost/breakwater", "localhost/breakwater"),
+        ] {
+            assert_eq!(repository(reference), expected, "{reference}");
+            let pinned = format!("{reference}@{digest}");
+            assert_eq!(repository(&pinned), expected, "{pinned}");
+        }
     }
 }

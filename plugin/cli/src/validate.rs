@@ -6,6 +6,7 @@
 //! way Istio converts it (see [`crate::istio`]).
 
 use crate::istio::{self, ManifestError};
+use crate::versions::{self, IstioVersion};
 use breakwater::policy::{Policy, Problem};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,11 +21,15 @@ pub struct Checked {
     /// What the reader should know, such as "no pluginConfig" or a `failStrategy` that gives up
     /// on a failed VM.
     pub notes: Vec<&'static str>,
+    /// Why the Istio stated with `--istio` would refuse the WasmPlugin (a field value it does
+    /// not know yet); empty without a stated version.
+    pub istio_refuses: Vec<&'static str>,
 }
 
 impl Checked {
+    /// The filter accepts the policy, and the stated Istio (if any) the manifest.
     pub fn is_valid(&self) -> bool {
-        self.verdict.is_ok()
+        self.verdict.is_ok() && self.istio_refuses.is_empty()
     }
 
     pub fn warnings(&self) -> &[Problem] {
@@ -58,12 +63,26 @@ pub fn check_policy(json: &[u8]) -> Result<Vec<Problem>, Vec<Problem>> {
 
 /// Checks the policy file or the manifests in `path`.
 pub fn check_file(path: &Path) -> Result<Vec<Checked>, FileError> {
+    check_file_for(path, None)
+}
+
+/// Checks the policy file or the manifests in `path`, the manifests also against the Istio
+/// release `istio` (`--istio`), when given.
+pub fn check_file_for(path: &Path, istio: Option<IstioVersion>) -> Result<Vec<Checked>, FileError> {
     let bytes = std::fs::read(path)?;
-    check_bytes(&bytes)
+    check_bytes_for(&bytes, istio)
 }
 
 /// Checks a policy or manifests given as bytes.
 pub fn check_bytes(bytes: &[u8]) -> Result<Vec<Checked>, FileError> {
+    check_bytes_for(bytes, None)
+}
+
+/// Checks a policy or manifests given as bytes, the manifests also against `istio`.
+pub fn check_bytes_for(
+    bytes: &[u8],
+    istio: Option<IstioVersion>,
+) -> Result<Vec<Checked>, FileError> {
     let text = String::from_utf8_lossy(bytes);
     let json = serde_json::from_slice::<serde_json::Value>(bytes).ok();
     let is_manifest = json
@@ -75,6 +94,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Vec<Checked>, FileError> {
             plugin: None,
             verdict: check_policy(bytes),
             notes: Vec::new(),
+            istio_refuses: Vec::new(),
         }]);
     }
     let plugins = istio::wasm_plugins(&istio::documents(&text)?)?;
@@ -90,9 +110,15 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Vec<Checked>, FileError> {
                 notes.push("no pluginConfig: the filter runs with every default");
             }
             notes.extend(strategy_note(plugin.spec_str("failStrategy")));
+            let (istio_refuses, version_notes) = match istio {
+                Some(istio) => versions::needs(plugin, istio),
+                None => (Vec::new(), Vec::new()),
+            };
+            notes.extend(version_notes);
             Ok(Checked {
                 plugin: Some(plugin.id()),
                 notes,
+                istio_refuses,
                 verdict: check_policy(config.as_deref().unwrap_or("{}").as_bytes()),
             })
         })
@@ -136,7 +162,8 @@ pub fn render(file: &str, checked: &[Checked]) -> String {
         let verdict = if one.is_valid() {
             "valid".to_string()
         } else {
-            format!("invalid, {}", count(problems.len(), "problem"))
+            let n = problems.len() + one.istio_refuses.len();
+            format!("invalid, {}", count(n, "problem"))
         };
         let _ = write!(out, "{subject}: {verdict}");
         if !warnings.is_empty() {
@@ -145,6 +172,9 @@ pub fn render(file: &str, checked: &[Checked]) -> String {
         out.push('\n');
         for note in &one.notes {
             let _ = writeln!(out, "  note: {note}");
+        }
+        for refusal in &one.istio_refuses {
+            let _ = writeln!(out, "  error: {refusal}");
         }
         for problem in problems {
             let _ = writeln!(out, "  error: {problem}");
@@ -283,5 +313,66 @@ spec: { url: x }
     fn a_manifest_without_a_wasm_plugin_cannot_be_checked() {
         let error = check_bytes(b"apiVersion: v1\nkind: Service\n").expect_err("no plugin");
         assert!(matches!(error, FileError::NoPolicy), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    const RELOADING: &str = "apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: { name: breakwater, namespace: istio-system }
+spec:
+  url: oci://registry.example.com/breakwater/breakwater:0.1.0
+  pluginName: breakwater
+  failStrategy: FAIL_RELOAD
+";
+
+    #[test]
+    fn fail_reload_is_refused_for_an_istio_older_than_1_27_and_said_why() {
+        let older = Some("1.26".parse().unwrap());
+        let [checked] = check_bytes_for(RELOADING.as_bytes(), older)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert!(!checked.is_valid(), "Istio 1.26 refuses the manifest");
+        let report = render("m.yaml", &[checked]);
+        assert!(
+            report.starts_with("m.yaml: WasmPlugin istio-system/breakwater: invalid, 1 problem\n")
+                && report.contains("error: failStrategy FAIL_RELOAD needs Istio 1.27 or later"),
+            "{report}"
+        );
+        for fine in [
+            None,
+            Some("1.27".parse().unwrap()),
+            Some("1.30.1".parse().unwrap()),
+        ] {
+            let [checked] = check_bytes_for(RELOADING.as_bytes(), fine)
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert!(checked.is_valid(), "{fine:?}: {checked:?}");
+        }
+        let open = RELOADING.replace("FAIL_RELOAD", "FAIL_OPEN");
+        let [checked] = check_bytes_for(open.as_bytes(), older)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert!(checked.is_valid(), "the FAIL_OPEN variant suits 1.26");
+    }
+
+    #[test]
+    fn an_istio_older_than_the_oldest_checked_gets_a_note() {
+        let open = RELOADING.replace("FAIL_RELOAD", "FAIL_OPEN");
+        let [checked] = check_bytes_for(open.as_bytes(), Some("1.22".parse().unwrap()))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        assert!(checked.is_valid());
+        assert!(
+            checked.notes.iter().any(|n| n.contains("older than 1.24")),
+            "{checked:?}"
+        );
     }
 }

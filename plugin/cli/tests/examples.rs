@@ -163,6 +163,11 @@ fn the_example_wasm_plugins_pin_an_oci_image_and_set_phase_priority_and_fail_str
             sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
             "{id}: sha256 pinned: {sha:?}"
         );
+        assert!(
+            url.ends_with(&format!("@sha256:{sha}")),
+            "{id}: the url names the pinned image by its digest, never by a tag that a newer \
+             build can move: {url}"
+        );
         assert_eq!(plugin.spec_str("pluginName"), Some("breakwater"), "{id}");
         assert_eq!(
             plugin.spec_str("phase"),
@@ -170,8 +175,10 @@ fn the_example_wasm_plugins_pin_an_oci_image_and_set_phase_priority_and_fail_str
             "{id}: last before the router"
         );
         assert_eq!(
-            plugin.spec["priority"], -1000,
-            "{id}: last within its phase"
+            plugin.spec["priority"],
+            i64::from(i32::MIN),
+            "{id}: last within its phase: Istio sorts an unset priority as the lowest, so any \
+             higher value would run every plugin without one after Breakwater"
         );
         // examples/failure-policy.md: sidecars reload a failed VM; the gateway fails open, since
         // a failed module fetch must never shut the site's one way in.
@@ -225,6 +232,67 @@ fn no_proxy_is_selected_by_two_example_wasm_plugins() {
             !(selector(plugin).is_none() && targets.is_none()),
             "{}: a plugin without selector or targetRefs applies to every proxy",
             plugin.id()
+        );
+    }
+}
+
+/// examples/istio/README.md, Versions: the manifests as shipped suit Istio 1.27 and later; for
+/// 1.24 to 1.26 the sidecar manifests need the FAIL_OPEN variant, made with one substitution.
+#[test]
+fn the_manifests_suit_istio_1_27_and_their_fail_open_variant_suits_1_26() {
+    let v = |s: &str| Some(s.parse().expect("a version"));
+    for path in manifests() {
+        let text = read(&path);
+        let shown = paths::shown(&path);
+        let check = |text: &str, istio| validate::check_bytes_for(text.as_bytes(), istio);
+        for ok in check(&text, v("1.27")).unwrap() {
+            assert!(ok.is_valid(), "{shown} on Istio 1.27: {ok:?}");
+        }
+        let reloads = text.contains("failStrategy: FAIL_RELOAD");
+        for older in check(&text, v("1.26")).unwrap() {
+            assert_eq!(
+                older.is_valid(),
+                !reloads,
+                "{shown} on Istio 1.26: refused exactly when it says FAIL_RELOAD: {older:?}"
+            );
+        }
+        let variant = text.replace("failStrategy: FAIL_RELOAD", "failStrategy: FAIL_OPEN");
+        for checked in check(&variant, v("1.26")).unwrap() {
+            assert!(
+                checked.is_valid(),
+                "{shown}, FAIL_OPEN variant, on 1.26: {checked:?}"
+            );
+        }
+    }
+}
+
+/// examples/istio/README.md gives Istio users Breakwater's anchored stats tags as a bootstrap
+/// override: the very rules of `envoy/configs/static.yaml`, which the Envoy tests measure.
+#[test]
+fn the_readmes_bootstrap_override_carries_the_anchored_tags_of_the_envoy_configs() {
+    let readme = read(&paths::istio().join("README.md"));
+    let block = readme
+        .split("```json")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("stats_tags"))
+        .expect("the README shows the override");
+    let override_json: Value = serde_json::from_str(block).expect("the override is JSON");
+    let config: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read(&paths::root().join("envoy/configs/static.yaml")))
+            .expect("YAML");
+    let config: Value = serde_json::to_value(config).expect("as JSON");
+    let tags = &config["stats_config"]["stats_tags"];
+    assert!(
+        tags.as_array().is_some_and(|t| t.len() == 2),
+        "the config's two tags: {tags}"
+    );
+    assert_eq!(&override_json["stats_config"]["stats_tags"], tags);
+    for tag in tags.as_array().into_iter().flatten() {
+        let regex = tag["regex"].as_str().unwrap_or_default();
+        assert!(
+            regex.starts_with("^wasmcustom\\.breakwater\\."),
+            "anchored: {regex}"
         );
     }
 }

@@ -53,6 +53,12 @@ fn the_image_carries_the_current_build_and_the_manifests_pin_it() {
                 Some(current.image.as_str()),
                 "{at}: spec.sha256 is not the current build's image digest: {RENEW}"
             );
+            assert!(
+                plugin.url_pins(&current.image),
+                "{at}: spec.url {:?} does not name the current build's image by its digest: \
+                 {RENEW}",
+                plugin.url
+            );
         }
     }
 }

@@ -93,6 +93,8 @@ fn object_of<'a>(root: &'a Value, property: &'a Value, items: bool) -> Option<&'
     if let Some(Value::Array(alternatives)) = property.get("anyOf") {
         candidates.extend(alternatives);
     }
+    // A part that `null` turns off: `if null ... else <value>`.
+    candidates.extend(property.get("else"));
     if items {
         candidates.extend(property.get("additionalProperties"));
     }
@@ -152,7 +154,7 @@ impl Accepted {
             }
         }
         assert!(
-            accepted.top.len() == 4 && accepted.scope.len() > 30 && !accepted.route.is_empty(),
+            accepted.top.len() == 7 && accepted.scope.len() > 30 && !accepted.route.is_empty(),
             "the walk found the fields: {:?}",
             accepted.top
         );
@@ -297,21 +299,22 @@ fn the_defaults_policy_md_states_are_the_filters() {
         // policy exactly when the default is right (`{}` turns on a part that is off unless
         // written, in both).
         let parent = row.path.rsplit_once('.').map(|(parent, _)| parent);
-        if row.path == "max_worker_buffer" {
-            // A top-level value: it is not part of any cluster's effective policy.
+        if ["max_worker_buffer", "special_clusters"].contains(&row.path.as_str()) {
+            // A top-level value: it is not part of any one cluster's effective policy, so the
+            // whole resolved policy is compared.
             let with = nest(&row.path, value).to_string();
             let parsed = Policy::parse(with.as_bytes()).expect("the stated default is valid");
             let empty = Policy::parse(b"{}").expect("{} is valid");
             assert_eq!(
-                parsed.policy.worker_buffer(),
-                empty.policy.worker_buffer(),
-                "POLICY.md gives max_worker_buffer the default {}, which is not the filter's",
-                row.default
+                parsed.policy, empty.policy,
+                "POLICY.md gives {} the default {}, which is not the filter's",
+                row.path, row.default
             );
             checked += 1;
             continue;
         }
-        let (with, without) = if ["default", "clusters", "routes"].contains(&row.path.as_str()) {
+        let scopes = ["default", "services", "clusters", "routes"];
+        let (with, without) = if scopes.contains(&row.path.as_str()) {
             (nest(&row.path, value), json!({}))
         } else {
             let base = parent.map_or("default".to_owned(), |p| format!("default.{p}"));

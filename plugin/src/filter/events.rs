@@ -4,9 +4,10 @@
 //! `state_errors_total` (bytes that did not decode at all), since a lowered `max_timeout` or
 //! `probe_timeout` clamps too, legitimately, once.
 //!
-//! The state gauge follows the breaker's state machine. In `shadow` mode that is the machine
-//! that runs beside the traffic without rejecting anything, so the gauge shows the phase
-//! `enforce` would be in: open on a would-open, then half-open and closed as reported.
+//! The state gauge follows the breaker's state machine. In `shadow` mode that machine runs
+//! beside the traffic without rejecting anything: its phase (open on a would-open, then
+//! half-open and closed as reported) goes to `breaker_shadow_state`, and `breaker_state` stays
+//! closed, which is what clients get (`metrics::Metrics::mode`, told by each step's events).
 
 use crate::core::breaker::{Events, Phase};
 

@@ -68,6 +68,7 @@ pub fn unix_now() -> Millis {
 /// out once here instead of serialized on every read as the SDK's `get_property` does.
 pub mod path {
     pub const PLUGIN_NAME: &[u8] = b"plugin_name";
+    pub const PLUGIN_ROOT_ID: &[u8] = b"plugin_root_id";
     pub const CLUSTER_NAME: &[u8] = b"xds\0cluster_name";
     pub const ROUTE_NAME: &[u8] = b"xds\0route_name";
     pub const RESPONSE_CODE: &[u8] = b"response\0code";

@@ -156,6 +156,11 @@ impl Counter {
 /// The gauge of the breaker's state: 0 closed, 1 open, 2 half-open.
 pub const STATE_GAUGE: &str = "breaker_state";
 
+/// The gauge of the phase a `shadow` breaker would be in (same values): its state machine runs
+/// beside the traffic and rejects nothing, so its phase is not the breaker's state, which
+/// stays 0 while the cluster is in shadow mode.
+pub const SHADOW_STATE_GAUGE: &str = "breaker_shadow_state";
+
 /// The stat name of `metric` for `cluster`.
 pub fn stat_name(cluster: &str, metric: &str) -> String {
     format!(
@@ -178,6 +183,11 @@ struct ClusterIds {
     counters: [Option<u32>; Counter::ALL.len()],
     skipped: [Option<u32>; SkipReason::ALL.len()],
     state: Option<u32>,
+    shadow_state: Option<u32>,
+    /// The last phase value given for the state gauge.
+    phase: Option<u64>,
+    /// The cluster's breaker runs in `shadow` mode (as its last step said).
+    shadow: bool,
 }
 
 /// This worker's metric ids, per cluster.
@@ -216,14 +226,36 @@ impl Metrics {
         }
     }
 
-    /// Sets the breaker-state gauge of `cluster`.
+    /// Sets the breaker-state gauge of `cluster` to its breaker's phase; in `shadow` mode the
+    /// phase goes to the shadow gauge and the state gauge says closed (see [`SHADOW_STATE_GAUGE`]).
     pub fn state(&mut self, cluster: &str, value: u64) {
         let ids = self.ids(cluster);
-        if let Some(id) = define(&mut ids.state, MetricType::Gauge, || {
-            stat_name(cluster, STATE_GAUGE)
-        }) {
-            let _ = hostcalls::record_metric(id, value);
+        ids.phase = Some(value);
+        let (real, shadow) = if ids.shadow {
+            (0, Some(value))
+        } else {
+            (value, None)
+        };
+        record_gauge(&mut ids.state, cluster, STATE_GAUGE, real);
+        if let Some(value) = shadow {
+            record_gauge(&mut ids.shadow_state, cluster, SHADOW_STATE_GAUGE, value);
         }
+    }
+
+    /// Tells whether `cluster`'s breaker runs in `shadow` mode; on a change, the gauges are set
+    /// again from the last phase: entering shadow, the state gauge goes to closed and the shadow
+    /// gauge takes the phase; leaving it, the phase is the real state again and the shadow gauge
+    /// goes to 0.
+    pub fn mode(&mut self, cluster: &str, shadow: bool) {
+        let ids = self.ids(cluster);
+        if ids.shadow == shadow {
+            return;
+        }
+        ids.shadow = shadow;
+        let Some(phase) = ids.phase else { return };
+        let (real, shadowed) = if shadow { (0, phase) } else { (phase, 0) };
+        record_gauge(&mut ids.state, cluster, STATE_GAUGE, real);
+        record_gauge(&mut ids.shadow_state, cluster, SHADOW_STATE_GAUGE, shadowed);
     }
 
     /// Sets the breaker-state gauge the first time this worker sees `cluster`, so the gauge
@@ -237,6 +269,12 @@ impl Metrics {
     fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
         // entry_ref allocates the key only on first use.
         self.clusters.entry_ref(cluster).or_default()
+    }
+}
+
+fn record_gauge(slot: &mut Option<u32>, cluster: &str, name: &str, value: u64) {
+    if let Some(id) = define(slot, MetricType::Gauge, || stat_name(cluster, name)) {
+        let _ = hostcalls::record_metric(id, value);
     }
 }
 

@@ -3,7 +3,8 @@
 //! `on_configure` parses and validates the policy completely; an invalid policy logs one line per
 //! problem and returns false, so Envoy refuses the configuration (an ECDS update is refused and
 //! the previous policy keeps serving). Breaker and budget state live in shared data under the
-//! plugin's name, so a new configuration finds them as the old one left them.
+//! state scope ([`scope`]), so a new configuration finds them as the old one left them, even
+//! when Istio renames the plugin.
 
 use std::rc::Rc;
 
@@ -24,6 +25,17 @@ use super::worker;
 pub struct Config {
     pub policy: Policy,
     pub keys: Keys,
+}
+
+/// The name breaker and budget state is kept under: the policy's `state_scope`, else the root
+/// id (Istio's `pluginName`, unchanged across istiod upgrades), else the plugin name (which
+/// Istio derives from the resource and renamed in 1.30). See `shared` for the keys.
+fn scope<'a>(state_scope: Option<&'a str>, root_id: &'a str, plugin_name: &'a str) -> &'a str {
+    match state_scope {
+        Some(scope) => scope,
+        None if !root_id.is_empty() => root_id,
+        None => plugin_name,
+    }
 }
 
 /// The root context.
@@ -83,13 +95,15 @@ impl RootContext for Root {
             log::warn!("breakwater: policy warning: {warning}");
         }
         let plugin_name = host::property_str(host::path::PLUGIN_NAME).unwrap_or_default();
+        let root_id = host::property_str(host::path::PLUGIN_ROOT_ID).unwrap_or_default();
+        let scope = scope(parsed.policy.state_scope(), &root_id, &plugin_name).to_owned();
         self.config = Some(Rc::new(Config {
             policy: parsed.policy,
-            keys: Keys::new(&plugin_name),
+            keys: Keys::new(&scope),
         }));
         // Retries queued under an earlier configuration are served by their own (older) root,
         // which keeps ticking until its last stream ends.
-        log::info!("breakwater: policy loaded for plugin '{plugin_name}'");
+        log::info!("breakwater: policy loaded for plugin '{plugin_name}', state scope '{scope}'");
         #[cfg(feature = "test-trap")]
         super::trap::announce();
         true

@@ -1,10 +1,17 @@
 //! Shared data: the breaker and the budget of each cluster, as all workers of the proxy see them.
 //!
 //! # Keys
-//! `breakwater/<plugin name>/v2/breaker/<cluster>` and `…/v2/budget/<cluster>`. Istio sets no
-//! `vm_id`, so every WasmPlugin of a proxy shares one namespace: the plugin name keeps two
+//! `breakwater/v3/<state scope>/breaker/<cluster>` and `…/budget/<cluster>`. Istio sets no
+//! `vm_id`, so every WasmPlugin of a proxy shares one namespace: the state scope keeps two
 //! Breakwater plugins apart, and the format version keeps an old and a new release apart during
 //! an upgrade (the bytes carry their own version too).
+//!
+//! The state scope is the policy's `state_scope` when it sets one, else Envoy's root id, else
+//! the plugin name (`root::scope`). Not the plugin name first: Istio writes Envoy's plugin name
+//! from the WasmPlugin's namespace and name, and from Istio 1.30 appends
+//! `~istio-translated-wasmplugin` to it, so an istiod upgrade would start every breaker afresh
+//! under a new key. The root id is the WasmPlugin's `pluginName`, which Istio passes through
+//! unchanged, and which the resource's author chose.
 //!
 //! # Updates
 //! A read-modify-write is a compare-and-swap loop with a bound ([`MAX_ATTEMPTS`]): under
@@ -33,7 +40,8 @@ const ABSENT_CAS: u32 = u32::MAX;
 
 /// The key layout version. v2: times are on Envoy's monotonic clock (v1 stored wall-clock
 /// times), so a filter of each release keeps its own state while both run during an upgrade.
-const KEY_VERSION: &str = "v2";
+/// v3: the version comes first and the state scope replaces the plugin name.
+const KEY_VERSION: &str = "v3";
 
 /// A state kept in shared data.
 pub trait Stored: Sized {
@@ -66,16 +74,16 @@ impl Stored for Budget {
     }
 }
 
-/// The shared-data keys of one plugin.
+/// The shared-data keys of one state scope.
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
 }
 
 impl Keys {
-    pub fn new(plugin_name: &str) -> Keys {
+    pub fn new(scope: &str) -> Keys {
         Keys {
-            prefix: format!("breakwater/{plugin_name}/{KEY_VERSION}/"),
+            prefix: format!("breakwater/{KEY_VERSION}/{scope}/"),
         }
     }
 

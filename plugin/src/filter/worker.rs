@@ -204,6 +204,9 @@ impl Worker {
         if let Some(error) = updated.error {
             self.state_error(cluster, key, &error);
         }
+        if let Some(shadow) = updated.value.and_then(|events| events.shadow()) {
+            self.metrics.mode(cluster, shadow);
+        }
         match updated.value {
             Some(events) => super::events::apply(self, cluster, &events),
             None => self.contention(cluster, key),

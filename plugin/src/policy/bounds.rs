@@ -111,6 +111,12 @@ pub const MAX_REQUEST_BODY: RangeInclusive<i64> = 0..=16 * 1024 * 1024;
 /// the filter run its worker out of memory.
 pub const MAX_WORKER_BUFFER: RangeInclusive<i64> = 1024 * 1024..=256 * 1024 * 1024;
 
+// --- state ---
+
+/// `state_scope` is part of every shared-data key, which Envoy copies on every read and write:
+/// a name, not a sentence.
+pub const STATE_SCOPE_BYTES: usize = 128;
+
 // --- the whole table ---
 
 /// The resolved table holds (clusters + 1) × (routes + 1) effective policies in every worker VM,

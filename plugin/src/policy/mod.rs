@@ -4,17 +4,20 @@
 //! # Steps
 //!
 //! 1. The text is parsed into a JSON tree that keeps key order and repeated keys (`json`).
-//! 2. The tree is read in one pass, scope by scope (`default`, `clusters.<name>`,
-//!    `routes.<name>`), into layers of the values each scope sets, checked (`read*`): the JSON
+//! 2. The tree is read in one pass, scope by scope (`default`, `services.<key>`,
+//!    `clusters.<name>`, `routes.<name>`), into layers of the values each scope sets, checked (`read*`): the JSON
 //!    type of every field (unknown fields, repeated fields and wrong types included) and its
 //!    rule, every problem reported with the scope where the value was written. The [`raw`]
 //!    types describe the same JSON for serde and the schema; a property test holds the reader
 //!    to exactly the shapes they accept.
-//! 3. Layers merge `default` → `clusters.<name>` → `routes.<name>` like a JSON merge patch
-//!    (`layer`); the defaults ([`defaults`]) fill the rest; the rules that relate
+//! 3. Layers merge `default` → the `services` keys that an Istio cluster name matches (`HOST`,
+//!    `HOST:PORT`, `HOST#SUBSET`, `HOST:PORT#SUBSET`, see `istio`) → `clusters.<name>` →
+//!    `routes.<name>` like a JSON merge patch (`layer`); the defaults ([`defaults`]) fill the rest; the rules that relate
 //!    fields are checked on every merged combination (`resolve`).
-//! 4. The result is a table with one entry per (cluster, route) combination ([`Policy`]), so a
-//!    request only looks its entry up.
+//! 4. The result is a table with one entry per combination of scopes a request can meet
+//!    ([`Policy`]), so a request only looks its entry up; Istio's special clusters
+//!    (`PassthroughCluster`, ...) get neither breaker nor retries unless `special_clusters` says
+//!    `"guard"` or `clusters` names them.
 //!
 //! Everything here ends up in the filter's `.wasm`, which must stay small: hence one shared
 //! reader per kind of value, no sorting, and one map type hashed with FNV (see `names`).
@@ -23,7 +26,7 @@
 //!
 //! One breaker serves every route to a cluster (`POLICY.md` "Scopes and merging"), so retry
 //! settings may differ per route but breaker settings may not: the breaker of a cluster resolves
-//! from `default` and `clusters.<name>` only, and [`Policy::breaker_for`] ignores routes. A route
+//! from `default`, `services` and `clusters.<name>` only, and [`Policy::breaker_for`] ignores routes. A route
 //! may set `"circuit_breaker": null`: that route bypasses the breaker (its requests are neither
 //! gated nor counted), which [`Policy::lookup`] shows as `breaker: None`. Any other
 //! `circuit_breaker` under `routes.<name>` is an error saying that breaker settings are per
@@ -59,6 +62,7 @@ pub mod bounds;
 mod build;
 pub mod defaults;
 mod duration;
+mod istio;
 mod json;
 mod layer;
 pub(crate) mod names;

@@ -1,24 +1,31 @@
-//! Reading the top of the policy: `default`, `clusters.<name>` and `routes.<name>`, each in its
-//! own scope, in the order written.
+//! Reading the top of the policy: `default`, `services.<key>`, `clusters.<name>` and
+//! `routes.<name>`, each in its own scope, in the order written, and the top-level settings.
 
-use super::bounds::MAX_WORKER_BUFFER;
-use super::json::{show, Node};
+use super::bounds::{MAX_WORKER_BUFFER, STATE_SCOPE_BYTES};
+use super::istio::service_key;
+use super::json::{quote, show, Node};
 use super::layer::ScopeLayer;
 use super::names::{seen_before, NameMap};
 use super::problem::{At, Report, TOP_LEVEL};
 use super::raw::Toggle;
-use super::read::{integer, object, toggle};
+use super::read::{integer, object, text, toggle};
 use super::read_breaker::breaker;
 use super::read_retry::{retry, route_retry};
+use super::types::SpecialClusters;
 
 /// Every scope's own layer: what it sets, checked.
 #[derive(Debug, Default)]
 pub(crate) struct Scopes {
     pub default: ScopeLayer,
+    pub services: Vec<(String, ScopeLayer)>,
     pub clusters: Vec<(String, ScopeLayer)>,
     pub routes: Vec<(String, ScopeLayer)>,
     /// `max_worker_buffer`, if written.
     pub worker_buffer: Option<u64>,
+    /// `special_clusters`, if written.
+    pub special: Option<SpecialClusters>,
+    /// `state_scope`, if written.
+    pub state_scope: Option<String>,
 }
 
 /// Reads the whole policy; what could not be read is left out and reported.
@@ -29,29 +36,68 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
         at.shape(show(node), "is not a policy, must be a JSON object");
         return scopes;
     }
-    let known = &["default", "clusters", "routes", "max_worker_buffer"];
+    let known = &[
+        "default",
+        "services",
+        "clusters",
+        "routes",
+        "special_clusters",
+        "state_scope",
+        "max_worker_buffer",
+    ];
     object(node, &mut at, known, &mut |name, node, at| match name {
         "max_worker_buffer" => {
             let bytes = integer(node, at, MAX_WORKER_BUFFER);
             scopes.worker_buffer = bytes.and_then(|b| u64::try_from(b).ok());
         }
+        "special_clusters" => scopes.special = special(node, at),
+        "state_scope" => scopes.state_scope = state_scope(node, at),
         "default" => {
             let default = at.scope("default".to_owned(), |at| scope(node, at));
             scopes.default = default.unwrap_or_default();
         }
-        "clusters" => named(node, at, "clusters", scope, &mut scopes.clusters),
+        "services" => named(node, at, "services", service, &mut scopes.services),
+        "clusters" => named(node, at, "clusters", cluster, &mut scopes.clusters),
         "routes" => named(node, at, "routes", route, &mut scopes.routes),
         _ => {}
     });
     scopes
 }
 
-/// `clusters` or `routes` (`kind`): each entry is its own scope, `<kind>.<name>`.
+/// `state_scope`: a name for the shared-data keys (see `bounds::STATE_SCOPE_BYTES`).
+fn state_scope(node: &Node, at: &mut At) -> Option<String> {
+    let scope = text(node, at)?;
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    if scope.is_empty() || scope.len() > STATE_SCOPE_BYTES || !scope.bytes().all(allowed) {
+        let rule = format!(
+            "is not a state scope, must be 1 to {STATE_SCOPE_BYTES} letters, digits, `-`, `.` \
+             and `_`"
+        );
+        at.problem(quote(scope), &rule);
+        return None;
+    }
+    Some(scope.to_owned())
+}
+
+/// `special_clusters`: `"bypass"` or `"guard"`.
+fn special(node: &Node, at: &mut At) -> Option<SpecialClusters> {
+    let value = match node {
+        Node::String(s) if s == "bypass" => Some(SpecialClusters::Bypass),
+        Node::String(s) if s == "guard" => Some(SpecialClusters::Guard),
+        _ => None,
+    };
+    if value.is_none() {
+        at.shape(show(node), "is not \"bypass\" or \"guard\"");
+    }
+    value
+}
+
+/// `services`, `clusters` or `routes` (`kind`): each entry is its own scope, `<kind>.<name>`.
 fn named(
     node: &Node,
     at: &mut At,
     kind: &str,
-    read: fn(&Node, &mut At) -> Option<ScopeLayer>,
+    read: fn(&str, &Node, &mut At) -> Option<ScopeLayer>,
     into: &mut Vec<(String, ScopeLayer)>,
 ) {
     let Node::Object(entries) = node else {
@@ -70,14 +116,48 @@ fn named(
             let rule = "is an empty name, which matches whatever Envoy leaves unnamed; give the \
                         entry a name";
             at.field("\"\"", |at| at.problem(String::new(), rule));
-            at.scope(format!("{kind}.\"\""), |at| read(value, at));
-        } else if let Some(layer) = at.scope(format!("{kind}.{name}"), |at| read(value, at)) {
+            at.scope(format!("{kind}.\"\""), |at| read(name, value, at));
+        } else if let Some(layer) = at.scope(format!("{kind}.{name}"), |at| read(name, value, at)) {
             into.push((name.clone(), layer));
         }
     }
 }
 
-/// `default` or `clusters.<name>`: both halves.
+/// `services.<key>`: a scope whose key must match Istio's cluster names (see `istio`).
+fn service(key: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
+    match service_key(key) {
+        Ok(parsed) => {
+            if !parsed.host.contains('.') {
+                let rule = "has a host without a dot, which matches a cluster of that exact \
+                            host only; Istio names a Kubernetes service by its full name \
+                            (<name>.<namespace>.svc.cluster.local)";
+                at.warning(quote(key), rule);
+            }
+        }
+        Err(why) => {
+            let rule = format!(
+                "is not a service key, which is HOST, HOST:PORT, HOST#SUBSET or \
+                 HOST:PORT#SUBSET: {why}"
+            );
+            at.problem(quote(key), &rule);
+        }
+    }
+    scope(node, at)
+}
+
+/// `clusters.<name>`: a scope, with a warning for a name no cluster of Istio's has.
+fn cluster(name: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
+    let host =
+        !name.contains('|') && (name.ends_with(".svc.cluster.local") || name.ends_with(".svc"));
+    if host {
+        let rule = "is a service's host, but Istio names clusters outbound|PORT|SUBSET|HOST, so \
+                    this entry matches no cluster of Istio's; write it under services";
+        at.warning(quote(name), rule);
+    }
+    scope(node, at)
+}
+
+/// `default`, `services.<key>` or `clusters.<name>`: both halves.
 fn scope(node: &Node, at: &mut At) -> Option<ScopeLayer> {
     let mut l = ScopeLayer::default();
     let known = &["circuit_breaker", "retry"];
@@ -91,7 +171,7 @@ fn scope(node: &Node, at: &mut At) -> Option<ScopeLayer> {
 
 /// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker;
 /// the retry budget is per cluster too, so a route's `retry` may not set it.
-fn route(node: &Node, at: &mut At) -> Option<ScopeLayer> {
+fn route(_: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
     let mut l = ScopeLayer::default();
     let known = &["circuit_breaker", "retry"];
     let is_object = object(node, at, known, &mut |name, node, at| match name {

@@ -156,6 +156,18 @@ pub struct BudgetPolicy {
     pub window: Duration,
 }
 
+/// The names of the outcome classes, as `failure_on` and `retry_on` accept them (the order of
+/// [`OutcomeClass`]).
+pub const OUTCOME_NAMES: [&str; 7] = [
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "timeout",
+    "no-healthy-upstream",
+    "overflow",
+];
+
 /// A class of outcomes, as named in `failure_on` and `retry_on`. The status classes match replies
 /// whose status speaks for itself, the others their cause only (`core::outcome` has the rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,4 +195,14 @@ pub struct OutcomeMatcher {
     pub classes: Vec<OutcomeClass>,
     /// Status codes listed by number, sorted, without duplicates.
     pub codes: Vec<u16>,
+}
+
+/// `special_clusters`: what Istio's clusters that are not services get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpecialClusters {
+    /// No breaker and no retries (the default), unless `clusters` names the cluster exactly.
+    #[default]
+    Bypass,
+    /// The policy like any other cluster: `default`, then `clusters.<name>`.
+    Guard,
 }

@@ -171,12 +171,24 @@ pub struct Events {
     would_open: Option<Opening>,
     rejected: Option<Phase>,
     would_reject: Option<Phase>,
+    /// Whether the step ran in `shadow` mode; `None` when it had no policy (a released permit).
+    shadow: Option<bool>,
 }
 
 impl Events {
-    /// Nothing happened.
+    /// Nothing happened (the mode the step ran in is not an event).
     pub fn is_empty(&self) -> bool {
-        *self == Events::default()
+        Events {
+            shadow: None,
+            ..*self
+        } == Events::default()
+    }
+
+    /// Whether the step ran under a `shadow` policy: its state machine then runs beside the
+    /// traffic and rejects nothing, so the glue shows its phase apart from the real state (which
+    /// stays closed). `None` for a step without a policy.
+    pub fn shadow(&self) -> Option<bool> {
+        self.shadow
     }
 
     /// The stored state held a time further ahead than the policy allows and was clamped (see
@@ -232,6 +244,10 @@ impl Events {
         ]
         .into_iter()
         .flatten()
+    }
+
+    pub(super) fn set_shadow(&mut self, shadow: bool) {
+        self.shadow = Some(shadow);
     }
 
     pub(super) fn set_clamped(&mut self) {

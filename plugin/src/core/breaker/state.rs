@@ -155,6 +155,7 @@ impl Breaker {
     /// Decides whether a request may go upstream.
     pub fn admit(&mut self, p: &BreakerPolicy, now: Millis, rng: &mut impl Rng) -> Step<Admission> {
         let mut fx = Effects::default();
+        fx.events.set_shadow(p.mode == BreakerMode::Shadow);
         let admission = match p.mode {
             BreakerMode::Disabled => Admission::Admitted(Permit::untracked(self.epoch)),
             BreakerMode::ForcedOpen => {
@@ -182,6 +183,7 @@ impl Breaker {
         rng: &mut impl Rng,
     ) -> Step<()> {
         let mut fx = Effects::default();
+        fx.events.set_shadow(p.mode == BreakerMode::Shadow);
         if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
             return fx.finish(());
         }

@@ -40,7 +40,17 @@ pub struct RawPolicy {
         deserialize_with = "present"
     )]
     pub default: Option<RawScope>,
-    /// Per cluster (Envoy's `xds.cluster_name`), merged over `default`.
+    /// Per Istio service, by the host of Istio's cluster names (`outbound|PORT|SUBSET|HOST`):
+    /// `HOST`, `HOST:PORT`, `HOST#SUBSET` or `HOST:PORT#SUBSET`; every key a cluster matches
+    /// merges over `default`, least specific first.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub services: Option<Entries<RawScope>>,
+    /// Per cluster, by Envoy's exact cluster name (`xds.cluster_name`), merged over `default` and
+    /// the `services` keys it matches.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -54,6 +64,25 @@ pub struct RawPolicy {
         deserialize_with = "present"
     )]
     pub routes: Option<Entries<RawRoute>>,
+    /// What Istio's clusters that are not services get (`PassthroughCluster`,
+    /// `BlackHoleCluster`, `AllowAnyDynamicDNSCluster`, `InboundPassthroughCluster*`): "bypass"
+    /// (default: no breaker, no retries, unless `clusters` names one exactly) or "guard" (the
+    /// policy, like any other cluster).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub special_clusters: Option<RawSpecialClusters>,
+    /// The name that the breakers' and budgets' shared-data keys are made under: 1 to 128
+    /// letters, digits, `-`, `.` and `_`. Default: Envoy's root id (Istio's `pluginName`), which
+    /// an istiod upgrade does not change, else the plugin name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub state_scope: Option<String>,
     /// Bytes each worker may hold for retries at once: the copies of requests kept for a retry
     /// and the retried responses waiting to be relayed. Past it, a request is not kept for a
     /// retry (skip reason `memory`).
@@ -471,4 +500,13 @@ pub enum RawMode {
     Shadow,
     ForcedOpen,
     Disabled,
+}
+
+/// `special_clusters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RawSpecialClusters {
+    Bypass,
+    Guard,
 }

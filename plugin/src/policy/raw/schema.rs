@@ -34,11 +34,15 @@ impl<T: JsonSchema> JsonSchema for Toggle<T> {
         format!("Toggle_{}", T::schema_name()).into()
     }
 
-    /// The value, or `null` to turn this part off in the scope.
+    /// The value, or `null` to turn this part off in the scope. Written as `if null ... else
+    /// <value>` rather than `anyOf`: a mistake inside the value (a typo of a field) is then
+    /// reported as itself, not as "not valid under any of the given schemas".
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let value = generator.subschema_for::<T>();
         json_schema!({
-            "anyOf": [value, { "type": "null", "description": "Turns this part off in this scope." }]
+            "if": { "type": "null" },
+            "then": { "description": "Turns this part off in this scope." },
+            "else": value
         })
     }
 }

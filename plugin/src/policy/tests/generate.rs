@@ -23,6 +23,9 @@ pub(super) enum Kind {
     Duration,
     Jitter,
     Mode,
+    Special,
+    /// `state_scope`.
+    StateScope,
     Outcomes,
     Methods,
     Header,
@@ -33,6 +36,7 @@ pub(super) enum Kind {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Named {
+    Services,
     Clusters,
     Routes,
 }
@@ -42,8 +46,11 @@ fn fields(kind: Kind) -> &'static [(&'static str, Kind)] {
     match kind {
         Policy => &[
             ("default", Scope),
+            ("services", Names(Named::Services)),
             ("clusters", Names(Named::Clusters)),
             ("routes", Names(Named::Routes)),
+            ("special_clusters", Special),
+            ("state_scope", StateScope),
         ],
         Scope => &[("circuit_breaker", Breaker), ("retry", Retry)],
         Route => &[("circuit_breaker", RouteBreaker), ("retry", Retry)],
@@ -141,6 +148,8 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
         ]
         .boxed(),
         Mode => strings(&["enforce", "shadow", "forced_open", "disabled", "off"]),
+        Special => strings(&["bypass", "guard", "skip"]),
+        StateScope => strings(&["breakwater", "shop.edge", "", "a/b"]),
         Outcomes => proptest::collection::vec(
             prop_oneof![
                 strings(&[
@@ -182,7 +191,27 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
         RouteBreaker => Just(Value::Null).boxed(),
         Names(named) => {
             let (names, scope): (&'static [&'static str], Kind) = match named {
-                Named::Clusters => (&["payments", "search", ""], Scope),
+                Named::Services => (
+                    &[
+                        "payments.shop.svc.cluster.local",
+                        "payments.shop.svc.cluster.local:8080",
+                        "payments.shop.svc.cluster.local#v2",
+                        "payments.shop.svc.cluster.local:8080#v2",
+                        "search",
+                        "bad|key",
+                    ],
+                    Scope,
+                ),
+                Named::Clusters => (
+                    &[
+                        "payments",
+                        "search",
+                        "",
+                        "outbound|8080|v2|payments.shop.svc.cluster.local",
+                        "PassthroughCluster",
+                    ],
+                    Scope,
+                ),
                 Named::Routes => (&["checkout", "upload"], Route),
             };
             proptest::collection::btree_map(

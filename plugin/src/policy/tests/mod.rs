@@ -11,6 +11,7 @@ mod props;
 mod reporting;
 mod retry_fields;
 mod retry_rules;
+mod services;
 mod shape;
 mod warnings;
 

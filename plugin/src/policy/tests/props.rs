@@ -16,6 +16,17 @@ fn shape_problems(text: &str) -> usize {
     report.shape_problems
 }
 
+/// Cluster names the generated policies may name, exactly or by a `services` key.
+const CLUSTERS: [&str; 7] = [
+    "payments",
+    "search",
+    "unknown",
+    "outbound|8080|v2|payments.shop.svc.cluster.local",
+    "outbound|8080||payments.shop.svc.cluster.local",
+    "outbound|9090|v1|payments.shop.svc.cluster.local",
+    "PassthroughCluster",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -56,7 +67,7 @@ proptest! {
         match Policy::parse(policy.to_string().as_bytes()) {
             Ok(parsed) => {
                 let routes = ["checkout", "upload", "unknown"];
-                for cluster in ["payments", "search", "unknown"] {
+                for cluster in CLUSTERS {
                     for route in routes {
                         assert_bounds_hold(parsed.policy.lookup(cluster, route));
                     }
@@ -79,7 +90,7 @@ proptest! {
         let Ok(parsed) = Policy::parse(policy.to_string().as_bytes()) else {
             return Ok(());
         };
-        for cluster in ["payments", "search", "unknown"] {
+        for cluster in CLUSTERS {
             let budgets: Vec<_> = ["checkout", "upload", "unknown"]
                 .iter()
                 .filter_map(|route| parsed.policy.lookup(cluster, route).retry.as_ref())

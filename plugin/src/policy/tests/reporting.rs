@@ -26,7 +26,7 @@ fn every_problem_is_reported_at_once_in_the_order_written() {
             "retry.methods[0]: \"G@T\" is not an HTTP method, must be a token such as \"GET\" (at clusters.search)",
             "retry.retry_on[0]: 404 is never retried, a retry_on code must be 408, 409, 429 or \
              500..=599 (at routes.upload)",
-            "extra: true is set on an unknown field, must be one of default, clusters, routes, max_worker_buffer (at top level)",
+            "extra: true is set on an unknown field, must be one of default, services, clusters, routes, special_clusters, state_scope, max_worker_buffer (at top level)",
         ],
         "in the order written"
     );

@@ -47,7 +47,7 @@ fn unknown_top_level_fields_are_refused() {
     );
     assert_eq!(
         problems(r#"{"version": 2}"#),
-        ["version: 2 is set on an unknown field, must be one of default, clusters, routes, max_worker_buffer (at top level)"]
+        ["version: 2 is set on an unknown field, must be one of default, services, clusters, routes, special_clusters, state_scope, max_worker_buffer (at top level)"]
     );
 }
 
@@ -296,4 +296,28 @@ fn max_worker_buffer_is_read_at_the_top_level_in_bytes_within_its_bounds() {
     );
     let errors = Policy::parse(br#"{ "max_worker_buffer": "8MiB" }"#).expect_err("bytes only");
     assert!(errors.0[0].to_string().contains("max_worker_buffer"));
+}
+
+#[test]
+fn every_published_outcome_name_is_read_as_its_own_class_in_both_lists() {
+    let mut classes = Vec::new();
+    for name in OUTCOME_NAMES {
+        let json = format!(
+            r#"{{"default": {{"circuit_breaker": {{"failure_on": ["{name}"]}},
+                            "retry": {{"retry_on": ["{name}"]}}}}}}"#
+        );
+        let policy = parse(&json).policy;
+        let effective = policy.lookup("any", "any");
+        let failure_on = &effective.breaker.as_ref().expect("on").failure_on.classes;
+        let retry_on = &effective.retry.as_ref().expect("on").retry_on.classes;
+        assert_eq!(failure_on, retry_on, "{name} reads the same in both lists");
+        assert_eq!(failure_on.len(), 1, "{name} is one class");
+        classes.extend(failure_on.iter().copied());
+    }
+    let distinct: std::collections::HashSet<_> = classes.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        OUTCOME_NAMES.len(),
+        "each name its own class"
+    );
 }

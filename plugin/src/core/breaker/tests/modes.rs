@@ -157,3 +157,40 @@ fn disabled_admits_everything_records_nothing_and_writes_nothing() {
         "disabled admits even where the state is open, and leaves it"
     );
 }
+
+#[test]
+fn every_step_under_a_policy_says_whether_it_ran_in_shadow_mode() {
+    let mut rng = rng();
+    for (mode, shadow) in [
+        (BreakerMode::Shadow, true),
+        (BreakerMode::Enforce, false),
+        (BreakerMode::ForcedOpen, false),
+        (BreakerMode::Disabled, false),
+    ] {
+        let p = policy_with(|p| p.mode = mode);
+        let mut b = Breaker::new();
+        let step = b.admit(&p, T0, &mut rng);
+        assert_eq!(step.events.shadow(), Some(shadow), "admit under {mode:?}");
+        if let Admission::Admitted(permit) = step.value {
+            let recorded = b.record(&p, permit, OK, T0 + 1, &mut rng);
+            assert_eq!(
+                recorded.events.shadow(),
+                Some(shadow),
+                "record under {mode:?}"
+            );
+            assert!(
+                recorded.events.is_empty(),
+                "the mode alone is no event: {:?}",
+                recorded.events
+            );
+        }
+    }
+    let p = shadow();
+    let mut b = Breaker::new();
+    let permit = admitted(b.admit(&p, T0, &mut rng));
+    assert_eq!(
+        b.release(permit, T0 + 1).events.shadow(),
+        None,
+        "a released permit has no policy to tell"
+    );
+}

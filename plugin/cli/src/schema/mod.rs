@@ -3,8 +3,14 @@
 //! for editors and CI.
 //!
 //! The schema checks the policy's shape: which fields exist (unknown ones are refused, as the
-//! filter refuses them), their JSON types, `null` only where it turns a part off. Ranges and
-//! the rules between fields are the filter's; `breakwater-cli validate` checks those too.
+//! filter refuses them, and named), their JSON types, `null` only where it turns a part off;
+//! and every rule of a single field that JSON Schema can state, from the filter's own bounds
+//! (`rules`). The rules between fields, and the few single-field rules JSON Schema cannot state
+//! (see `rules`), are the filter's: `breakwater-cli validate` checks those too.
+
+mod rules;
+
+pub use rules::{DURATION_PATTERN, TOKEN_PATTERN};
 
 use breakwater::policy::raw::RawPolicy;
 use schemars::generate::SchemaSettings;
@@ -18,6 +24,7 @@ pub fn generate() -> Value {
     let generator = SchemaSettings::draft2020_12().into_generator();
     let mut schema = generator.into_root_schema_for::<RawPolicy>().to_value();
     refuse_null_in_options(&mut schema);
+    rules::constrain(&mut schema);
     if let Some(object) = schema.as_object_mut() {
         object.insert("$id".into(), ID.into());
         object.insert("title".into(), "Breakwater policy".into());
