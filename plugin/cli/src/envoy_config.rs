@@ -19,8 +19,9 @@
 //!     response's head replaces the first response's, which the router had changed;
 //!   - a route `timeout` shorter than the policy's `deadline`: Envoy stops the route's timer
 //!     once the first response has wholly arrived, so the deadline alone bounds the client's wait;
-//!   - a `retry_policy` on the route or its virtual host: Envoy's retries run under each of
-//!     Breakwater's attempts, and the attempts multiply;
+//!   - a `retry_policy` on the route or its virtual host: the router retries the first attempt
+//!     before Breakwater sees its failure, and Breakwater then retries on top (its own retries
+//!     go past the route), so a request costs up to the router's attempts plus Breakwater's;
 //!   - an `ORIGINAL_DST` cluster: a dispatched call has no downstream connection to take the
 //!     original destination from, so a retry finds no host.
 //!
@@ -325,8 +326,8 @@ fn check_routes(chain: &mut Chain, config: &Value, policy: &Policy, clusters: &[
                 }
                 if action.get("retry_policy").is_some() || host_retries {
                     chain.warnings.push(format!(
-                        "{subject}: Envoy's own retry_policy applies too, so each of \
-                         Breakwater's attempts is retried again by the router; remove one"
+                        "{subject}: Envoy's own retry_policy applies too: the router retries \
+                         the first attempt, then Breakwater retries on top; turn one off"
                     ));
                 }
                 if cluster_type(clusters, cluster) == Some("ORIGINAL_DST") {
