@@ -53,7 +53,7 @@ pub enum Counter {
     /// open time, a probe lease, a window bucket), brought within it.
     StateClamped,
     /// Failed first attempts that Envoy's router had already retried itself (a route
-    /// `retry_policy`): Breakwater's retries stack on the router's, and the attempts multiply.
+    /// `retry_policy`): Breakwater's retries come on top of the router's.
     StackedRetries,
 }
 
