@@ -277,3 +277,28 @@ fn a_shadow_breaker_that_would_be_open_shows_open_once_enforced() {
         "the shadow gauge is cleared once the mode is no longer shadow"
     );
 }
+
+#[test]
+fn releasing_the_kill_switch_brings_the_state_gauge_back_to_the_real_phase() {
+    let (mut w, _) = failing("forced_open");
+    for worker in [0, 1] {
+        answer_now(&mut w, worker);
+    }
+    assert_eq!(state_gauge(&w, CLUSTER), Some(1), "forced open shows open");
+    let released = policy(
+        json!({ "failure_threshold": 3, "timeout": "10s", "mode": "enforce" }),
+        json!({ "base_delay": "10ms", "max_attempts": 2 }),
+    );
+    assert!(w.reconfigure(released.to_string()));
+    w.upstream(CLUSTER, Reply::ok());
+    for worker in [0, 1] {
+        let r = answer_now(&mut w, worker);
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        state_gauge(&w, CLUSTER),
+        Some(0),
+        "the breaker was never open: the gauge says closed again"
+    );
+    assert_no_errors(&w);
+}

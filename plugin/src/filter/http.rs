@@ -131,7 +131,14 @@ impl Stream {
             });
             let gate = updated.value;
             if let Some(gate) = gate {
-                w.metrics.init_state(&cluster, gate.phase.gauge());
+                // The kill switch leaves the shared state alone; the gauge says "open" while it
+                // is on, and the real phase again once it is off.
+                let shown = if policy.mode == BreakerMode::ForcedOpen {
+                    Phase::Open
+                } else {
+                    gate.phase
+                };
+                w.metrics.sync_state(&cluster, shown.gauge());
             }
             let shadow_rejected = gate.is_some_and(|g| g.events.would_reject().is_some());
             w.observe(
@@ -144,10 +151,6 @@ impl Stream {
             );
             match gate.map(|g| g.admission) {
                 Some(Admission::Rejected(rejection)) => {
-                    if policy.mode == BreakerMode::ForcedOpen {
-                        // The kill switch leaves the shared state alone; the gauge says "open".
-                        w.metrics.state(&cluster, Phase::Open.gauge());
-                    }
                     send_fallback(policy, rejection.phase, rejection.retry_after);
                     w.metrics.add(&cluster, Counter::Rejected, 1);
                     self.stage = Stage::Replied;

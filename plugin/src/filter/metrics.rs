@@ -258,10 +258,12 @@ impl Metrics {
         record_gauge(&mut ids.shadow_state, cluster, SHADOW_STATE_GAUGE, shadowed);
     }
 
-    /// Sets the breaker-state gauge the first time this worker sees `cluster`, so the gauge
-    /// exists from the first request rather than from the first transition.
-    pub fn init_state(&mut self, cluster: &str, value: u64) {
-        if self.ids(cluster).state.is_none() {
+    /// Sets the breaker-state gauge to `value` unless this worker last set it to that already
+    /// (no host call then): admission keeps the gauge in step with the state it reads, so a
+    /// gauge left by a mode that is gone (`forced_open` released) or by another worker's
+    /// transition is put right by the next request.
+    pub fn sync_state(&mut self, cluster: &str, value: u64) {
+        if self.ids(cluster).phase != Some(value) {
             self.state(cluster, value);
         }
     }
