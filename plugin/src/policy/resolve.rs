@@ -7,7 +7,8 @@
 //! different scopes (the route that sets `max_delay` may meet a cluster that set `base_delay`).
 //!
 //! - errors: `max_delay` ≥ `base_delay`; with retries on, `deadline` ≥ `per_try_timeout` (or no
-//!   retry could ever finish in time).
+//!   retry could ever finish in time); a fallback `status` of 204 or 304 with a `body` (such a
+//!   response has no body: HTTP/1.1 clients would read the body as the next response).
 //! - warnings: `per_try_timeout` longer than the breaker `timeout` (one attempt outlasts it); a
 //!   breaker that can never open (every trigger off while it enforces or shadows).
 //!
@@ -142,6 +143,20 @@ pub(crate) struct Finding {
 pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
     let mut found = Vec::new();
     if let Some(b) = &e.breaker {
+        if matches!(b.fallback.status, 204 | 304) && !b.fallback.body.is_empty() {
+            found.push(Finding {
+                path: "circuit_breaker.fallback.status",
+                value: b.fallback.status.to_string(),
+                rule: "is a status that has no body, but circuit_breaker.fallback.body is set; \
+                       drop the body or choose another status"
+                    .to_owned(),
+                fields: &[
+                    "circuit_breaker.fallback.status",
+                    "circuit_breaker.fallback.body",
+                ],
+                warning: false,
+            });
+        }
         let written_max = part_if_on(&merged.breaker).and_then(|l| l.max_timeout);
         if let Some(max) = written_max.filter(|max| *max < b.timeout) {
             found.push(Finding {

@@ -174,6 +174,26 @@ fn fallback_status_must_be_200_to_599() {
 }
 
 #[test]
+fn a_fallback_status_without_a_body_cannot_have_one() {
+    for status in [204, 304] {
+        let problems = breaker_problems(&format!(
+            r#"{{"fallback": {{"status": {status}, "body": "closed"}}}}"#
+        ));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "circuit_breaker.fallback.status: {status} is a status that has no body"
+            )),
+            "{problems:?}"
+        );
+        let empty = format!(
+            r#"{{"default": {{"circuit_breaker": {{"fallback": {{"status": {status}, "body": ""}}}}}}}}"#
+        );
+        assert!(crate::policy::Policy::parse(empty.as_bytes()).is_ok());
+    }
+}
+
+#[test]
 fn fallback_cannot_be_null() {
     assert_eq!(
         breaker_problems(r#"{"fallback": null}"#),
