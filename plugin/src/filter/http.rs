@@ -24,6 +24,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
 use crate::core::breaker::{Admission, Breaker, Events, Phase};
+use crate::core::outcome::grpc::AtHeaders;
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::pairs::Pairs;
 use crate::core::retry::eligible;
@@ -32,6 +33,7 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
+use super::grpc;
 use super::host;
 use super::metrics::Counter;
 use super::reply::send_fallback;
@@ -59,6 +61,9 @@ enum Stage {
     Replied,
     /// Retries own the response now; whatever comes back here passes through.
     Retrying,
+    /// A gRPC response whose status comes in the trailers: judged there, or when the stream
+    /// ends first (see [`super::grpc`]).
+    AwaitingStatus,
     /// Judged; the rest passes through.
     Done,
 }
@@ -71,6 +76,9 @@ pub struct Stream {
     config: Option<Rc<Config>>,
     stage: Stage,
     exchange: Option<Exchange>,
+    /// A gRPC request (`content-type: application/grpc…`): judged by its gRPC status, and
+    /// answered with a gRPC fallback.
+    grpc: bool,
 }
 
 impl Stream {
@@ -81,6 +89,7 @@ impl Stream {
             config,
             stage: Stage::PassThrough,
             exchange: None,
+            grpc: false,
         }
     }
 
@@ -90,6 +99,7 @@ impl Stream {
         let now = host::now();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
+        self.grpc = grpc::is_grpc(&headers);
         for name in headers
             .iter()
             .map(|(n, _)| n)
@@ -145,7 +155,7 @@ impl Stream {
                         // The kill switch leaves the shared state alone; the gauge says "open".
                         w.metrics.state(&cluster, Phase::Open.gauge());
                     }
-                    send_fallback(policy, rejection.phase, rejection.retry_after);
+                    fallback(self.grpc, policy, rejection.phase, rejection.retry_after);
                     w.metrics.add(&cluster, Counter::Rejected, 1);
                     self.stage = Stage::Replied;
                     return Action::Pause;
@@ -162,7 +172,7 @@ impl Stream {
                 None => {
                     if let Some((phase, retry_after)) = contended_rejection(w, policy, &key, now) {
                         w.metrics.state(&cluster, phase.gauge());
-                        send_fallback(policy, phase, retry_after);
+                        fallback(self.grpc, policy, phase, retry_after);
                         w.metrics.add(&cluster, Counter::Rejected, 1);
                         self.stage = Stage::Replied;
                         return Action::Pause;
@@ -193,18 +203,18 @@ impl Stream {
             answered: false,
             withdrawal: None,
             reported: false,
+            responded: None,
         });
         self.stage = Stage::Forwarded;
         Action::Continue
     }
 
-    /// Judges the first attempt's response.
-    fn judge(&mut self, w: &mut Worker) -> Action {
+    /// Judges the first attempt's response, whose outcome this is.
+    fn judge(&mut self, w: &mut Worker, outcome: Outcome) -> Action {
         let Some(mut exchange) = self.exchange.take() else {
             self.stage = Stage::Done;
             return Action::Continue;
         };
-        let outcome = response_outcome();
         exchange.answered = outcome.is_reply();
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
@@ -249,6 +259,12 @@ impl Stream {
 
     /// The stream ends (completed or abandoned): release whatever it still holds.
     fn end(&mut self) {
+        if self.stage == Stage::AwaitingStatus {
+            // A gRPC stream that ended before its status: judged now, unless its client left.
+            if let Some(outcome) = grpc::ended() {
+                let _ = worker::with(|w| self.judge(w, outcome));
+            }
+        }
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         let exchange = self.exchange.take();
         if stage != Stage::Retrying && exchange.as_ref().is_none_or(|e| e.reported) {
@@ -275,10 +291,7 @@ impl Stream {
 fn response_outcome() -> Outcome {
     let status = host::status(MapType::HttpResponseHeaders);
     match status {
-        Some(code) if code < 500 => Outcome {
-            status,
-            cause: Cause::Upstream,
-        },
+        Some(code) if code < 500 => Outcome::http(status, Cause::Upstream),
         _ => {
             let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
             let details = host::property_str(host::path::RESPONSE_CODE_DETAILS).unwrap_or_default();
@@ -335,6 +348,15 @@ fn request_copy(
     };
     let (length, utf8) = (shape.length, shape.utf8);
     RequestCopy::start(headers, length, utf8, complete, limits).map(Some)
+}
+
+/// Sends the breaker's fallback: a gRPC reply to a gRPC request.
+fn fallback(is_grpc: bool, policy: &BreakerPolicy, phase: Phase, retry_after: Duration) {
+    if is_grpc {
+        grpc::send_fallback(policy, phase, retry_after);
+    } else {
+        send_fallback(policy, phase, retry_after);
+    }
 }
 
 /// The fallback for a request whose admission was given up under contention, if the breaker (as
@@ -406,10 +428,30 @@ impl HttpContext for Stream {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.stage != Stage::Forwarded {
             return Action::Continue;
         }
-        worker::with(|w| self.judge(w)).unwrap_or(Action::Continue)
+        let outcome = if self.grpc {
+            match grpc::at_headers(end_of_stream) {
+                AtHeaders::Known(outcome) => outcome,
+                AtHeaders::Pending => {
+                    grpc::await_status(self.exchange.as_mut());
+                    self.stage = Stage::AwaitingStatus;
+                    return Action::Continue;
+                }
+            }
+        } else {
+            response_outcome()
+        };
+        worker::with(|w| self.judge(w, outcome)).unwrap_or(Action::Continue)
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.stage != Stage::AwaitingStatus {
+            return Action::Continue;
+        }
+        let outcome = grpc::at_trailers();
+        worker::with(|w| self.judge(w, outcome)).unwrap_or(Action::Continue)
     }
 }
