@@ -1,0 +1,222 @@
+//! The tonic server of the `Probe` service (see the parent module).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::{http, BoxFuture, BoxStream, Context, Poll, Service, StdError};
+use tonic::metadata::MetadataValue;
+use tonic::server::{Grpc, NamedService, ServerStreamingService};
+use tonic::Status;
+use tonic_prost::ProstCodec;
+
+use super::{answer_for, Answer, Behaviour, Call, SERVICE, STREAM_PATH, UNARY_PATH};
+use crate::runtime::{block_on, runtime};
+
+/// What the server shares with its handlers.
+#[derive(Debug)]
+struct State {
+    behaviour: Mutex<Behaviour>,
+    unary_calls: AtomicU64,
+    stream_calls: AtomicU64,
+}
+
+/// A running gRPC server on loopback; stopped when dropped.
+pub struct GrpcServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl GrpcServer {
+    /// Starts the server on a free loopback port, answering every call.
+    pub fn start() -> std::io::Result<GrpcServer> {
+        let listener = block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            behaviour: Mutex::new(Behaviour::answer()),
+            unary_calls: AtomicU64::new(0),
+            stream_calls: AtomicU64::new(0),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let service = Probe(Arc::clone(&state));
+        runtime().spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                eprintln!("gRPC test server stopped: {e}");
+            }
+        });
+        Ok(GrpcServer {
+            addr,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What every call gets from now on.
+    pub fn behave(&self, behaviour: Behaviour) {
+        *self
+            .state
+            .behaviour
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = behaviour;
+    }
+
+    /// Calls of `Unary` received so far.
+    pub fn unary_calls(&self) -> u64 {
+        self.state.unary_calls.load(Ordering::SeqCst)
+    }
+
+    /// Calls of `Stream` received so far.
+    pub fn stream_calls(&self) -> u64 {
+        self.state.stream_calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The service as tonic's router sees it.
+#[derive(Clone)]
+struct Probe(Arc<State>);
+
+impl NamedService for Probe {
+    const NAME: &'static str = SERVICE;
+}
+
+impl<B> Service<http::Request<B>> for Probe
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let state = Arc::clone(&self.0);
+        let streaming = match request.uri().path() {
+            UNARY_PATH => false,
+            STREAM_PATH => true,
+            _ => {
+                let unknown = Status::unimplemented("no such method").into_http();
+                return Box::pin(async move { Ok(unknown) });
+            }
+        };
+        Box::pin(async move {
+            let handler = Handler { state, streaming };
+            let mut grpc = Grpc::new(ProstCodec::<Answer, Call>::default());
+            Ok(grpc.server_streaming(handler, request).await)
+        })
+    }
+}
+
+/// One call, unary or streaming: a unary call is a stream of one answer on the wire.
+struct Handler {
+    state: Arc<State>,
+    streaming: bool,
+}
+
+impl ServerStreamingService<Call> for Handler {
+    type Response = Answer;
+    type ResponseStream = BoxStream<Answer>;
+    type Future = BoxFuture<tonic::Response<Self::ResponseStream>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Call>) -> Self::Future {
+        let counter = if self.streaming {
+            &self.state.stream_calls
+        } else {
+            &self.state.unary_calls
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        let behaviour = self
+            .state
+            .behaviour
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let call = request.into_inner();
+        let count = if self.streaming { call.count } else { 1 };
+        Box::pin(respond(behaviour, call.name, count))
+    }
+}
+
+/// The response to a call of `name` asking for `count` answers.
+async fn respond(
+    behaviour: Behaviour,
+    name: String,
+    count: u32,
+) -> Result<tonic::Response<BoxStream<Answer>>, Status> {
+    let (interval, fail_after_first) = match behaviour {
+        Behaviour::Answer { interval } => (interval, None),
+        Behaviour::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            (Duration::ZERO, None)
+        }
+        Behaviour::FailBefore {
+            code,
+            message,
+            pushback_ms,
+        } => {
+            let mut status = Status::new(code, message);
+            if let Some(ms) = pushback_ms {
+                if let Ok(value) = MetadataValue::try_from(ms.to_string()) {
+                    status.metadata_mut().insert("grpc-retry-pushback-ms", value);
+                }
+            }
+            return Err(status);
+        }
+        Behaviour::FailAfterFirst { code, message } => {
+            (Duration::ZERO, Some(Status::new(code, message)))
+        }
+    };
+    let stream = async_stream(name, count, interval, fail_after_first);
+    Ok(tonic::Response::new(stream))
+}
+
+/// `count` answers `interval` apart, then OK; or the first answer, then `fail`.
+fn async_stream(
+    name: String,
+    count: u32,
+    interval: Duration,
+    fail: Option<Status>,
+) -> BoxStream<Answer> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Answer, Status>>(4);
+    tokio::spawn(async move {
+        for seq in 0..count {
+            if seq > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
+            if tx.send(Ok(answer_for(&name, seq))).await.is_err() {
+                return;
+            }
+            if let Some(status) = fail {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
