@@ -92,7 +92,9 @@ impl GrpcClient {
             let end = loop {
                 match stream.message().await {
                     Ok(Some(answer)) => answers.push(answer),
-                    Ok(None) => break Ok(stream.trailers().await.ok().flatten().unwrap_or_default()),
+                    Ok(None) => {
+                        break Ok(stream.trailers().await.ok().flatten().unwrap_or_default())
+                    }
                     Err(status) => break Err(status),
                 }
             };

@@ -183,7 +183,9 @@ async fn respond(
             let mut status = Status::new(code, message);
             if let Some(ms) = pushback_ms {
                 if let Ok(value) = MetadataValue::try_from(ms.to_string()) {
-                    status.metadata_mut().insert("grpc-retry-pushback-ms", value);
+                    status
+                        .metadata_mut()
+                        .insert("grpc-retry-pushback-ms", value);
                 }
             }
             return Err(status);

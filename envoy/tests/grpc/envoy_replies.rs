@@ -1,0 +1,123 @@
+//! Envoy's own replies to gRPC calls (trailers-only, HTTP 200, a mapped `grpc-status`) count as
+//! the failures their HTTP twins are; a call whose client gives up first counts for nothing.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use breakwater_envoy::config::Route;
+use breakwater_envoy::{Envoy, EnvoyConfig};
+
+use crate::common::*;
+
+#[test]
+fn envoys_route_timeout_on_a_slow_server_is_a_timeout_and_opens_the_breaker() {
+    let server = server();
+    server.behave(Behaviour::Delay(Duration::from_secs(3)));
+    let route = Route::prefix("default", "/", CLUSTER).timeout(Duration::from_millis(300));
+    let envoy = envoy(&server, &policy(None), Some(route));
+    let client = client(&envoy);
+    for i in 0..3 {
+        let status = client
+            .unary(Call::new(&format!("slow-{i}")), None)
+            .expect_err("Envoy's timeout");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Unavailable, "upstream request timeout"),
+            "Envoy's trailers-only timeout reply, as tonic reads it"
+        );
+    }
+    let log = envoy.wait_for_access_log(3).expect("three calls logged");
+    assert!(
+        log.iter()
+            .all(|e| e.response_code == 200 && e.response_flags == "UT"),
+        "HTTP 200 with flag UT: {log:?}"
+    );
+    let m = metrics(&envoy);
+    assert_eq!(m.get("failures_total"), 3, "`timeout` counts by default");
+    assert_eq!(m.get("breaker_opened_total"), 1);
+    let rejected = client.unary(Call::new("open"), None).expect_err("fallback");
+    assert_grpc_fallback(&rejected, Code::Unavailable, "open");
+}
+
+#[test]
+fn envoys_reply_to_a_failed_connection_is_connect_failure_not_unavailable() {
+    let closed = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = closed.local_addr().expect("its address");
+    drop(closed);
+    // `connect-failure` listed alone: were Envoy's UNAVAILABLE read as the gRPC status, nothing
+    // would count.
+    let only_connect_failure = policy(Some(serde_json::json!(["connect-failure"])));
+    let envoy = Envoy::start(
+        &EnvoyConfig::new()
+            .h2c_cluster(CLUSTER, addr)
+            .filter(breakwater(&only_connect_failure)),
+    )
+    .expect("Envoy starts");
+    let client = client(&envoy);
+    for _ in 0..3 {
+        let status = client
+            .unary(Call::new("nobody"), None)
+            .expect_err("no server");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(
+            status.message().starts_with("upstream connect error"),
+            "Envoy's own reply: {status:?}"
+        );
+    }
+    let m = metrics(&envoy);
+    assert_eq!(m.get("failures_total"), 3);
+    assert_eq!(m.get("breaker_opened_total"), 1);
+    let rejected = client.unary(Call::new("open"), None).expect_err("fallback");
+    assert_grpc_fallback(&rejected, Code::Unavailable, "open");
+
+    let listed_unavailable = policy(Some(serde_json::json!(["unavailable"])));
+    let envoy = Envoy::start(
+        &EnvoyConfig::new()
+            .h2c_cluster(CLUSTER, addr)
+            .filter(breakwater(&listed_unavailable)),
+    )
+    .expect("Envoy starts");
+    let client = crate::common::client(&envoy);
+    for _ in 0..4 {
+        let status = client
+            .unary(Call::new("nobody"), None)
+            .expect_err("no server");
+        assert!(status.metadata().get("x-breakwater-breaker").is_none());
+    }
+    assert_eq!(
+        metrics(&envoy).get("failures_total"),
+        0,
+        "Envoy's failed connection is `connect-failure`, never `unavailable`"
+    );
+}
+
+#[test]
+fn a_call_whose_own_deadline_passes_first_counts_for_nothing() {
+    let server = server();
+    server.behave(Behaviour::Delay(Duration::from_secs(2)));
+    let envoy = envoy(&server, &policy(None), None);
+    let client = client(&envoy);
+    for _ in 0..4 {
+        let status = client
+            .unary(Call::new("impatient"), Some(Duration::from_millis(100)))
+            .expect_err("the deadline passes");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Cancelled, "Timeout expired"),
+            "tonic gives up itself and resets the stream: {status:?}"
+        );
+    }
+    let log = envoy.wait_for_access_log(4).expect("four calls logged");
+    assert!(
+        log.iter().all(|e| e.response_flags.contains("DR")),
+        "Envoy saw the client reset each stream: {log:?}"
+    );
+    let m = metrics(&envoy);
+    assert_eq!(m.get("requests_total"), 4);
+    assert_eq!(
+        m.get("failures_total"),
+        0,
+        "the client left: no evidence about the server"
+    );
+    assert_eq!(m.get("breaker_opened_total"), 0);
+}
