@@ -332,5 +332,7 @@ fn an_h2c_cluster_speaks_http2_to_its_endpoint_and_the_others_stay_http1() {
         options["explicit_http_config"]["http2_protocol_options"].is_object(),
         "{options}"
     );
-    assert!(clusters[1].get("typed_extension_protocol_options").is_none());
+    assert!(clusters[1]
+        .get("typed_extension_protocol_options")
+        .is_none());
 }

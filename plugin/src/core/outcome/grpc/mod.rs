@@ -74,17 +74,16 @@ pub const NAMES: [&str; 16] = [
 /// The prefix of a gRPC code written by number in an outcome list: `grpc-14`.
 pub const NUMBERED: &str = "grpc-";
 
-/// Whether a request with this `content-type` is a gRPC call, as Envoy decides it
-/// (`Grpc::Common::isGrpcRequestHeaders`): `application/grpc`, alone or followed by `+` (a
-/// codec: `application/grpc+proto`) or `;` (parameters). `application/grpc-web…` is not: a
-/// gRPC-Web reply carries its status in the body, and Envoy answers it as plain HTTP.
+/// Whether a request with this `content-type` is a gRPC call, exactly as Envoy decides it
+/// (`Grpc::Common::hasGrpcContentType`): `application/grpc`, alone or followed by `+` and a
+/// codec (`application/grpc+proto`), compared as written. Envoy turns its local replies to those
+/// requests, and only those, into gRPC replies, so the fallback's shape depends on the same
+/// test. `application/grpc-web…` is not gRPC: a gRPC-Web reply carries its status in the body,
+/// and Envoy answers it as plain HTTP.
 pub fn is_grpc_content_type(value: &[u8]) -> bool {
-    const GRPC: &[u8] = b"application/grpc";
-    let Some(rest) = value.get(GRPC.len()..) else {
-        return false;
-    };
-    value[..GRPC.len()].eq_ignore_ascii_case(GRPC)
-        && matches!(rest.first(), None | Some(b'+' | b';'))
+    value
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest.first() == Some(&b'+'))
 }
 
 /// The name of code `1..=16` (`None` for OK and for anything else).
