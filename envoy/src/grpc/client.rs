@@ -45,13 +45,30 @@ impl GrpcClient {
         request
     }
 
-    /// A unary call; `deadline` sets the call's deadline (`grpc-timeout`, which tonic's server
-    /// honours).
+    /// A unary call; `deadline` sets the call's deadline (`grpc-timeout`, which tonic's client
+    /// and server honour).
     pub fn unary(
         &self,
         call: Call,
         deadline: Option<Duration>,
     ) -> Result<tonic::Response<Answer>, Status> {
+        self.unary_with(call, deadline, &[])
+    }
+
+    /// A unary call with extra request metadata (`name`, `value` pairs, ASCII).
+    pub fn unary_with(
+        &self,
+        call: Call,
+        deadline: Option<Duration>,
+        metadata: &[(&'static str, &str)],
+    ) -> Result<tonic::Response<Answer>, Status> {
+        let mut request = Self::request(call, deadline);
+        for (name, value) in metadata {
+            let value = value
+                .parse()
+                .map_err(|_| Status::invalid_argument(format!("metadata {name}: {value:?}")))?;
+            request.metadata_mut().insert(*name, value);
+        }
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         block_on(async move {
             grpc.ready()
@@ -59,7 +76,7 @@ impl GrpcClient {
                 .map_err(|e| Status::unknown(format!("channel not ready: {e}")))?;
             let path = PathAndQuery::from_static(UNARY_PATH);
             let codec = ProstCodec::<Call, Answer>::default();
-            grpc.unary(Self::request(call, deadline), path, codec).await
+            grpc.unary(request, path, codec).await
         })
     }
 

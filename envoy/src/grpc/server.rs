@@ -1,10 +1,11 @@
 //! The tonic server of the `Probe` service (see the parent module).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -21,6 +22,10 @@ use crate::runtime::{block_on, runtime};
 #[derive(Debug)]
 struct State {
     behaviour: Mutex<Behaviour>,
+    /// Behaviours for the next calls, in order, before `behaviour`.
+    script: Mutex<VecDeque<Behaviour>>,
+    /// When each call arrived.
+    arrivals: Mutex<Vec<Instant>>,
     unary_calls: AtomicU64,
     stream_calls: AtomicU64,
 }
@@ -39,6 +44,8 @@ impl GrpcServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             behaviour: Mutex::new(Behaviour::answer()),
+            script: Mutex::new(VecDeque::new()),
+            arrivals: Mutex::new(Vec::new()),
             unary_calls: AtomicU64::new(0),
             stream_calls: AtomicU64::new(0),
         });
@@ -68,11 +75,17 @@ impl GrpcServer {
 
     /// What every call gets from now on.
     pub fn behave(&self, behaviour: Behaviour) {
-        *self
-            .state
-            .behaviour
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = behaviour;
+        *lock(&self.state.behaviour) = behaviour;
+    }
+
+    /// The next calls get these behaviours, one each, before the one [`GrpcServer::behave`] set.
+    pub fn script(&self, behaviours: impl IntoIterator<Item = Behaviour>) {
+        lock(&self.state.script).extend(behaviours);
+    }
+
+    /// When each call (of either method) arrived, in order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        lock(&self.state.arrivals).clone()
     }
 
     /// Calls of `Unary` received so far.
@@ -92,6 +105,11 @@ impl Drop for GrpcServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A lock that a panicked test thread did not spoil.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The service as tonic's router sees it.
@@ -151,12 +169,9 @@ impl ServerStreamingService<Call> for Handler {
             &self.state.unary_calls
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        let behaviour = self
-            .state
-            .behaviour
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        lock(&self.state.arrivals).push(Instant::now());
+        let scripted = lock(&self.state.script).pop_front();
+        let behaviour = scripted.unwrap_or_else(|| lock(&self.state.behaviour).clone());
         let call = request.into_inner();
         let count = if self.streaming { call.count } else { 1 };
         Box::pin(respond(behaviour, call.name, count))

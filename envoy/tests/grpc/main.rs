@@ -21,6 +21,7 @@
 mod common;
 
 mod breaker;
+mod delegation;
 mod envoy_replies;
 mod retries;
 mod streams;
