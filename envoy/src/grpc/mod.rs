@@ -22,7 +22,7 @@ pub use server::GrpcServer;
 
 use std::time::Duration;
 
-pub use tonic::{Code, Status};
+pub use tonic::{Code, Response, Status};
 
 /// The service's name, as it appears in the path.
 pub const SERVICE: &str = "breakwater.test.Probe";
@@ -90,6 +90,9 @@ pub enum Behaviour {
     FailAfterFirst { code: Code, message: String },
     /// Waits `delay`, then answers as [`Behaviour::Answer`].
     Delay(Duration),
+    /// Fails a `ratio` of calls with `code` before any answer and answers the others, the calls
+    /// chosen by `seed` and their order of arrival: the same seed fails the same calls.
+    FailRatio { ratio: f64, code: Code, seed: u64 },
 }
 
 impl Behaviour {

@@ -24,8 +24,9 @@ struct State {
     behaviour: Mutex<Behaviour>,
     /// Behaviours for the next calls, in order, before `behaviour`.
     script: Mutex<VecDeque<Behaviour>>,
-    /// When each call arrived.
+    /// When each call arrived (while `keep_arrivals`).
     arrivals: Mutex<Vec<Instant>>,
+    keep_arrivals: std::sync::atomic::AtomicBool,
     unary_calls: AtomicU64,
     stream_calls: AtomicU64,
 }
@@ -46,6 +47,7 @@ impl GrpcServer {
             behaviour: Mutex::new(Behaviour::answer()),
             script: Mutex::new(VecDeque::new()),
             arrivals: Mutex::new(Vec::new()),
+            keep_arrivals: std::sync::atomic::AtomicBool::new(true),
             unary_calls: AtomicU64::new(0),
             stream_calls: AtomicU64::new(0),
         });
@@ -88,6 +90,16 @@ impl GrpcServer {
         lock(&self.state.arrivals).clone()
     }
 
+    /// Whether to note when each call arrives (on by default; a long load turns it off).
+    pub fn keep_arrivals(&self, keep: bool) {
+        self.state.keep_arrivals.store(keep, Ordering::Relaxed);
+    }
+
+    /// Calls of either method received so far.
+    pub fn total_calls(&self) -> u64 {
+        self.unary_calls() + self.stream_calls()
+    }
+
     /// Calls of `Unary` received so far.
     pub fn unary_calls(&self) -> u64 {
         self.state.unary_calls.load(Ordering::SeqCst)
@@ -105,6 +117,15 @@ impl Drop for GrpcServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// Whether call `index` is one of the `ratio` that `seed` chooses (splitmix64 of the two).
+fn chosen(seed: u64, index: u64, ratio: f64) -> bool {
+    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < ratio
 }
 
 /// A lock that a panicked test thread did not spoil.
@@ -168,10 +189,20 @@ impl ServerStreamingService<Call> for Handler {
         } else {
             &self.state.unary_calls
         };
+        let index = self.state.unary_calls.load(Ordering::SeqCst)
+            + self.state.stream_calls.load(Ordering::SeqCst);
         counter.fetch_add(1, Ordering::SeqCst);
-        lock(&self.state.arrivals).push(Instant::now());
+        if self.state.keep_arrivals.load(Ordering::Relaxed) {
+            lock(&self.state.arrivals).push(Instant::now());
+        }
         let scripted = lock(&self.state.script).pop_front();
-        let behaviour = scripted.unwrap_or_else(|| lock(&self.state.behaviour).clone());
+        let behaviour = match scripted.unwrap_or_else(|| lock(&self.state.behaviour).clone()) {
+            Behaviour::FailRatio { ratio, code, seed } if chosen(seed, index, ratio) => {
+                Behaviour::fail(code)
+            }
+            Behaviour::FailRatio { .. } => Behaviour::answer(),
+            other => other,
+        };
         let call = request.into_inner();
         let count = if self.streaming { call.count } else { 1 };
         Box::pin(respond(behaviour, call.name, count))
@@ -208,6 +239,8 @@ async fn respond(
         Behaviour::FailAfterFirst { code, message } => {
             (Duration::ZERO, Some(Status::new(code, message)))
         }
+        // Resolved to a failure or an answer when the call arrived.
+        Behaviour::FailRatio { .. } => (Duration::ZERO, None),
     };
     let stream = async_stream(name, count, interval, fail_after_first);
     Ok(tonic::Response::new(stream))
@@ -236,4 +269,19 @@ fn async_stream(
         }
     });
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chosen;
+
+    #[test]
+    fn a_seed_chooses_about_its_ratio_of_calls_and_always_the_same_ones() {
+        let failed = (0..10_000).filter(|&i| chosen(7, i, 0.3)).count();
+        assert!((2_800..=3_200).contains(&failed), "{failed} of 10000");
+        let again = (0..10_000).filter(|&i| chosen(7, i, 0.3)).count();
+        assert_eq!(failed, again, "the same seed, the same calls");
+        assert_eq!((0..1_000).filter(|&i| chosen(7, i, 0.0)).count(), 0);
+        assert_eq!((0..1_000).filter(|&i| chosen(7, i, 1.0)).count(), 1_000);
+    }
 }
