@@ -15,6 +15,9 @@
 //! the request moves to the worker's retry queue ([`super::retries`]); otherwise the outcome goes to
 //! the breaker and the response flows on untouched. The filter's own replies (fallback, the
 //! retried response) come back through this context's response callbacks and pass through.
+//! A gRPC request is judged by its `grpc-status` instead, once known: at the response headers
+//! (trailers-only), at the trailers, or at the stream's end ([`super::grpc`]); its fallback is a
+//! gRPC reply.
 
 use std::rc::Rc;
 use std::time::Duration;
