@@ -125,3 +125,54 @@ fn a_clients_own_x_envoy_retry_headers_are_removed_before_the_router() {
         "the client's retry headers did nothing"
     );
 }
+
+/// The same headers set by a filter in `on_http_request_headers` (the harness's fixture module,
+/// which runs the header commands the request carries) do reach the router: it retries. A
+/// filter runs after the connection manager's sanitizing. And at the response headers the
+/// property `upstream.request_attempt_count` says how many attempts the router made, which a
+/// budget could be charged with after the fact.
+#[test]
+fn x_envoy_retry_headers_set_by_a_filter_reach_the_router() {
+    let server = server();
+    let fixture = breakwater_wasm::build("breakwater-fixture")
+        .unwrap_or_else(|e| panic!("the fixture module must build: {e}"));
+    let envoy = Envoy::start(
+        &EnvoyConfig::new()
+            .h2c_cluster(CLUSTER, server.addr())
+            .filter(breakwater_envoy::WasmFilter::new(fixture).configuration("")),
+    )
+    .unwrap_or_else(|e| panic!("Envoy must start: {e}"));
+    let client = client(&envoy);
+    server.script([
+        Behaviour::fail(Code::Unavailable),
+        Behaviour::fail(Code::Unavailable),
+    ]);
+    let commands = "header request add x-envoy-retry-grpc-on unavailable; \
+                    header request add x-envoy-max-retries 2";
+    let answer = client
+        .unary_with(
+            Call::new("set"),
+            None,
+            &[
+                ("x-fixture-request", commands),
+                (
+                    "x-fixture-response",
+                    "property-int upstream.request_attempt_count",
+                ),
+            ],
+        )
+        .expect("the router retried");
+    assert_eq!(answer.get_ref(), &answer_for("set", 0));
+    assert_eq!(server.unary_calls(), 3, "two retries by the router");
+    let results: Vec<&str> = answer
+        .metadata()
+        .get_all("x-fixture-result")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        results.contains(&"property-int upstream.request_attempt_count=3"),
+        "the filter can read how many attempts the router made, at the response headers: \
+         {results:?}"
+    );
+}
