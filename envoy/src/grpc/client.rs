@@ -80,6 +80,29 @@ impl GrpcClient {
         })
     }
 
+    /// A unary call that the client cancels after `after` if no reply came by then (the call's
+    /// future is dropped, and tonic resets the stream), with no deadline sent to the server.
+    /// `None` when it was cancelled.
+    pub fn unary_cancelled_after(
+        &self,
+        call: Call,
+        after: Duration,
+    ) -> Option<Result<tonic::Response<Answer>, Status>> {
+        let client = self.clone();
+        block_on(async move {
+            let mut grpc = tonic::client::Grpc::new(client.channel);
+            let unary = async {
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::unknown(format!("channel not ready: {e}")))?;
+                let path = PathAndQuery::from_static(UNARY_PATH);
+                let codec = ProstCodec::<Call, Answer>::default();
+                grpc.unary(Request::new(call), path, codec).await
+            };
+            tokio::time::timeout(after, unary).await.ok()
+        })
+    }
+
     /// A server-streaming call, read to its end.
     pub fn stream(&self, call: Call) -> StreamResult {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());

@@ -13,7 +13,8 @@
 //! - A failed connection: tonic gets `Unavailable` with Envoy's "upstream connect error …"
 //!   message (details `…{remote_connection_failure…}`, flag `UF`).
 //! - The client's own deadline (`grpc-timeout`) passing first: tonic reports `Cancelled`
-//!   "Timeout expired" and resets the stream; Envoy logs `DR` (`http2.remote_reset`).
+//!   "Timeout expired" and resets the stream; Envoy logs `DR` (`http2.remote_reset`). tonic's
+//!   server honours the same deadline, and sometimes its own CANCELLED reply wins the race.
 //! - The fallback: tonic reports `Unavailable` (or the configured code) with the message
 //!   "breakwater: circuit breaker open" and the metadata `x-breakwater-breaker: open`,
 //!   `retry-after` and `grpc-retry-pushback-ms`; `content-type` is `application/grpc`.
