@@ -102,14 +102,14 @@ impl Stream {
         let now = host::now();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
-        self.grpc = grpc::is_grpc(&headers);
-        for name in headers
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.starts_with(b"x-breakwater-"))
-        {
-            if let Ok(name) = std::str::from_utf8(name) {
-                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        // One pass: the client's `x-breakwater-*` headers go, and `content-type` says gRPC.
+        for (name, value) in headers.iter() {
+            if name == b"content-type" {
+                self.grpc = grpc::is_grpc_content_type(value);
+            } else if name.starts_with(b"x-breakwater-") {
+                if let Ok(name) = std::str::from_utf8(name) {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                }
             }
         }
         let Some(cluster) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
