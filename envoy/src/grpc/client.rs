@@ -105,44 +105,56 @@ impl GrpcClient {
 
     /// A server-streaming call, read to its end.
     pub fn stream(&self, call: Call) -> StreamResult {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        block_on(Self::read_stream(self.channel.clone(), call))
+    }
+
+    /// A server-streaming call that the client cancels after `after` (the call's future is
+    /// dropped, and tonic resets the stream), whether its answers have started or not. `None`
+    /// when it was cancelled.
+    pub fn stream_cancelled_after(&self, call: Call, after: Duration) -> Option<StreamResult> {
+        let channel = self.channel.clone();
         block_on(async move {
-            let started = async {
-                grpc.ready()
-                    .await
-                    .map_err(|e| Status::unknown(format!("channel not ready: {e}")))?;
-                let path = PathAndQuery::from_static(STREAM_PATH);
-                let codec = ProstCodec::<Call, Answer>::default();
-                grpc.server_streaming(Self::request(call, None), path, codec)
-                    .await
-            };
-            let response = match started.await {
-                Ok(response) => response,
-                Err(status) => {
-                    return StreamResult {
-                        headers: MetadataMap::new(),
-                        answers: Vec::new(),
-                        end: Err(status),
-                    }
-                }
-            };
-            let headers = response.metadata().clone();
-            let mut stream = response.into_inner();
-            let mut answers = Vec::new();
-            let end = loop {
-                match stream.message().await {
-                    Ok(Some(answer)) => answers.push(answer),
-                    Ok(None) => {
-                        break Ok(stream.trailers().await.ok().flatten().unwrap_or_default())
-                    }
-                    Err(status) => break Err(status),
-                }
-            };
-            StreamResult {
-                headers,
-                answers,
-                end,
-            }
+            tokio::time::timeout(after, Self::read_stream(channel, call))
+                .await
+                .ok()
         })
+    }
+
+    async fn read_stream(channel: Channel, call: Call) -> StreamResult {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        let started = async {
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unknown(format!("channel not ready: {e}")))?;
+            let path = PathAndQuery::from_static(STREAM_PATH);
+            let codec = ProstCodec::<Call, Answer>::default();
+            grpc.server_streaming(Self::request(call, None), path, codec)
+                .await
+        };
+        let response = match started.await {
+            Ok(response) => response,
+            Err(status) => {
+                return StreamResult {
+                    headers: MetadataMap::new(),
+                    answers: Vec::new(),
+                    end: Err(status),
+                }
+            }
+        };
+        let headers = response.metadata().clone();
+        let mut stream = response.into_inner();
+        let mut answers = Vec::new();
+        let end = loop {
+            match stream.message().await {
+                Ok(Some(answer)) => answers.push(answer),
+                Ok(None) => break Ok(stream.trailers().await.ok().flatten().unwrap_or_default()),
+                Err(status) => break Err(status),
+            }
+        };
+        StreamResult {
+            headers,
+            answers,
+            end,
+        }
     }
 }

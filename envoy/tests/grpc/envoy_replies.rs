@@ -148,3 +148,69 @@ fn a_call_whose_deadline_passes_counts_for_nothing() {
     assert_eq!(m.get("requests_total"), 4);
     assert_eq!(m.get("failures_total"), 0);
 }
+
+/// A cluster whose only host fails its health checks: Envoy answers a gRPC call itself,
+/// trailers-only with `grpc-status: 14` and flag `UH`. That is `no-healthy-upstream`, which the
+/// default `failure_on` counts (the breaker opens), and never `unavailable`.
+#[test]
+fn envoys_no_healthy_upstream_reply_is_no_healthy_upstream() {
+    let host = breakwater_envoy::Upstream::start("unhealthy").expect("an upstream");
+    host.serve_health("/healthz", false);
+    let health_checked = |policy: &serde_json::Value| {
+        let mut config = EnvoyConfig::new()
+            .health_checked_cluster(
+                CLUSTER,
+                host.addr(),
+                breakwater_envoy::HealthCheck {
+                    path: "/healthz".to_string(),
+                    interval: Duration::from_millis(50),
+                },
+            )
+            .filter(breakwater(policy));
+        config.clusters[0].http2 = true;
+        let envoy = Envoy::start(&config).expect("Envoy starts");
+        envoy
+            .wait_for("the host to fail its checks", || {
+                let stats = envoy.stats()?;
+                Ok(stats.number(&format!("cluster.{CLUSTER}.membership_healthy")) == Some(0))
+            })
+            .expect("Envoy's stats");
+        envoy
+    };
+
+    let envoy = health_checked(&policy(None));
+    let client = client(&envoy);
+    for _ in 0..3 {
+        let status = client
+            .unary(Call::new("no-host"), None)
+            .expect_err("no host");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Unavailable, "no healthy upstream"),
+            "Envoy's own reply, as tonic reads it"
+        );
+    }
+    let log = envoy.wait_for_access_log(3).expect("logged");
+    assert!(
+        log.iter()
+            .all(|e| e.response_flags == "UH" && e.response_code == 200),
+        "{log:?}"
+    );
+    assert_eq!(metrics(&envoy).get("breaker_opened_total"), 1);
+    let rejected = client.unary(Call::new("open"), None).expect_err("fallback");
+    assert_grpc_fallback(&rejected, Code::Unavailable, "open");
+    assert_eq!(host.total(), 0, "nothing reached the host");
+
+    let envoy = health_checked(&policy(Some(serde_json::json!(["unavailable"]))));
+    let client = crate::common::client(&envoy);
+    for _ in 0..4 {
+        client
+            .unary(Call::new("no-host"), None)
+            .expect_err("no host");
+    }
+    assert_eq!(
+        metrics(&envoy).get("failures_total"),
+        0,
+        "Envoy's `no-healthy-upstream` is never `unavailable`"
+    );
+}

@@ -161,3 +161,62 @@ fn a_probe_that_is_a_long_stream_keeps_its_slot_only_until_probe_timeout() {
         "its late success counted no failure"
     );
 }
+
+/// A probe that is a long stream, cancelled by its client after its first answer (the filter is
+/// waiting for the status in its trailers then), gives its slot back at once: the next call is
+/// admitted as a probe long before `probe_timeout` (30 s, the default) and closes the breaker.
+#[test]
+fn a_cancelled_streaming_probe_gives_its_slot_back_at_once() {
+    let server = server();
+    let probe_policy = json!({ "default": {
+        "circuit_breaker": {
+            "failure_threshold": 3,
+            "timeout": "1s",
+            "max_timeout": "1s",
+            "half_open_attempts": 1
+        },
+        "retry": null
+    }});
+    let envoy = envoy(&server, &probe_policy, None);
+    let client = client(&envoy);
+    server.behave(Behaviour::fail(Code::Unavailable));
+    for _ in 0..3 {
+        client.unary(Call::new("fail"), None).expect_err("fails");
+    }
+    // The probe: a stream of answers 2 s apart, which its client leaves after 500 ms.
+    server.behave(Behaviour::Answer {
+        interval: Duration::from_secs(2),
+    });
+    wait_until("a stream to be admitted as the probe", || {
+        let before = server.stream_calls();
+        if let Some(ended) =
+            client.stream_cancelled_after(Call::stream("probe", 5), Duration::from_millis(500))
+        {
+            let status = ended.end.expect_err("only a fallback ends this early");
+            assert!(
+                status.metadata().get("x-breakwater-breaker").is_some(),
+                "{status:?}"
+            );
+        }
+        server.stream_calls() > before
+    });
+    server.behave(Behaviour::answer());
+    let started = std::time::Instant::now();
+    let answer = client
+        .unary(Call::new("next"), None)
+        .expect("admitted at once: the cancelled probe's slot came back");
+    assert_eq!(answer.get_ref(), &answer_for("next", 0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let m = metrics(&envoy);
+    assert_eq!(m.get("breaker_closed_total"), 1);
+    assert_eq!(
+        m.get("probes_reclaimed_total"),
+        0,
+        "given back, not reclaimed"
+    );
+    assert_eq!(
+        m.get("failures_total"),
+        3,
+        "the cancelled stream counted nothing"
+    );
+}
