@@ -8,6 +8,7 @@
 //!   a clean stop.
 //! - [`Upstream`]: a real HTTP upstream whose behaviour tests change at run time.
 //! - [`client`]: a blocking HTTP/1.1 client with explicit connections.
+//! - [`grpc`]: a real gRPC server and client (tonic), for gRPC through Envoy over HTTP/2.
 //! - [`soak`]: steady load for minutes against flaky upstreams, with memory and wasm health
 //!   checks (the `soak` binary).
 //!
@@ -30,6 +31,7 @@ pub mod client;
 pub mod config;
 pub mod ecds;
 mod error;
+pub mod grpc;
 pub mod install;
 mod launcher;
 pub mod metrics;

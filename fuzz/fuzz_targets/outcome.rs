@@ -114,6 +114,7 @@ fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
         OutcomeClass::Timeout => o.cause == Cause::Timeout,
         OutcomeClass::NoHealthyUpstream => o.cause == Cause::NoHealthyUpstream,
         OutcomeClass::Overflow => o.cause == Cause::Overflow,
+        OutcomeClass::Grpc(code) => reply && o.grpc == Some(*code),
     }) || status.is_some_and(|s| m.codes.contains(&s))
 }
 
@@ -229,10 +230,7 @@ fuzz_target!(|input: Input| {
     if headers.is_empty() {
         assert_eq!(
             call,
-            Outcome {
-                status: None,
-                cause: Cause::Reset
-            },
+            Outcome::http(None, Cause::Reset),
             "no headers: a reset"
         );
     } else {

@@ -61,6 +61,8 @@ fn outcome_classes(u: &mut Unstructured) -> Result<Vec<OutcomeClass>> {
         OutcomeClass::Reset,
         OutcomeClass::ConnectFailure,
         OutcomeClass::Timeout,
+        OutcomeClass::Grpc(14),
+        OutcomeClass::Grpc(4),
     ];
     let mut classes = Vec::new();
     for class in all {
@@ -142,6 +144,7 @@ pub fn breaker_policy(u: &mut Unstructured) -> Result<BreakerPolicy> {
         count_retries: u.arbitrary()?,
         fallback: Fallback {
             status: 503,
+            grpc_status: 14,
             headers: Vec::new(),
             body: String::new(),
         },

@@ -1,5 +1,5 @@
 //! A small blocking HTTP/1.1 client for the tests: one connection per call, or many connections
-//! held open at once.
+//! held open at once; and [`send_h2`], one request over HTTP/2 (h2c).
 //!
 //! # Why connections are explicit
 //! Envoy hands each downstream connection to one worker thread, and Breakwater's state must be
@@ -10,9 +10,11 @@
 //! [`trickle`] is the other kind of client: one raw connection that sends its body slowly while
 //! it reads whatever response comes ([`RawResponse`]), for slow uploads and clients that give up.
 
+mod h2;
 mod raw;
 pub mod trickle;
 
+pub use h2::send_h2;
 pub use raw::{Ended, RawResponse};
 
 use std::net::SocketAddr;

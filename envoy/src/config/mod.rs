@@ -45,6 +45,9 @@ pub struct Cluster {
     pub addr: SocketAddr,
     /// Active health checking of the endpoint; `None`: the endpoint is always healthy.
     pub health_check: Option<HealthCheck>,
+    /// Envoy speaks HTTP/2 to the endpoint without TLS (h2c, prior knowledge: the cluster's
+    /// `http2_protocol_options`), as gRPC needs; `false`: HTTP/1.1.
+    pub http2: bool,
 }
 
 /// Envoy's active HTTP health checking of a cluster's endpoint (`health_checks`), strict enough
@@ -384,6 +387,19 @@ impl EnvoyConfig {
             name: name.to_string(),
             addr,
             health_check: None,
+            http2: false,
+        });
+        self
+    }
+
+    /// Adds cluster `name` with the one endpoint `addr`, which Envoy talks to in HTTP/2 without
+    /// TLS (h2c): a gRPC server, or any HTTP/2 upstream.
+    pub fn h2c_cluster(mut self, name: &str, addr: SocketAddr) -> EnvoyConfig {
+        self.clusters.push(Cluster {
+            name: name.to_string(),
+            addr,
+            health_check: None,
+            http2: true,
         });
         self
     }
@@ -400,6 +416,7 @@ impl EnvoyConfig {
             name: name.to_string(),
             addr,
             health_check: Some(health_check),
+            http2: false,
         });
         self
     }

@@ -347,6 +347,15 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
                 }}}]}]
             }),
         );
+        if cluster.http2 {
+            fields.insert(
+                "typed_extension_protocol_options".into(),
+                json!({ "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": { "http2_protocol_options": {} }
+                }}),
+            );
+        }
         if let Some(check) = &cluster.health_check {
             fields.insert("health_checks".into(), health_checks(check));
             fields.insert(

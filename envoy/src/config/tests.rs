@@ -313,3 +313,26 @@ fn idle_and_connect_timeouts_are_set_only_when_asked() {
         "10s"
     );
 }
+
+#[test]
+fn an_h2c_cluster_speaks_http2_to_its_endpoint_and_the_others_stay_http1() {
+    let (_dir, b, _) = rendered(
+        &EnvoyConfig::new()
+            .h2c_cluster("grpc", addr(1))
+            .cluster("plain", addr(2)),
+    );
+    let clusters = &b["static_resources"]["clusters"];
+    let options = &clusters[0]["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        options["@type"],
+        "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    );
+    assert!(
+        options["explicit_http_config"]["http2_protocol_options"].is_object(),
+        "{options}"
+    );
+    assert!(clusters[1]
+        .get("typed_extension_protocol_options")
+        .is_none());
+}

@@ -49,6 +49,10 @@ pub enum Reply {
     /// Answers with this status and a body of this many bytes, made as it is sent (the upstream
     /// never holds it whole): a large download.
     Large(u16, usize),
+    /// Answers with this status, then shuts its connection down gracefully: over HTTP/2 a
+    /// GOAWAY (streams already open finish, new ones must go to a new connection), over
+    /// HTTP/1.1 a `connection: close`. The upstream that is being restarted or drained.
+    GoAway(u16),
 }
 
 /// The response header of a [`Reply::Echo`]: how many body bytes the request carried.

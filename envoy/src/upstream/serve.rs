@@ -16,13 +16,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use socket2::Socket;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::generated::Generated;
 use super::plan::{body_hash, Decision, Reply, BODY_BYTES_HEADER, BODY_HASH_HEADER};
@@ -31,7 +31,8 @@ use super::record::RecordedRequest;
 use super::truncated::Truncated;
 use super::{lock, Shared, UPSTREAM_HEADER};
 
-/// Serves one connection with HTTP/1.1 keep-alive.
+/// Serves one connection: HTTP/1.1 with keep-alive, or HTTP/2 when the client opens with the
+/// HTTP/2 preface (h2c, prior knowledge: an Envoy cluster with `http2_protocol_options`).
 pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // A second handle on the socket lets a request's handler turn the close into a reset.
@@ -39,10 +40,19 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         return;
     };
     let socket = Arc::new(Socket::from(fd));
-    let service = service_fn(move |request| handle(request, shared.clone(), socket.clone()));
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let go_away = Arc::new(Notify::new());
+    let told = Arc::clone(&go_away);
+    let service = service_fn(move |request| {
+        handle(request, shared.clone(), socket.clone(), Arc::clone(&told))
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = go_away.notified() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 /// Why the handler gave up the connection instead of answering; hyper then closes it.
@@ -58,6 +68,7 @@ async fn handle(
     request: Request<Incoming>,
     shared: Arc<Shared>,
     socket: Arc<Socket>,
+    go_away: Arc<Notify>,
 ) -> Result<Response<ReplyBody>, DropConnection> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or_else(
@@ -120,6 +131,11 @@ async fn handle(
                 .map(|_| Either::Right(Either::Right(body))))
         }
         Reply::Never => std::future::pending().await,
+        Reply::GoAway(status) => {
+            // The connection's task starts the graceful shutdown: GOAWAY over HTTP/2.
+            go_away.notify_one();
+            Ok(response(&shared.name, status, retry_after).map(Either::Left))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod common;
 
 mod breaker;
 mod breaker_with_retries;
+mod http2;
 mod metrics;
 mod policy_updates;
 mod retries;

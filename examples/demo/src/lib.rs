@@ -13,9 +13,11 @@
 //! - [`phases`]: the story;
 //! - [`load`]: the clients;
 //! - [`drive`]: runs the phases and reports what each did;
-//! - [`view`] and [`summary`]: what the user sees.
+//! - [`view`] and [`summary`]: what the user sees;
+//! - [`grpc`]: the `--grpc` story, a tonic client and server through Envoy over HTTP/2.
 
 pub mod drive;
+pub mod grpc;
 pub mod load;
 pub mod phases;
 pub mod stage;

@@ -10,25 +10,29 @@ use std::time::Duration;
 
 use breakwater_demo::{run, summary, Options};
 
-const USAGE: &str = "usage: breakwater-demo [--quick] [--keep] [--policy FILE]
+const USAGE: &str = "usage: breakwater-demo [--quick] [--keep] [--grpc] [--policy FILE]
 
   --quick        a shorter run of the same story (about 15 s instead of 45 s)
+  --grpc         the gRPC story instead: a tonic client and server through Envoy (HTTP/2)
   --keep         leave Envoy and the upstreams running afterwards, until Ctrl-C
   --policy FILE  run with this policy instead of examples/policies/demo.json";
 
 struct Args {
     options: Options,
     keep: bool,
+    grpc: bool,
 }
 
 fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut options = Options::standard();
     let mut keep = false;
+    let mut grpc = false;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.phases = breakwater_demo::phases::quick(),
             "--keep" => keep = true,
+            "--grpc" => grpc = true,
             "--policy" => {
                 let path = args.next().ok_or("--policy needs a file")?;
                 options.policy = Some(PathBuf::from(path));
@@ -37,7 +41,11 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Args { options, keep })
+    Ok(Args {
+        options,
+        keep,
+        grpc,
+    })
 }
 
 fn main() -> ExitCode {
@@ -55,6 +63,18 @@ fn main() -> ExitCode {
             };
         }
     };
+    if args.grpc {
+        return match breakwater_demo::grpc::run_grpc(
+            args.options.policy.as_deref(),
+            &mut std::io::stdout(),
+        ) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("breakwater-demo: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -67,7 +67,36 @@ fn module() -> &'static std::path::PathBuf {
 #[derive(Arbitrary, Debug)]
 struct HeaderPick {
     name: NamePick,
-    value: String,
+    value: ValuePick,
+}
+
+/// A header value: any text, or one of the values that change what the filter does.
+#[derive(Arbitrary, Debug)]
+enum ValuePick {
+    Known(u8),
+    Any(String),
+}
+
+/// Values that steer the filter: gRPC content types and statuses (read from headers and
+/// trailers alike), and a few numbers.
+const KNOWN_VALUES: [&str; 8] = [
+    "application/grpc",
+    "application/grpc+proto",
+    "application/grpc-web",
+    "0",
+    "14",
+    "2",
+    "abc",
+    "1",
+];
+
+impl ValuePick {
+    fn text(&self) -> String {
+        match self {
+            ValuePick::Known(i) => KNOWN_VALUES[usize::from(*i) % KNOWN_VALUES.len()].to_string(),
+            ValuePick::Any(s) => s.clone(),
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -76,7 +105,7 @@ enum NamePick {
     Any(String),
 }
 
-const KNOWN_NAMES: [&str; 14] = [
+const KNOWN_NAMES: [&str; 16] = [
     "x-breakwater-attempt",
     "x-breakwater-attempts",
     "x-breakwater-breaker",
@@ -91,6 +120,8 @@ const KNOWN_NAMES: [&str; 14] = [
     "x-request-id",
     "content-type",
     "expect",
+    "grpc-status",
+    "grpc-message",
 ];
 
 impl HeaderPick {
@@ -156,10 +187,10 @@ impl ReplyPick {
                 // Envoy's codecs only pass three-digit statuses from an upstream.
                 let mut r = Reply::status(100 + status % 900).body(body.clone());
                 for h in headers {
-                    r = r.header(&h.name(), &h.value);
+                    r = r.header(&h.name(), &h.value.text());
                 }
                 for t in trailers {
-                    r = r.trailer(&t.name(), &t.value);
+                    r = r.trailer(&t.name(), &t.value.text());
                 }
                 if *reset_after_headers {
                     r = r.reset_after_headers();
@@ -346,10 +377,10 @@ fn run(input: Input) {
                     .header(ID, &n.to_string())
                     .body(r.body.clone());
                 for h in &r.headers {
-                    b = b.header(&h.name(), &h.value);
+                    b = b.header(&h.name(), &h.value.text());
                 }
                 for t in &r.trailers {
-                    b = b.trailer(&t.name(), &t.value);
+                    b = b.trailer(&t.name(), &t.value.text());
                 }
                 if let Some(ms) = r.timeout_ms {
                     b = b.timeout(Duration::from_millis(u64::from(ms) + 1));

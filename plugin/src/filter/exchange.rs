@@ -68,6 +68,10 @@ pub struct Exchange {
     pub withdrawal: Option<crate::core::budget::Withdrawal>,
     /// The breaker has heard this request's final outcome, or its probe slot was given back.
     pub reported: bool,
+    /// When the response headers came, for a response whose outcome comes later (a gRPC status
+    /// in the trailers), if successes are timed: a slow call is timed to them, so a long-lived
+    /// stream is not slow for lasting. `None`: timed to the outcome.
+    pub responded: Option<Millis>,
 }
 
 impl Exchange {
@@ -233,7 +237,10 @@ impl Exchange {
         if policy.mode == BreakerMode::Disabled {
             return;
         }
-        let elapsed = now.saturating_sub(self.attempt_started);
+        let elapsed = self
+            .responded
+            .unwrap_or(now)
+            .saturating_sub(self.attempt_started);
         let call = Call {
             failed: policy.failure_on.matches(outcome),
             slow: policy

@@ -118,14 +118,40 @@ pub fn property_u64(path: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(array))
 }
 
-/// One header value of `map` as text; `None` when absent or not UTF-8.
+/// One header value of `map` as text; `None` when absent, not UTF-8, or when the host has no
+/// such map now. The SDK's `get_map_value_bytes` panics on any status but `Ok` and `NotFound`,
+/// and Envoy answers `BadArgument` for a map it no longer holds: the response headers once they
+/// have passed (measured in Envoy 1.40: reading them from `on_http_response_trailers` trapped
+/// the VM).
 pub fn header(map: MapType, name: &str) -> Option<String> {
-    let bytes = hostcalls::get_map_value_bytes(map, name).ok()??;
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a size into the two out-parameters; the buffer was
+    // allocated through the module's `proxy_on_memory_allocate`, as in `header_pairs`.
+    let status =
+        unsafe { proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut data, &mut size) };
+    if status != Status::Ok {
+        return None;
+    }
+    let bytes = if data.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: see above.
+        unsafe { Vec::from_raw_parts(data, size, size) }
+    };
     String::from_utf8(bytes).ok()
 }
 
 #[link(wasm_import_module = "env")]
 extern "C" {
+    // The SDK's own declaration, repeated, for [`header`].
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
     // The SDK's own declaration, repeated: its `get_map_bytes` copies every name and value into
     // a heap allocation of its own, and panics on a status it does not expect.
     fn proxy_get_header_map_pairs(

@@ -17,7 +17,9 @@
 //! resumed (see [`super::reply::deliver`]); if a retry's response was written into its place,
 //! the held body and trailers that then pass this context's callbacks are replaced by the
 //! retry's. The filter's fallback at admission comes back through the response callbacks too,
-//! and passes through.
+//! and passes through. A gRPC request is judged by its `grpc-status` instead, once known: at the
+//! response headers (trailers-only), at the trailers, or at the stream's end ([`super::grpc`]);
+//! its fallback is a gRPC reply.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
 use crate::core::breaker::{Admission, Breaker, Events, Phase};
+use crate::core::outcome::grpc::AtHeaders;
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::pairs::Pairs;
 use crate::core::retry::eligible;
@@ -35,6 +38,7 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
+use super::grpc;
 use super::host;
 use super::metrics::Counter;
 use super::reply::{self, send_fallback};
@@ -62,6 +66,9 @@ enum Stage {
     Replied,
     /// Retries own the response now; whatever comes back here passes through.
     Retrying,
+    /// A gRPC response whose status comes in the trailers: judged there, or when the stream
+    /// ends first (see [`super::grpc`]).
+    AwaitingStatus,
     /// Judged; the rest passes through.
     Done,
 }
@@ -74,6 +81,9 @@ pub struct Stream {
     config: Option<Rc<Config>>,
     stage: Stage,
     exchange: Option<Exchange>,
+    /// A gRPC request (`content-type: application/grpc…`): judged by its gRPC status, and
+    /// answered with a gRPC fallback.
+    grpc: bool,
 }
 
 impl Stream {
@@ -84,6 +94,7 @@ impl Stream {
             config,
             stage: Stage::PassThrough,
             exchange: None,
+            grpc: false,
         }
     }
 
@@ -93,13 +104,14 @@ impl Stream {
         let now = host::now();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
-        for name in headers
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.starts_with(b"x-breakwater-"))
-        {
-            if let Ok(name) = std::str::from_utf8(name) {
-                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        // One pass: the client's `x-breakwater-*` headers go, and `content-type` says gRPC.
+        for (name, value) in headers.iter() {
+            if name == b"content-type" {
+                self.grpc = grpc::is_grpc_content_type(value);
+            } else if name.starts_with(b"x-breakwater-") {
+                if let Ok(name) = std::str::from_utf8(name) {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                }
             }
         }
         let Some(cluster) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
@@ -151,7 +163,7 @@ impl Stream {
             );
             match gate.map(|g| g.admission) {
                 Some(Admission::Rejected(rejection)) => {
-                    send_fallback(policy, rejection.phase, rejection.retry_after);
+                    fallback(self.grpc, policy, rejection.phase, rejection.retry_after);
                     w.metrics.add(&cluster, Counter::Rejected, 1);
                     self.stage = Stage::Replied;
                     return Action::Pause;
@@ -168,7 +180,7 @@ impl Stream {
                 None => {
                     if let Some((phase, retry_after)) = contended_rejection(w, policy, &key, now) {
                         w.metrics.state(&cluster, phase.gauge());
-                        send_fallback(policy, phase, retry_after);
+                        fallback(self.grpc, policy, phase, retry_after);
                         w.metrics.add(&cluster, Counter::Rejected, 1);
                         self.stage = Stage::Replied;
                         return Action::Pause;
@@ -199,18 +211,19 @@ impl Stream {
             answered: false,
             withdrawal: None,
             reported: false,
+            responded: None,
         });
         self.stage = Stage::Forwarded;
         Action::Continue
     }
 
-    /// Judges the first attempt's response.
-    fn judge(&mut self, w: &mut Worker, end_of_stream: bool) -> Action {
+    /// Judges the first attempt's response, whose outcome this is. `end_of_stream`: its head
+    /// ended it (nothing more of it will pass the filter).
+    fn judge(&mut self, w: &mut Worker, outcome: Outcome, end_of_stream: bool) -> Action {
         let Some(mut exchange) = self.exchange.take() else {
             self.stage = Stage::Done;
             return Action::Continue;
         };
-        let outcome = response_outcome(|status| exchange.lists_status(status));
         exchange.answered = outcome.is_reply();
         // A success is recorded at the request's start time unless a rate window or a slow-call
         // timer needs the real one: the closed phase's consecutive count does not look at the
@@ -261,6 +274,12 @@ impl Stream {
 
     /// The stream ends (completed or abandoned): release whatever it still holds.
     fn end(&mut self) {
+        if self.stage == Stage::AwaitingStatus {
+            // A gRPC stream that ended before its status: judged now, unless its client left.
+            if let Some(outcome) = grpc::ended() {
+                let _ = worker::with(|w| self.judge(w, outcome, true));
+            }
+        }
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
         let exchange = self.exchange.take();
         if stage != Stage::Retrying && exchange.as_ref().is_none_or(|e| e.reported) {
@@ -291,10 +310,7 @@ impl Stream {
 fn response_outcome(listed: impl Fn(u16) -> bool) -> Outcome {
     let status = host::status(MapType::HttpResponseHeaders);
     match status {
-        Some(code) if code < 500 && !listed(code) => Outcome {
-            status,
-            cause: Cause::Upstream,
-        },
+        Some(code) if code < 500 && !listed(code) => Outcome::http(status, Cause::Upstream),
         _ => {
             let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
             let details = host::property_str(host::path::RESPONSE_CODE_DETAILS).unwrap_or_default();
@@ -351,6 +367,15 @@ fn request_copy(
     };
     let (length, utf8) = (shape.length, shape.utf8);
     RequestCopy::start(headers, length, utf8, complete, limits).map(Some)
+}
+
+/// Sends the breaker's fallback: a gRPC reply to a gRPC request.
+fn fallback(is_grpc: bool, policy: &BreakerPolicy, phase: Phase, retry_after: Duration) {
+    if is_grpc {
+        grpc::send_fallback(policy, phase, retry_after);
+    } else {
+        send_fallback(policy, phase, retry_after);
+    }
 }
 
 /// The fallback for a request whose admission was given up under contention, if the breaker (as
@@ -426,7 +451,20 @@ impl HttpContext for Stream {
         if self.stage != Stage::Forwarded {
             return Action::Continue;
         }
-        worker::with(|w| self.judge(w, end_of_stream)).unwrap_or(Action::Continue)
+        let outcome = if self.grpc {
+            match grpc::at_headers(end_of_stream) {
+                AtHeaders::Known(outcome) => outcome,
+                AtHeaders::Pending => {
+                    grpc::await_status(self.exchange.as_mut());
+                    self.stage = Stage::AwaitingStatus;
+                    return Action::Continue;
+                }
+            }
+        } else {
+            let exchange = self.exchange.as_ref();
+            response_outcome(|status| exchange.is_some_and(|e| e.lists_status(status)))
+        };
+        worker::with(|w| self.judge(w, outcome, end_of_stream)).unwrap_or(Action::Continue)
     }
 
     // A held response comes back through these once it is resumed (see `reply::deliver`).
@@ -443,9 +481,16 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.stage == Stage::Retrying {
-            worker::with(|w| reply::write_trailers(w, self.id));
+        match self.stage {
+            Stage::AwaitingStatus => {
+                let outcome = grpc::at_trailers();
+                worker::with(|w| self.judge(w, outcome, true)).unwrap_or(Action::Continue)
+            }
+            Stage::Retrying => {
+                worker::with(|w| reply::write_trailers(w, self.id));
+                Action::Continue
+            }
+            _ => Action::Continue,
         }
-        Action::Continue
     }
 }

@@ -21,6 +21,7 @@
 mod copy;
 mod events;
 mod exchange;
+mod grpc;
 mod host;
 mod http;
 mod logs;

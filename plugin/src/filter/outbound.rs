@@ -115,6 +115,24 @@ pub fn dispatch(
 
 /// Replies to the current stream with Envoy's local-reply path (no gRPC status of our own).
 pub fn reply(status: u16, headers: &Pairs, body: &[u8]) -> Result<(), Status> {
+    local_reply(status, headers, body, -1)
+}
+
+/// Replies to the current gRPC request with gRPC status `grpc_status`: Envoy sends a
+/// trailers-only gRPC reply with it, `body` as its `grpc-message` and `headers` added (see
+/// `super::grpc`).
+pub fn reply_grpc(
+    status: u16,
+    headers: &Pairs,
+    message: &[u8],
+    grpc_status: u8,
+) -> Result<(), Status> {
+    local_reply(status, headers, message, i32::from(grpc_status))
+}
+
+/// `proxy_send_local_response`; a `grpc_status` of -1 sets none (Envoy maps it from `status`
+/// for a gRPC request).
+fn local_reply(status: u16, headers: &Pairs, body: &[u8], grpc_status: i32) -> Result<(), Status> {
     // SAFETY: every pointer and size pair describes a live slice for the duration of the call;
     // the host copies what it needs before returning.
     let result = unsafe {
@@ -126,7 +144,7 @@ pub fn reply(status: u16, headers: &Pairs, body: &[u8]) -> Result<(), Status> {
             body.len(),
             headers.as_bytes().as_ptr(),
             headers.as_bytes().len(),
-            -1,
+            grpc_status,
         )
     };
     match result {

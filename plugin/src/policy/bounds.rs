@@ -67,6 +67,10 @@ pub const RETRYABLE_5XX: RangeInclusive<u16> = 500..=599;
 /// The fallback must be a final response: 1xx is not one, and Envoy does not send > 599.
 pub const FALLBACK_STATUS: RangeInclusive<i64> = 200..=599;
 
+/// The fallback's `grpc-status`: a gRPC error code (0 is OK, which would tell a gRPC client its
+/// call succeeded with no reply message; gRPC defines nothing above 16).
+pub const FALLBACK_GRPC_STATUS: RangeInclusive<i64> = 1..=16;
+
 /// A fallback is a short message. Its body is copied into every resolved (cluster, route)
 /// entry of every worker VM, so a large body multiplies memory.
 pub const MAX_FALLBACK_BODY_BYTES: usize = 16 * 1024;

@@ -27,12 +27,27 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 ///   request by its own limits; at a gateway a flood from one client trips them, and if that
 ///   counted, one client could open the breaker for every client. Operators who want it list
 ///   `"overflow"`.
-pub const FAILURE_ON: [OutcomeClass; 5] = [
+///
+/// gRPC replies (HTTP 200 with a `grpc-status`) match only gRPC names, so these count for gRPC
+/// requests only: the codes that Envoy's own outlier detection reads as a 5xx (its
+/// `grpcToHttpStatus`: UNKNOWN and INTERNAL and DATA_LOSS → 500, UNAVAILABLE → 503,
+/// DEADLINE_EXCEEDED → 504), which are the server failing or too slow, the gRPC twins of `5xx`
+/// and `timeout`. Not counted: UNIMPLEMENTED (Envoy's 501), which one client calling a method the
+/// server lacks gets on every call, so it would let one client open the breaker for all;
+/// RESOURCE_EXHAUSTED (Envoy's 429), a server shedding load or one client's quota running out,
+/// like `overflow` and `429`; CANCELLED, usually the client's own doing; and the codes that
+/// answer the request itself (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, …), like a 4xx.
+pub const FAILURE_ON: [OutcomeClass; 10] = [
     OutcomeClass::Status5xx,
     OutcomeClass::Reset,
     OutcomeClass::ConnectFailure,
     OutcomeClass::Timeout,
     OutcomeClass::NoHealthyUpstream,
+    OutcomeClass::Grpc(2),  // unknown
+    OutcomeClass::Grpc(4),  // deadline-exceeded
+    OutcomeClass::Grpc(13), // internal
+    OutcomeClass::Grpc(14), // unavailable
+    OutcomeClass::Grpc(15), // data-loss
 ];
 /// The breaker sits outside the retries: one outcome per client request.
 pub const COUNT_RETRIES: bool = false;
@@ -42,6 +57,10 @@ pub const MODE: BreakerMode = BreakerMode::Enforce;
 pub const FALLBACK_STATUS: u16 = 503;
 pub const FALLBACK_HEADERS: [(&str, &str); 1] = [("content-type", "application/json")];
 pub const FALLBACK_BODY: &str = r#"{"source":"fallback"}"#;
+/// A gRPC request gets a gRPC reply instead: UNAVAILABLE, the status gRPC clients and their
+/// retry policies read as "try again later" (gRFC A6 retries it; Envoy's `retry_on:
+/// unavailable` too).
+pub const FALLBACK_GRPC_STATUS: u8 = 14;
 
 pub const FAILURE_RATE_THRESHOLD: f64 = 0.5;
 /// The rate window when `failure_rate` does not set one (also the window of `slow_call`).

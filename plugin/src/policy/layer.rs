@@ -120,11 +120,13 @@ merge_fields!(SlowCallLayer {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct FallbackLayer {
     pub status: Option<u16>,
+    pub grpc_status: Option<u8>,
     pub headers: Option<Vec<(String, String)>>,
     pub body: Option<String>,
 }
 merge_fields!(FallbackLayer {
     status,
+    grpc_status,
     headers,
     body
 });

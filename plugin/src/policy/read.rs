@@ -197,16 +197,19 @@ pub(crate) fn list<T>(
 
 /// What `failure_on` and `retry_on` entries may be.
 const OUTCOME_RULE: &str = "is not an outcome, must be \"5xx\", \"gateway-error\", \"reset\", \
-     \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" or a status code";
+     \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\", a status code or a \
+     gRPC status (\"unavailable\", \"grpc-14\", ...)";
 
-/// `failure_on` or `retry_on`: class names and status codes, deduplicated. `code_allowed` says
-/// which codes the list may hold and `code_rule` why the others are refused.
+/// `failure_on` or `retry_on`: class names, gRPC statuses and status codes, deduplicated.
+/// `code_allowed` says which codes the list may hold and `code_rule` why the others are
+/// refused; `grpc_refused`, when set, is why the list may hold no gRPC status.
 #[inline(never)]
 pub(crate) fn outcomes(
     node: &Node,
     at: &mut At,
     code_allowed: fn(u16) -> bool,
     code_rule: &str,
+    grpc_refused: Option<&str>,
 ) -> Option<OutcomeMatcher> {
     let items = list(node, at, |node, at| {
         let code = match node {
@@ -215,9 +218,13 @@ pub(crate) fn outcomes(
                 None => return shape(at, node, OUTCOME_RULE),
             },
             Node::String(name) if is_digits(name) => name.parse().unwrap_or(i64::MAX),
-            Node::String(name) => match outcome_name(name) {
-                Some(class) => return Some(Err(class)),
-                None => {
+            Node::String(name) => match (outcome_name(name), grpc_refused) {
+                (Some(OutcomeClass::Grpc(_)), Some(rule)) => {
+                    at.problem(show(node), rule);
+                    return None;
+                }
+                (Some(class), _) => return Some(Err(class)),
+                (None, _) => {
                     at.problem(show(node), OUTCOME_RULE);
                     return None;
                 }
@@ -257,7 +264,7 @@ fn outcome_name(name: &str) -> Option<OutcomeClass> {
         "timeout" => OutcomeClass::Timeout,
         "no-healthy-upstream" => OutcomeClass::NoHealthyUpstream,
         "overflow" => OutcomeClass::Overflow,
-        _ => return None,
+        other => OutcomeClass::Grpc(crate::core::outcome::grpc::from_name(other)?),
     })
 }
 

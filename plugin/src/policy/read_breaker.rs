@@ -54,6 +54,7 @@ pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
                 at,
                 |code| FAILURE_CODES.contains(&code),
                 "is not a failure status, a failure_on code must be 400..=599",
+                None,
             )
         }
         "count_retries" => l.count_retries = read::flag(node, at),
@@ -129,11 +130,15 @@ fn slow_call(node: &Node, at: &mut At) -> Option<SlowCallLayer> {
 
 fn fallback(node: &Node, at: &mut At) -> Option<FallbackLayer> {
     let mut l = FallbackLayer::default();
-    let known = &["status", "headers", "body"];
+    let known = &["status", "grpc_status", "headers", "body"];
     let is_object = object(node, at, known, &mut |name, node, at| match name {
         "status" => {
             let status = integer(node, at, FALLBACK_STATUS);
             l.status = status.and_then(|s| u16::try_from(s).ok());
+        }
+        "grpc_status" => {
+            let code = integer(node, at, FALLBACK_GRPC_STATUS);
+            l.grpc_status = code.and_then(|c| u8::try_from(c).ok());
         }
         "headers" => l.headers = headers(node, at),
         "body" => l.body = text(node, at).and_then(|body| self::body(body, at)),
@@ -178,6 +183,8 @@ fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>> {
                 Some("is a second value for this header (names are case-insensitive)")
             } else if lower == "retry-after" || lower.starts_with("x-breakwater-") {
                 Some("is under a header that the filter sets on every fallback reply")
+            } else if lower.starts_with("grpc-") {
+                Some("is under a gRPC header, which the filter and Envoy set on the fallback to a gRPC request")
             } else if lower == "content-length" || lower == "transfer-encoding" {
                 Some("is under a header that Envoy sets from the body")
             } else if !read::is_header_value(value) {

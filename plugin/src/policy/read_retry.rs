@@ -38,6 +38,10 @@ use super::raw::BUDGET_ON_ROUTE;
 use super::read::{self, count, integer, number, object, text, time, toggle};
 use super::types::Jitter;
 
+/// Why `retry_on` lists no gRPC status: the filter never retries a gRPC request.
+const GRPC_NOT_RETRIED: &str = "is a gRPC status, which retry_on may not list: the filter never \
+     retries a gRPC request (its relayed reply would lose its trailers), so it would never apply";
+
 const FIELDS: &[&str] = &[
     "max_attempts",
     "base_delay",
@@ -85,6 +89,7 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
                 at,
                 |code| RETRYABLE_5XX.contains(&code) || RETRYABLE_4XX.contains(&code),
                 "is never retried, a retry_on code must be 408, 409, 429 or 500..=599",
+                Some(GRPC_NOT_RETRIED),
             )
         }
         "methods" => l.methods = read::methods(node, at),

@@ -72,6 +72,7 @@ fn breaker(l: BreakerLayer) -> BreakerPolicy {
         count_retries: l.count_retries.unwrap_or(d::COUNT_RETRIES),
         fallback: Fallback {
             status: fallback.status.unwrap_or(d::FALLBACK_STATUS),
+            grpc_status: fallback.grpc_status.unwrap_or(d::FALLBACK_GRPC_STATUS),
             headers: fallback.headers.unwrap_or_else(|| {
                 let pairs = d::FALLBACK_HEADERS.iter();
                 pairs.map(|(n, v)| (n.to_string(), v.to_string())).collect()

@@ -76,6 +76,8 @@ pub struct RateWindow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fallback {
     pub status: u16,
+    /// The `grpc-status` of the reply to a gRPC request (`1..=16`).
+    pub grpc_status: u8,
     /// Lower-cased names, in the order given.
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -168,8 +170,9 @@ pub const OUTCOME_NAMES: [&str; 7] = [
     "overflow",
 ];
 
-/// A class of outcomes, as named in `failure_on` and `retry_on`. The status classes match replies
-/// whose status speaks for itself, the others their cause only (`core::outcome` has the rule).
+/// A class of outcomes, as named in `failure_on` and `retry_on`. The status classes and gRPC
+/// statuses match replies whose status speaks for itself, the others their cause only
+/// (`core::outcome` has the rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutcomeClass {
     /// `5xx`: any 500..=599 reply (not Envoy's named refusals).
@@ -187,6 +190,9 @@ pub enum OutcomeClass {
     /// `overflow`: Envoy shed the request by its own limits or orders (`UO`, `OM`, `DO`, `UDO`,
     /// maintenance mode).
     Overflow,
+    /// A gRPC status (`1..=16`), by its name (`unavailable`) or number (`grpc-14`): a gRPC reply
+    /// with that `grpc-status`, the upstream's or Envoy's for a reason without a name.
+    Grpc(u8),
 }
 
 /// A set of outcome classes and status codes: `failure_on` or `retry_on`.

@@ -88,7 +88,7 @@ fn warm_up(envoy: &Envoy, plan: &Plan) -> BenchResult<()> {
 }
 
 /// The stats that explain a contender's behaviour, with the common prefixes cut.
-fn explaining_stats(envoy: &Envoy) -> BenchResult<Vec<(String, u64)>> {
+pub fn explaining_stats(envoy: &Envoy) -> BenchResult<Vec<(String, u64)>> {
     let stats = envoy.stats()?;
     let mut picked = Vec::new();
     let cluster = format!("cluster.{CLUSTER}.");
@@ -137,11 +137,9 @@ pub fn flaky(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchRes
     })
 }
 
-/// Whether the admin stats say the breaker tripped (any matching stat above 0).
-fn tripped(envoy: &Envoy, resilience: Resilience) -> BenchResult<bool> {
-    let text = envoy
-        .admin()
-        .get(&format!("/stats?filter={}", resilience.trip_stat()))?;
+/// Whether the admin stats say the breaker tripped (any stat matching `trip_stat` above 0).
+pub fn tripped(envoy: &Envoy, trip_stat: &str) -> BenchResult<bool> {
+    let text = envoy.admin().get(&format!("/stats?filter={trip_stat}"))?;
     Ok(text.lines().any(|line| {
         line.rsplit_once(": ")
             .and_then(|(_, v)| v.trim().parse::<u64>().ok())
@@ -164,7 +162,7 @@ fn poll_until(
         polls.push(Poll {
             at,
             upstream: upstream_count,
-            tripped: tripped(envoy, resilience)?,
+            tripped: tripped(envoy, resilience.trip_stat())?,
         });
         thread::sleep(POLL_EVERY.min(until.saturating_sub(epoch.elapsed())));
     }

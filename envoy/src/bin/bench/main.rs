@@ -9,7 +9,7 @@
 //!    filter, Breakwater default, Breakwater with `failure_rate`, Envoy's native retries and
 //!    outlier detection), interleaved round by round.
 //! 2. Behaviour under failure ([`failure`]): a 30% flaky upstream and an outage, Breakwater
-//!    against Envoy native.
+//!    against Envoy native; then the same for gRPC over HTTP/2 ([`grpc`]).
 //! 3. Harness figures ([`fuel`]): wasm fuel per request on the closed path, a failure and a
 //!    retry, and the module's size.
 //!
@@ -20,6 +20,7 @@
 mod analysis;
 mod failure;
 mod fuel;
+mod grpc;
 mod load;
 mod machine;
 mod markdown;
@@ -193,6 +194,10 @@ fn run(options: &Options, args: &[String]) -> BenchResult<()> {
     for who in Resilience::ALL {
         failures.push((who, failure::run(who, &modules, &failure_plan)?));
     }
+    let mut grpc_failures = Vec::new();
+    for who in grpc::GrpcResilience::ALL {
+        grpc_failures.push((who, grpc::run(who, &modules, &failure_plan)?));
+    }
 
     let command = std::iter::once("cargo run --release -p breakwater-envoy --bin bench")
         .chain((!args.is_empty()).then_some("--"))
@@ -211,6 +216,7 @@ fn run(options: &Options, args: &[String]) -> BenchResult<()> {
         overhead,
         failure_plan,
         failure: failures,
+        grpc_failure: grpc_failures,
         fuel,
         wasm_bytes,
         noop_wasm_bytes,

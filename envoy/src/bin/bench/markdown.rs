@@ -10,7 +10,7 @@ use crate::results::Report;
 use crate::setups::{Overhead, Resilience, FAILURE_POLICY, FAILURE_POLICY_TIMEOUT};
 
 /// The generated parts, in document order.
-pub const SECTIONS: [&str; 5] = ["run", "overhead", "failure", "harness", "targets"];
+pub const SECTIONS: [&str; 6] = ["run", "overhead", "failure", "grpc", "harness", "targets"];
 
 /// Why a section could not be replaced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +82,7 @@ pub fn render(name: &str, r: &Report) -> String {
         "run" => run(r),
         "overhead" => overhead(r),
         "failure" => failure(r),
+        "grpc" => grpc(r),
         "harness" => harness(r),
         _ => targets(r),
     }
@@ -186,6 +187,44 @@ fn failure(r: &Report) -> String {
         FAILURE_POLICY_TIMEOUT.as_secs(),
         FAILURE_POLICY
     ));
+    out
+}
+
+fn grpc(r: &Report) -> String {
+    let p = r.failure_plan;
+    let mut out = format!(
+        "{} tonic clients over HTTP/2, closed loop, unary calls; a tonic server behind an h2c \
+         cluster. Flaky: 30% of calls fail with UNAVAILABLE at random, {} s. Outage: {} s \
+         healthy, {} s of UNAVAILABLE to every call, then {} s healthy again. A call succeeds \
+         when tonic reports OK.\n\n\
+         | | flaky: success rate | flaky: amplification | flaky: calls/s, p50 / p99 ms | outage: server calls/s after the trip | outage: offered calls/s | outage: tripped after | outage: recovery |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        p.connections,
+        p.flaky.as_secs(),
+        p.healthy.as_secs_f64(),
+        p.outage.as_secs(),
+        p.after.as_secs_f64(),
+    );
+    for (who, x) in &r.grpc_failure {
+        let seconds = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2} s"));
+        let recovery = x.outage.recovery_seconds.map_or(
+            format!("no success in {:.0} s", p.after.as_secs_f64()),
+            |v| format!("{v:.2} s"),
+        );
+        out.push_str(&format!(
+            "| {} | {:.4} | {:.3} | {:.0}, {} / {} | {:.2} | {:.0} | {} | {} |\n",
+            who.label(),
+            x.flaky.success_rate,
+            x.flaky.amplification,
+            x.flaky.client_rps,
+            number(x.flaky.p50_ms, 2),
+            number(x.flaky.p99_ms, 1),
+            x.outage.upstream_rps_after_trip,
+            x.outage.offered_rps,
+            seconds(x.outage.tripped_after),
+            recovery,
+        ));
+    }
     out
 }
 

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::failure::{self, Flaky};
 use crate::fuel::Fuel;
+use crate::grpc::GrpcResilience;
 use crate::machine::Machine;
 use crate::overhead::{self, Runs};
 use crate::setups::{Overhead, Resilience};
@@ -27,6 +28,8 @@ pub struct Report {
     pub overhead: Runs,
     pub failure_plan: failure::Plan,
     pub failure: Vec<(Resilience, failure::Results)>,
+    /// The same scenarios for gRPC (same plan).
+    pub grpc_failure: Vec<(GrpcResilience, failure::Results)>,
     pub fuel: Fuel,
     pub wasm_bytes: u64,
     pub noop_wasm_bytes: u64,
@@ -200,7 +203,14 @@ impl Report {
                 "after": self.failure_plan.after.as_secs_f64(),
             }),
         );
+        let mut grpc_flaky = Map::new();
+        let mut grpc_outage = Map::new();
+        for (who, r) in &self.grpc_failure {
+            grpc_flaky.insert(who.key().into(), flaky_json(&r.flaky));
+            grpc_outage.insert(who.key().into(), outage_json(r));
+        }
         json!({
+            "grpc": { "flaky": grpc_flaky, "outage": grpc_outage },
             "command": self.command,
             "date": self.date,
             "quick": self.quick,

@@ -114,6 +114,15 @@ fn report() -> Report {
                 },
             ),
         ],
+        grpc_failure: vec![(
+            crate::grpc::GrpcResilience::Breakwater,
+            failure::Results {
+                flaky: flaky(0.7, 1.0),
+                outage: outage(0.5, Some(3.1)),
+                outage_stats: vec![],
+                outage_timeline: vec![],
+            },
+        )],
         fuel: Fuel {
             closed: 37_000,
             failure: 39_000,

@@ -15,6 +15,7 @@
 //!
 //! `breakwater-cli validate` checks all of these with the filter's own code.
 
+use breakwater::core::outcome::grpc;
 use breakwater::policy::bounds::*;
 use breakwater::policy::OUTCOME_NAMES;
 use serde_json::{json, Value};
@@ -246,9 +247,24 @@ fn outcome(failure: bool) -> Value {
         )
     };
     let digits = format!("^0*({})$", code_alternatives(&allowed));
+    // gRPC statuses, by name or as `grpc-N`, are outcomes for the breaker only: gRPC requests
+    // are not retried.
+    let names: Vec<&str> = if failure {
+        OUTCOME_NAMES
+            .iter()
+            .chain(grpc::NAMES.iter())
+            .copied()
+            .collect()
+    } else {
+        OUTCOME_NAMES.to_vec()
+    };
+    let mut forms = vec![json!({ "enum": names }), json!({ "pattern": digits })];
+    if failure {
+        forms.push(json!({ "pattern": format!("^{}([1-9]|1[0-6])$", grpc::NUMBERED) }));
+    }
     json!({
         "if": { "type": "string" },
-        "then": { "anyOf": [{ "enum": OUTCOME_NAMES }, { "pattern": digits }] },
+        "then": { "anyOf": forms },
         "else": codes,
     })
 }

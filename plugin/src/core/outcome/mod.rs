@@ -28,7 +28,7 @@
 //!
 //! # Matching: statuses and named causes never overlap
 //!
-//! [`OutcomeMatcher::matches`] applies `failure_on` / `retry_on`, which name outcomes in two
+//! [`OutcomeMatcher::matches`] applies `failure_on` / `retry_on`, which name outcomes in three
 //! ways:
 //!
 //! - **By status**: `5xx` (500..=599), `gateway-error` (502, 503, 504) and status codes listed by
@@ -39,6 +39,13 @@
 //!   cluster) would go around the very filter that refused.
 //! - **By cause**: `reset`, `connect-failure`, `timeout`, `no-healthy-upstream` and `overflow`
 //!   match their cause, whatever status Envoy put on it, and nothing else matches them.
+//!
+//! - **By gRPC status**: `unavailable`, `deadline-exceeded`, … (every gRPC code by its name, or
+//!   `grpc-N`) match a gRPC reply ([`Outcome::grpc`]) with that status whose status speaks for
+//!   itself, as above: the upstream's, or Envoy's for a reason without a name. Envoy answers a
+//!   gRPC request that it could not connect for with a trailers-only `grpc-status: 14`, and that
+//!   is `connect-failure`, not `unavailable`: gRPC names follow the same rule as status codes.
+//!   An HTTP outcome has no gRPC status, so a gRPC name never matches an HTTP request.
 //!
 //! So the 503 that Envoy answers when it could not connect is `connect-failure`, not `5xx`; and
 //! the 503 it answers when it protects itself (its own circuit breaker overflowed, the overload
@@ -56,6 +63,7 @@
 //! `no-healthy-upstream` is a failure that is not retried.
 
 pub mod envoy;
+pub mod grpc;
 
 use crate::policy::{OutcomeClass, OutcomeMatcher};
 
@@ -89,17 +97,34 @@ pub struct Outcome {
     /// The status the client would see, if there is one (a reset call has none).
     pub status: Option<u16>,
     pub cause: Cause,
+    /// The gRPC status of a gRPC reply (`200` with `grpc-status`, or without one where a client
+    /// library reads `UNKNOWN`: see [`grpc`]); `None` for every other outcome.
+    pub grpc: Option<grpc::GrpcCode>,
 }
 
 impl Outcome {
+    /// An HTTP outcome: a status (if any) and its cause, no gRPC status.
+    pub fn http(status: Option<u16>, cause: Cause) -> Outcome {
+        Outcome {
+            status,
+            cause,
+            grpc: None,
+        }
+    }
+
+    /// The same outcome, as a gRPC reply with status `code`.
+    pub fn with_grpc(self, code: grpc::GrpcCode) -> Outcome {
+        Outcome {
+            grpc: Some(code),
+            ..self
+        }
+    }
+
     /// The client stream's response as seen in `on_http_response_headers`: its `:status` (`None`
     /// when absent or not a number), the `response.flags` bits and the `response.code_details`
     /// string (empty when the property could not be read).
     pub fn from_response(status: Option<u16>, flags: u64, details: &str) -> Outcome {
-        Outcome {
-            status,
-            cause: envoy::cause_of_response(flags, details),
-        }
+        Outcome::http(status, envoy::cause_of_response(flags, details))
     }
 
     /// How a stream that Envoy ended on its own, without a response through the filter, ended
@@ -117,7 +142,7 @@ impl Outcome {
             return None;
         }
         let cause = envoy::cause_of_upstream_failure(details)?;
-        Some(Outcome { status, cause })
+        Some(Outcome::http(status, cause))
     }
 
     /// A dispatched call's response, from the callback: the headers that
@@ -128,10 +153,7 @@ impl Outcome {
     /// synthesized (see the module docs); the body then tells which failure Envoy synthesized.
     pub fn from_call<K: AsRef<str>, V: AsRef<str>>(headers: &[(K, V)], body: &[u8]) -> Outcome {
         if headers.is_empty() {
-            return Outcome {
-                status: None,
-                cause: Cause::Reset,
-            };
+            return Outcome::http(None, Cause::Reset);
         }
         let status = headers
             .iter()
@@ -146,23 +168,22 @@ impl Outcome {
         } else {
             envoy::cause_of_local_reply(body)
         };
-        Outcome { status, cause }
+        Outcome::http(status, cause)
     }
 
     /// `dispatch_http_call` itself returned an error: nothing reached the upstream. Counted as a
     /// connection failure, the closest of the causes (Envoy could not open a stream to the
     /// cluster).
     pub fn dispatch_failed() -> Outcome {
-        Outcome {
-            status: None,
-            cause: Cause::ConnectFailure,
-        }
+        Outcome::http(None, Cause::ConnectFailure)
     }
 
-    /// A real upstream reply with a status below 400. Envoy's own replies are never successes:
-    /// they say nothing good about the upstream.
+    /// A real upstream reply with a status below 400 and, for a gRPC reply, status OK. Envoy's
+    /// own replies are never successes: they say nothing good about the upstream.
     pub fn is_success(&self) -> bool {
-        self.cause == Cause::Upstream && self.status.is_some_and(|s| s < 400)
+        self.cause == Cause::Upstream
+            && self.status.is_some_and(|s| s < 400)
+            && self.grpc.is_none_or(|code| code == grpc::OK)
     }
 
     /// A complete answer the client can be given: the upstream's, or Envoy's for a reason
@@ -186,11 +207,9 @@ pub fn parse_status(value: &str) -> Option<u16> {
 impl OutcomeMatcher {
     /// Whether the outcome is in this set (see the module docs for the rules).
     pub fn matches(&self, o: &Outcome) -> bool {
-        let reply_status = if o.cause == Cause::Upstream {
-            o.status
-        } else {
-            None
-        };
+        let upstream = o.cause == Cause::Upstream;
+        let reply_status = if upstream { o.status } else { None };
+        let reply_grpc = if upstream { o.grpc } else { None };
         let class_matches = |class: &OutcomeClass| match class {
             OutcomeClass::Status5xx => reply_status.is_some_and(|s| (500..=599).contains(&s)),
             OutcomeClass::GatewayError => reply_status.is_some_and(|s| matches!(s, 502..=504)),
@@ -199,6 +218,7 @@ impl OutcomeMatcher {
             OutcomeClass::Timeout => o.cause == Cause::Timeout,
             OutcomeClass::NoHealthyUpstream => o.cause == Cause::NoHealthyUpstream,
             OutcomeClass::Overflow => o.cause == Cause::Overflow,
+            OutcomeClass::Grpc(code) => reply_grpc == Some(*code),
         };
         self.classes.iter().any(class_matches)
             || reply_status.is_some_and(|s| self.codes.contains(&s))

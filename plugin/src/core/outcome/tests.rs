@@ -235,13 +235,7 @@ fn a_stream_envoy_ended_after_a_held_response_failed_mid_body_is_that_failure() 
         flags::UPSTREAM_PROTOCOL_ERROR,
         "upstream_reset_after_response_started{protocol_error}",
     );
-    assert_eq!(
-        ended,
-        Some(Outcome {
-            status: Some(502),
-            cause: Cause::Reset
-        })
-    );
+    assert_eq!(ended, Some(Outcome::http(Some(502), Cause::Reset)));
     let timed_out = Outcome::of_ended_stream(
         Some(504),
         flags::UPSTREAM_REQUEST_TIMEOUT,
@@ -309,13 +303,7 @@ fn no_evidence_at_all_is_taken_as_an_upstream_reply() {
 #[test]
 fn a_call_reset_arrives_with_zero_headers() {
     let o = Outcome::from_call::<&str, &str>(&[], b"");
-    assert_eq!(
-        o,
-        Outcome {
-            status: None,
-            cause: Cause::Reset
-        }
-    );
+    assert_eq!(o, Outcome::http(None, Cause::Reset));
 }
 
 #[test]
@@ -324,10 +312,7 @@ fn a_call_reply_with_the_upstream_service_time_header_is_the_upstreams() {
     let o = call(&headers, &format!("{RESET_BODY}connection failure"));
     assert_eq!(
         o,
-        Outcome {
-            status: Some(503),
-            cause: Cause::Upstream
-        },
+        Outcome::http(Some(503), Cause::Upstream),
         "an upstream Envoy's error text stays the upstream's reply"
     );
     let mixed_case = [(":status", "200"), ("X-Envoy-Upstream-Service-Time", "3")];
@@ -362,10 +347,7 @@ fn synthesized_call_replies_are_told_apart_by_their_body() {
     );
     assert_eq!(
         call(&[(":status", "504")], "upstream request timeout"),
-        Outcome {
-            status: Some(504),
-            cause: Cause::Timeout
-        }
+        Outcome::http(Some(504), Cause::Timeout)
     );
     assert_eq!(
         call(&[(":status", "503")], "no healthy upstream").cause,
@@ -422,10 +404,7 @@ fn a_call_reply_without_a_readable_status_has_none() {
 fn a_failed_dispatch_is_a_connect_failure_without_status() {
     assert_eq!(
         Outcome::dispatch_failed(),
-        Outcome {
-            status: None,
-            cause: Cause::ConnectFailure
-        }
+        Outcome::http(None, Cause::ConnectFailure)
     );
 }
 
@@ -453,7 +432,7 @@ fn only_an_upstream_reply_below_400_is_a_success() {
 }
 
 fn o(status: Option<u16>, cause: Cause) -> Outcome {
-    Outcome { status, cause }
+    Outcome::http(status, cause)
 }
 
 #[test]

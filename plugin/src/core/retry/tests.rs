@@ -7,10 +7,7 @@ use proptest::prelude::*;
 const S: Millis = 1000;
 
 fn upstream(status: u16) -> Outcome {
-    Outcome {
-        status: Some(status),
-        cause: Cause::Upstream,
-    }
+    Outcome::http(Some(status), Cause::Upstream)
 }
 
 fn failed(outcome: Outcome, attempts: u32) -> PlanInput<'static> {
@@ -112,10 +109,7 @@ fn a_success_stops_and_a_5xx_is_retried_after_the_backoff() {
 #[test]
 fn outcomes_outside_retry_on_are_final() {
     let p = no_jitter();
-    let timeout = Outcome {
-        status: Some(504),
-        cause: Cause::Timeout,
-    };
+    let timeout = Outcome::http(Some(504), Cause::Timeout);
     assert_eq!(
         verdict(&p, &failed(timeout, 1)),
         Verdict::Stop(Stop::NotRetryable)
@@ -458,7 +452,7 @@ proptest! {
             retry_on: matcher(&[OutcomeClass::Status5xx, OutcomeClass::GatewayError], &codes),
             ..retry_policy()
         };
-        let input = failed(Outcome { status: Some(status), cause: reply }, attempts);
+        let input = failed(Outcome::http(Some(status), reply), attempts);
         let retried = matches!(verdict(&p, &input), Verdict::Retry { .. });
         let allowed = RETRYABLE_4XX.contains(&status) && codes.contains(&status);
         prop_assert!(!retried || allowed, "{} retried with codes {:?}", status, codes);
@@ -477,7 +471,7 @@ proptest! {
         let input = PlanInput {
             now,
             retry_after: retry_after.as_deref(),
-            ..failed(Outcome { status, cause }, attempts)
+            ..failed(Outcome::http(status, cause), attempts)
         };
         if let Verdict::Retry { delay, attempt } = plan(&p, &input, &mut rng(seed)) {
             prop_assert!(attempt <= p.max_attempts && attempt == attempts.max(1) + 1);
@@ -514,14 +508,8 @@ fn a_listed_4xx_is_retried_only_when_the_upstream_sent_it() {
         retry_on: matcher(&[OutcomeClass::Status5xx], &[429]),
         ..retry_policy()
     };
-    let upstream = Outcome {
-        status: Some(429),
-        cause: Cause::Upstream,
-    };
-    let rate_limiter = Outcome {
-        status: Some(429),
-        cause: Cause::Local,
-    };
+    let upstream = Outcome::http(Some(429), Cause::Upstream);
+    let rate_limiter = Outcome::http(Some(429), Cause::Local);
     assert!(retryable(&p, &upstream));
     assert!(
         !retryable(&p, &rate_limiter),

@@ -205,7 +205,10 @@ pub struct RawBreaker {
     )]
     pub probe_timeout: Option<RawDuration>,
     /// Outcomes that count as failures: "5xx", "gateway-error", "reset", "connect-failure",
-    /// "timeout" or status codes 400..=599. Default ["5xx", "reset", "connect-failure", "timeout"].
+    /// "timeout", "no-healthy-upstream", "overflow", status codes 400..=599, or gRPC statuses
+    /// ("unavailable", "grpc-14", ...; they match gRPC replies only). Default ["5xx", "reset",
+    /// "connect-failure", "timeout", "no-healthy-upstream", "unknown", "deadline-exceeded",
+    /// "internal", "unavailable", "data-loss"].
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -300,6 +303,14 @@ pub struct RawFallback {
         deserialize_with = "present"
     )]
     pub status: Option<i64>,
+    /// The `grpc-status` of the fallback to a gRPC request, which gets a gRPC reply (HTTP 200,
+    /// trailers-only) instead of `status` and `body`. Default 14 (UNAVAILABLE), 1..=16.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub grpc_status: Option<i64>,
     /// Header name to value, in the order written.
     #[serde(
         default,
@@ -482,7 +493,9 @@ pub enum JitterName {
 /// `"connect-failure"`, `"timeout"`, `"no-healthy-upstream"` (Envoy found no healthy host) and
 /// `"overflow"` (Envoy shed the request by its own limits: circuit breaker thresholds, overload
 /// manager, drop_overload, maintenance mode). A status class or code never matches the named
-/// causes: list a name to count or retry it.
+/// causes: list a name to count or retry it. A gRPC status, by its name ("unavailable",
+/// "deadline-exceeded", ...) or number ("grpc-14"), matches a gRPC reply with that
+/// `grpc-status` (`failure_on` only: gRPC requests are not retried).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]

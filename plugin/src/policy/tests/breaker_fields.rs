@@ -172,14 +172,79 @@ fn probe_timeout_is_read() {
 }
 
 #[test]
-fn failure_on_defaults_to_5xx_reset_connect_failure_timeout_and_no_healthy_upstream() {
+fn failure_on_defaults_to_5xx_reset_connect_failure_timeout_no_healthy_upstream_and_grpc_server_failures(
+) {
     assert_eq!(
         default_breaker().failure_on,
         matcher(
-            &[Status5xx, Reset, ConnectFailure, Timeout, NoHealthyUpstream],
+            &[
+                Status5xx,
+                Reset,
+                ConnectFailure,
+                Timeout,
+                NoHealthyUpstream,
+                Grpc(2),
+                Grpc(4),
+                Grpc(13),
+                Grpc(14),
+                Grpc(15),
+            ],
             &[]
         ),
         "overflow is not a failure by default: Envoy protecting itself says nothing of the upstream"
+    );
+}
+
+#[test]
+fn failure_on_reads_grpc_statuses_by_name_and_number() {
+    let b = breaker(r#"{"failure_on": ["unavailable", "grpc-8", "resource-exhausted", 503]}"#);
+    assert_eq!(
+        b.failure_on,
+        matcher(&[Grpc(14), Grpc(8)], &[503]),
+        "a name and a number for one code count once"
+    );
+}
+
+#[test]
+fn failure_on_refuses_grpc_ok_and_codes_past_16() {
+    for bad in ["ok", "grpc-0", "grpc-17", "grpc-014", "Unavailable"] {
+        let policy = format!(r#"{{"failure_on": ["{bad}"]}}"#);
+        let problems = breaker_problems(&policy);
+        assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+        assert!(
+            problems[0].contains("is not an outcome"),
+            "{bad}: {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn fallback_grpc_status_is_1_to_16() {
+    assert_eq!(default_breaker().fallback.grpc_status, 14, "UNAVAILABLE");
+    assert_eq!(
+        breaker(r#"{"fallback": {"grpc_status": 8}}"#)
+            .fallback
+            .grpc_status,
+        8
+    );
+    for bad in ["0", "17", "-1", "14.0", "\"14\""] {
+        let problems = breaker_problems(&format!(r#"{{"fallback": {{"grpc_status": {bad}}}}}"#));
+        assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+        assert!(
+            problems[0].starts_with("circuit_breaker.fallback.grpc_status: "),
+            "{problems:?}"
+        );
+    }
+}
+
+#[test]
+fn fallback_headers_may_not_set_grpc_headers() {
+    let problems =
+        breaker_problems(r#"{"fallback": {"headers": {"grpc-retry-pushback-ms": "5"}}}"#);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("is under a gRPC header"),
+        "{problems:?}"
     );
 }
 
@@ -241,6 +306,7 @@ fn fallback_defaults_to_503_with_a_json_body() {
         default_breaker().fallback,
         Fallback {
             status: 503,
+            grpc_status: 14,
             headers: vec![("content-type".into(), "application/json".into())],
             body: r#"{"source":"fallback"}"#.into(),
         }
@@ -256,6 +322,7 @@ fn fallback_is_read_with_lower_cased_header_names_in_the_order_written() {
         b.fallback,
         Fallback {
             status: 429,
+            grpc_status: 14,
             headers: vec![
                 ("x-zone".into(), "b".into()),
                 ("content-type".into(), "text/plain".into()),

@@ -157,7 +157,7 @@ fn failure_on_names_must_be_known_classes() {
             format!(
                 "circuit_breaker.failure_on[{i}]: {value} is not an outcome, must be \"5xx\", \
                  \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\", \
-                 \"no-healthy-upstream\", \"overflow\" or a status code (at default)"
+                 \"no-healthy-upstream\", \"overflow\", a status code or a gRPC status (\"unavailable\", \"grpc-14\", ...) (at default)"
             )
         })
     );

@@ -17,7 +17,7 @@ const EVERY_FIELD: &str = r#"{
             "probe_timeout": "15s",
             "failure_on": ["gateway-error", 429],
             "count_retries": true,
-            "fallback": {"status": 502, "headers": {"X-Why": "open"}, "body": "later"},
+            "fallback": {"status": 502, "grpc_status": 8, "headers": {"X-Why": "open"}, "body": "later"},
             "mode": "shadow"
         },
         "retry": {
@@ -62,6 +62,7 @@ fn every_field_set_in_one_policy_is_read() {
             count_retries: true,
             fallback: Fallback {
                 status: 502,
+                grpc_status: 8,
                 headers: vec![("x-why".into(), "open".into())],
                 body: "later".into(),
             },

@@ -89,7 +89,23 @@ fn retry_on_names_must_be_known_classes() {
         [
             "retry.retry_on[0]: \"connect_failure\" is not an outcome, must be \"5xx\", \
              \"gateway-error\", \"reset\", \"connect-failure\", \"timeout\", \
-             \"no-healthy-upstream\", \"overflow\" or a status code (at default)"
+             \"no-healthy-upstream\", \"overflow\", a status code or a gRPC status \
+             (\"unavailable\", \"grpc-14\", ...) (at default)"
+        ]
+    );
+}
+
+#[test]
+fn retry_on_lists_no_grpc_status_because_grpc_is_never_retried() {
+    let problems = retry_problems(r#"{"retry_on": ["unavailable", "grpc-8", "5xx"]}"#);
+    let rule = "is a gRPC status, which retry_on may not list: the filter never retries a gRPC \
+                request (its relayed reply would lose its trailers), so it would never apply \
+                (at default)";
+    assert_eq!(
+        problems,
+        [
+            format!("retry.retry_on[0]: \"unavailable\" {rule}"),
+            format!("retry.retry_on[1]: \"grpc-8\" {rule}"),
         ]
     );
 }

@@ -86,7 +86,7 @@ fn unknown_fields_are_refused_inside_every_object() {
             "circuit_breaker.slow_call.duration_ms: 100 is set on an unknown field, did you mean \
              duration? (at default)",
             "circuit_breaker.fallback.code: 503 is set on an unknown field, must be one of status, \
-             headers, body (at default)",
+             grpc_status, headers, body (at default)",
             "retry.max_attempt: 2 is set on an unknown field, did you mean max_attempts? (at default)",
             "retry.budget.per_second: 1 is set on an unknown field, must be one of ratio, \
              min_per_second, window (at default)",
@@ -175,11 +175,11 @@ fn lists_must_be_arrays_of_the_right_things() {
         [
             "retry.methods: \"GET\" is not an array (at default)",
             "retry.retry_on[0]: true is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
-             or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\", \
+             a status code or a gRPC status (\"unavailable\", \"grpc-14\", ...) (at default)",
             "retry.retry_on[1]: 5.5 is not an outcome, must be \"5xx\", \"gateway-error\", \
-             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\" \
-             or a status code (at default)",
+             \"reset\", \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\", \
+             a status code or a gRPC status (\"unavailable\", \"grpc-14\", ...) (at default)",
         ]
     );
 }

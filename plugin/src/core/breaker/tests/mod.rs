@@ -54,6 +54,7 @@ pub(super) fn policy() -> BreakerPolicy {
         count_retries: false,
         fallback: Fallback {
             status: 503,
+            grpc_status: 14,
             headers: vec![("content-type".into(), "application/json".into())],
             body: r#"{"source":"fallback"}"#.into(),
         },
