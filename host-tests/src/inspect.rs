@@ -1,5 +1,5 @@
 //! What a test can observe of a [`World`]: responses, stream states, upstream attempts, logs,
-//! metrics, shared data, tick periods and fuel.
+//! metrics, shared data, tick periods, fuel and host calls.
 
 use crate::metrics::{MetricKind, MetricValue};
 use crate::observe::{Callback, LogLine, Response, StreamId, StreamState, VmId};
@@ -215,6 +215,11 @@ impl World {
         host.root_mut(root)
             .map(|r| r.tick_period)
             .filter(|p| !p.is_zero())
+    }
+
+    /// Host calls (imports the module called) so far, in all and per callback and import.
+    pub fn host_calls(&self) -> crate::HostCallReport {
+        self.core().state.borrow().host_calls.report()
     }
 
     /// Fuel (wasm instructions, roughly) used so far, in all and per callback.

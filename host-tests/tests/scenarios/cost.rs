@@ -1,9 +1,12 @@
 //! What the filter costs: wasm fuel (executed instructions, roughly) per request on the common
-//! paths, and the size of the release `.wasm`. Fuel is deterministic and independent of the
-//! machine, so it is a figure to compare across changes; the bounds asserted here are only
-//! generous sanity bounds (speed is measured in benchmarks, never in tests).
+//! paths, the host calls of a healthy request, and the size of the release `.wasm`. Fuel and
+//! host calls are deterministic and independent of the machine, so they are figures to compare
+//! across changes: the healthy path's fuel is guarded at its measured figure plus room, its host
+//! calls exactly (speed is measured in benchmarks, never in tests).
 
-use breakwater_host_tests::{ms, Reply, World};
+use std::collections::BTreeMap;
+
+use breakwater_host_tests::{ms, Callback, HostCallReport, Reply, World};
 use serde_json::json;
 
 use crate::common::{count, policy, world, CLUSTER};
@@ -131,4 +134,117 @@ fn the_release_wasm_stays_within_its_size_budget() {
          (`twiggy top` on an unstripped build) before raising it",
         path.display(),
     );
+}
+
+/// Requests measured for host calls: a multiple of both workers' budget flushes (every 32 of a
+/// worker's requests), so the batched writes come out whole.
+const HOST_CALL_REQUESTS: u64 = 128;
+
+/// The host calls of [`HOST_CALL_REQUESTS`] healthy GETs after a warm-up, alternating workers,
+/// each run to its end: by callback and import.
+fn host_calls_of_healthy_gets(w: &mut World) -> HostCallReport {
+    w.upstream(CLUSTER, Reply::ok().after(ms(1)));
+    let send = |w: &mut World, n: u64| {
+        for i in 0..n {
+            w.request((i % 2) as usize).cluster(CLUSTER).send();
+            w.run_until_idle();
+        }
+    };
+    send(w, 64);
+    let before = w.host_calls();
+    send(w, HOST_CALL_REQUESTS);
+    w.host_calls().since(&before)
+}
+
+/// The calls in `report` as `callback import ×n` lines, for messages.
+fn listing(report: &HostCallReport) -> String {
+    report
+        .by_callback
+        .iter()
+        .flat_map(|(callback, imports)| {
+            let callback = callback.map_or("-", |c| c.export_name());
+            imports
+                .iter()
+                .map(move |(name, n)| format!("{callback} {name} ×{n}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts that `report` holds exactly the `expected` calls (callback, import, calls over
+/// [`HOST_CALL_REQUESTS`] requests), and nothing else.
+fn assert_host_calls(report: &HostCallReport, expected: &[(Callback, &str, u64)], why: &str) {
+    let wanted: BTreeMap<(Option<Callback>, String), u64> = expected
+        .iter()
+        .map(|(callback, name, n)| ((Some(*callback), name.to_string()), *n))
+        .collect();
+    let made: BTreeMap<(Option<Callback>, String), u64> = report
+        .by_callback
+        .iter()
+        .flat_map(|(callback, imports)| {
+            imports
+                .iter()
+                .map(move |(name, n)| ((*callback, name.clone()), *n))
+        })
+        .collect();
+    assert_eq!(
+        made,
+        wanted,
+        "{why}: the host calls of {HOST_CALL_REQUESTS} healthy GETs changed; made:\n{}\nEach call \
+         on the healthy path is listed with the behaviour that needs it in BENCHMARKS.md \
+         (Harness figures): update both together",
+        listing(report)
+    );
+}
+
+#[test]
+fn host_calls_per_healthy_request_are_the_listed_ones() {
+    use Callback::{RequestHeaders as Req, ResponseHeaders as Resp};
+    const N: u64 = HOST_CALL_REQUESTS;
+    // Two workers each add their batched request count to the shared retry budget every 32 of
+    // their requests: a read and a write.
+    const BUDGET: u64 = N / 32;
+    let mut w = default_world();
+    let report = host_calls_of_healthy_gets(&mut w);
+    assert_host_calls(
+        &report,
+        &[
+            (Req, "clock_time_get", N),
+            (Req, "proxy_get_header_map_pairs", N),
+            (Req, "proxy_get_property", N),
+            (Req, "proxy_get_shared_data", N + BUDGET),
+            (Req, "proxy_increment_metric", N),
+            (Req, "proxy_set_shared_data", BUDGET),
+            (Resp, "proxy_get_header_map_value", N),
+            (Resp, "proxy_get_shared_data", N),
+        ],
+        "default policy",
+    );
+    assert_eq!(report.total, 7 * N + 2 * BUDGET);
+
+    let mut w = world(
+        2,
+        &policy(
+            json!({ "failure_rate": { "threshold": 0.5, "minimum_requests": 20, "window": "10s" } }),
+            json!({ "base_delay": "10ms" }),
+        ),
+    );
+    let report = host_calls_of_healthy_gets(&mut w);
+    assert_host_calls(
+        &report,
+        &[
+            (Req, "clock_time_get", N),
+            (Req, "proxy_get_header_map_pairs", N),
+            (Req, "proxy_get_property", N),
+            (Req, "proxy_get_shared_data", N + BUDGET),
+            (Req, "proxy_increment_metric", N),
+            (Req, "proxy_set_shared_data", BUDGET),
+            (Resp, "clock_time_get", N),
+            (Resp, "proxy_get_header_map_value", N),
+            (Resp, "proxy_get_shared_data", N),
+            (Resp, "proxy_set_shared_data", N),
+        ],
+        "failure_rate on",
+    );
+    assert_eq!(report.total, 9 * N + 2 * BUDGET);
 }
