@@ -12,7 +12,7 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use crate::core::breaker::{Breaker, Call, Permit};
+use crate::core::breaker::{Breaker, Call, Permit, Quiet};
 use crate::core::outcome::Outcome;
 use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
@@ -237,8 +237,13 @@ impl Exchange {
         // breaker counts in the order outcomes arrive). A success that finds nothing to reset
         // reads the state and writes nothing.
         let key = self.config.keys.breaker(&self.cluster);
+        let first = shared::read(&key);
+        let quiet = Quiet::of(first.bytes.as_deref());
+        if quiet.is_some_and(|q| q.record(policy, permit, call)) {
+            return;
+        }
         let rng = &mut w.rng;
-        let updated = shared::update::<Breaker, _>(&key, |b| {
+        let updated = shared::update_from::<Breaker, _>(&key, first, |b| {
             let step = b.record(policy, permit, call, now, rng);
             (step.events, step.changed)
         });

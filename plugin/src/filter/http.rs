@@ -26,7 +26,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use crate::core::breaker::{Admission, Breaker, Events, Phase};
+use crate::core::breaker::{Admission, Breaker, Events, Phase, Quiet};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::pairs::Pairs;
 use crate::core::retry::eligible;
@@ -119,16 +119,31 @@ impl Stream {
         let mut permit = None;
         if let Some(policy) = effective.breaker.as_ref() {
             let key = config.keys.breaker(&cluster);
-            let rng = &mut w.rng;
-            let updated = shared::update::<Breaker, _>(&key, |b| {
-                let step = b.admit(policy, now, rng);
-                let gate = Gate {
-                    admission: step.value,
-                    events: step.events,
-                    phase: b.phase(),
-                };
-                (gate, step.changed)
-            });
+            let first = shared::read(&key);
+            let quiet = Quiet::of(first.bytes.as_deref());
+            let updated = match quiet.and_then(|q| q.admit(policy)) {
+                // Closed with nothing in its window: admitted, nothing to decode or write.
+                Some(admission) => shared::Updated {
+                    value: Some(Gate {
+                        admission,
+                        events: Events::default(),
+                        phase: Phase::Closed,
+                    }),
+                    error: None,
+                },
+                None => {
+                    let rng = &mut w.rng;
+                    shared::update_from::<Breaker, _>(&key, first, |b| {
+                        let step = b.admit(policy, now, rng);
+                        let gate = Gate {
+                            admission: step.value,
+                            events: step.events,
+                            phase: b.phase(),
+                        };
+                        (gate, step.changed)
+                    })
+                }
+            };
             let gate = updated.value;
             if let Some(gate) = gate {
                 w.metrics.init_state(&cluster, gate.phase.gauge());

@@ -10,6 +10,7 @@ mod half_open;
 mod modes;
 mod open;
 mod props;
+mod quiet;
 
 use std::time::Duration;
 
