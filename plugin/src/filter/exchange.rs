@@ -19,7 +19,7 @@ use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::copy::{Dropped, RequestCopy};
-use super::host;
+use super::host::{self, Clock};
 use super::metrics::{Counter, SkipReason};
 use super::root::Config;
 use super::shared;
@@ -42,9 +42,12 @@ pub struct Exchange {
     pub route: String,
     /// The breaker's admission; `None` when the breaker is off for this request.
     pub permit: Option<Permit>,
-    /// When the client request arrived.
-    pub started: Millis,
-    /// When the current attempt started.
+    /// When the client request arrived; `None` while unknown: the clock is not read for a
+    /// request that arrives at a quiet breaker, and the start is derived from Envoy's
+    /// `request.time` when a failure needs it (a retry's deadline, [`super::host::request_start`]).
+    pub started: Option<Millis>,
+    /// When the current attempt started: read only where `slow_call` times it (the first
+    /// attempt's then comes from the clock at admission) and at each retry's dispatch.
     pub attempt_started: Millis,
     /// Attempts made so far, the first included.
     pub attempts: u32,
@@ -90,21 +93,26 @@ impl Exchange {
         w: &mut Worker,
         outcome: &Outcome,
         retry_after: Option<&str>,
-        now: Millis,
+        clock: &mut Clock,
     ) -> Next {
         let config = Rc::clone(&self.config);
         let effective = config.policy.lookup(&self.cluster, &self.route);
         if effective.breaker.as_ref().is_some_and(|b| b.count_retries) && !self.inconclusive {
-            self.report(w, outcome, now);
+            self.report(w, outcome, clock);
         }
         let Some(policy) = effective.retry.as_ref() else {
             return Next::Final(None);
         };
+        if outcome.is_success() {
+            // `plan`'s first rule, taken before the clock is read.
+            return Next::Final(Some(Stop::Success));
+        }
+        let now = clock.now();
         let input = PlanInput {
             outcome: *outcome,
             attempts: self.attempts,
             eligible: self.copy.is_some(),
-            started_at: self.started,
+            started_at: self.started.unwrap_or(now),
             now,
             retry_after,
             // The wall clock is read only for a `Retry-After` that may be an HTTP date.
@@ -132,16 +140,24 @@ impl Exchange {
 
     /// The request is over with `outcome`: reports it to the breaker (once per request unless
     /// every attempt counted already) and counts what the retries did.
-    pub fn finish(&mut self, w: &mut Worker, outcome: &Outcome, stop: Option<Stop>, now: Millis) {
+    pub fn finish(
+        &mut self,
+        w: &mut Worker,
+        outcome: &Outcome,
+        stop: Option<Stop>,
+        clock: &mut Clock,
+    ) {
         if self.inconclusive {
             // No evidence against the upstream: the breaker hears nothing (a probe slot goes
             // back), and the dropped response is counted.
             w.metrics.add(&self.cluster, Counter::ResponsesDropped, 1);
-            self.release_permit(w, now);
+            self.release_permit(w, clock.now());
         } else if !self.count_retries() {
-            self.report(w, outcome, now);
+            self.report(w, outcome, clock);
         }
-        self.give_back_budget(w, now);
+        if self.withdrawal.is_some() {
+            self.give_back_budget(w, clock.now());
+        }
         let cluster = self.cluster.as_str();
         if self.attempts > 1 && outcome.is_success() {
             w.metrics.add(cluster, Counter::RetrySuccesses, 1);
@@ -214,20 +230,19 @@ impl Exchange {
         loaded.state.is_closed()
     }
 
-    /// Reports one outcome to the breaker.
-    fn report(&self, w: &mut Worker, outcome: &Outcome, now: Millis) {
+    /// Reports one outcome to the breaker (reading the clock only if the breaker is not quiet).
+    fn report(&self, w: &mut Worker, outcome: &Outcome, clock: &mut Clock) {
         let (Some(policy), Some(permit)) = (self.breaker_policy(), self.permit) else {
             return;
         };
         if policy.mode == BreakerMode::Disabled {
             return;
         }
-        let elapsed = now.saturating_sub(self.attempt_started);
         let call = Call {
             failed: policy.failure_on.matches(outcome),
-            slow: policy
-                .slow_call
-                .is_some_and(|s| elapsed > millis(s.duration)),
+            slow: policy.slow_call.is_some_and(|s| {
+                clock.now().saturating_sub(self.attempt_started) > millis(s.duration)
+            }),
         };
         if call.failed {
             w.metrics.add(&self.cluster, Counter::Failures, 1);
@@ -242,6 +257,7 @@ impl Exchange {
         if quiet.is_some_and(|q| q.record(policy, permit, call)) {
             return;
         }
+        let now = clock.now();
         let rng = &mut w.rng;
         let updated = shared::update_from::<Breaker, _>(&key, first, |b| {
             let step = b.record(policy, permit, call, now, rng);
@@ -290,12 +306,6 @@ impl Exchange {
             .any(|m| m.codes.binary_search(&status).is_ok())
     }
 
-    /// Whether recording a success needs the clock: a rate window, or slow calls, are on.
-    pub fn times_successes(&self) -> bool {
-        self.breaker_policy()
-            .is_some_and(|b| b.failure_rate.is_some() || b.slow_call.is_some())
-    }
-
     /// The client's request has fully arrived while its first attempt is under way: a slow call
     /// is timed from here, so a client that trickles its upload does not make the upstream look
     /// slow (the clock is read only when `slow_call` is on).
@@ -322,7 +332,7 @@ impl Exchange {
         self.effective()
             .retry
             .as_ref()
-            .is_some_and(|policy| deadline_allows(policy, self.started, now))
+            .is_some_and(|policy| deadline_allows(policy, self.started.unwrap_or(now), now))
     }
 
     /// Gives up the request copy: no retry of this request will run, for `why`.

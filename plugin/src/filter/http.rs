@@ -35,7 +35,7 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
-use super::host;
+use super::host::{self, Clock};
 use super::metrics::Counter;
 use super::reply::{self, send_fallback};
 use super::retries::{self, Job, Last, Stage as JobStage};
@@ -90,7 +90,9 @@ impl Stream {
     /// Gates a new request; returns the action for `on_http_request_headers`. `end_of_stream`:
     /// the headers are the whole request.
     fn admit(&mut self, w: &mut Worker, config: Rc<Config>, end_of_stream: bool) -> Action {
-        let now = host::now();
+        // Read only where admission needs the time: a breaker that is not quiet, a budget batch
+        // or the flush timer to write, slow calls to time.
+        let mut clock = Clock::default();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
         for name in headers
@@ -114,7 +116,8 @@ impl Stream {
             String::new()
         };
         let effective = config.policy.lookup(&cluster, &route);
-        w.metrics.add(&cluster, Counter::Requests, 1);
+        w.metrics.add_later(&cluster, Counter::Requests, 1);
+        retries::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
         if let Some(policy) = effective.breaker.as_ref() {
@@ -132,6 +135,7 @@ impl Stream {
                     error: None,
                 },
                 None => {
+                    let now = clock.now();
                     let rng = &mut w.rng;
                     shared::update_from::<Breaker, _>(&key, first, |b| {
                         let step = b.admit(policy, now, rng);
@@ -178,7 +182,9 @@ impl Stream {
                 // unrecorded; one that is open or half-open does not (the request could not take
                 // a probe slot, and must not become an unbounded extra probe).
                 None => {
-                    if let Some((phase, retry_after)) = contended_rejection(w, policy, &key, now) {
+                    if let Some((phase, retry_after)) =
+                        contended_rejection(w, policy, &key, clock.now())
+                    {
                         w.metrics.state(&cluster, phase.gauge());
                         send_fallback(policy, phase, retry_after);
                         w.metrics.add(&cluster, Counter::Rejected, 1);
@@ -190,19 +196,30 @@ impl Stream {
         }
 
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
-            w.count_request(&config.keys, &cluster, budget, now);
+            w.count_request(&config.keys, &cluster, budget, &mut clock);
         }
         let (copy, dropped) = match request_copy(&config, effective, headers, end_of_stream) {
             Ok(copy) => (copy, None),
             Err(dropped) => (None, Some(dropped)),
+        };
+        // Slow calls time the first attempt from here; otherwise the start is known only if the
+        // clock was read anyway, and derived when a failure needs it (see `judge`).
+        let times_attempts = effective
+            .breaker
+            .as_ref()
+            .is_some_and(|b| b.slow_call.is_some());
+        let started = if times_attempts {
+            Some(clock.now())
+        } else {
+            clock.read()
         };
         self.exchange = Some(Exchange {
             config: Rc::clone(&config),
             cluster,
             route,
             permit,
-            started: now,
-            attempt_started: now,
+            started,
+            attempt_started: started.unwrap_or_default(),
             attempts: 1,
             previous_delay: None,
             copy,
@@ -224,20 +241,19 @@ impl Stream {
         };
         let outcome = response_outcome(|status| exchange.lists_status(status));
         exchange.answered = outcome.is_reply();
-        // A success is recorded at the request's start time unless a rate window or a slow-call
-        // timer needs the real one: the closed phase's consecutive count does not look at the
-        // clock, and the host call is saved on the healthy path.
-        let now = if outcome.is_success() && !exchange.times_successes() {
-            exchange.started
-        } else {
-            host::now()
-        };
+        // A success reads the clock only if the breaker needs it (a rate window, a slow-call
+        // timer, a count to reset): the host call is saved on the healthy path.
+        let mut clock = Clock::default();
         if exchange.copy.as_ref().is_some_and(|c| !c.complete) {
             // Answered before the client's body ended (an upstream that rejects early, Envoy's
             // own reply: no healthy upstream, an overflow). Envoy passes no more of the body to
             // the filters after that (measured in Envoy 1.40), so the copy can never be
             // completed, and a retry must carry every byte or not run.
             exchange.drop_copy(Dropped::Incomplete);
+        }
+        if !outcome.is_success() && exchange.copy.is_some() && exchange.started.is_none() {
+            // A retry's deadline counts from the request's start, not read at admission.
+            exchange.started = Some(host::request_start(clock.now()));
         }
         let retry_after = if outcome.is_success() {
             None
@@ -248,7 +264,7 @@ impl Stream {
             }
             host::header(MapType::HttpResponseHeaders, "retry-after")
         };
-        match exchange.after_attempt(w, &outcome, retry_after.as_deref(), now) {
+        match exchange.after_attempt(w, &outcome, retry_after.as_deref(), &mut clock) {
             Next::Retry { due } => {
                 let job = Job {
                     root: self.root,
@@ -258,12 +274,12 @@ impl Stream {
                     outcome,
                     held_body: !end_of_stream,
                 };
-                retries::schedule(w, self.id, job, now);
+                retries::schedule(w, self.id, job, clock.now());
                 self.stage = Stage::Retrying;
                 Action::Pause
             }
             Next::Final(stop) => {
-                exchange.finish(w, &outcome, stop, now);
+                exchange.finish(w, &outcome, stop, &mut clock);
                 self.stage = Stage::Done;
                 Action::Continue
             }

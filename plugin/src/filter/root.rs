@@ -98,7 +98,8 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = host::now();
         let id = self.id;
-        worker::with(|w| retries::tick(w, id, now));
+        let keys = self.config.as_ref().map(|c| &c.keys);
+        worker::with(|w| retries::tick(w, id, now, keys));
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

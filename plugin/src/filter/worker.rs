@@ -11,8 +11,19 @@
 //! # Batched request counts
 //! The retry budget needs the cluster's request rate across all workers. Writing shared data on
 //! every request would make the success path pay a compare-and-swap, so each worker counts
-//! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, every
-//! [`FLUSH_AFTER`] ms, and before every withdrawal.
+//! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, before every
+//! withdrawal, and at the worker's flush. `requests_total` is counted the same way, locally,
+//! and added to Envoy's stat at the flush: a host call per request saved.
+//!
+//! # The flush
+//! The first request counted after a flush reads the clock and sets a [`FlushTimer`] due
+//! [`FLUSH_AFTER`] ms later on its root's timer, which it shares with the root's waiting retries
+//! (the period is the nearer of the two, see [`super::retries::arm`]). The root's tick then adds
+//! every pending count, requests and budget alike, and the timer turns off until the next
+//! request. So a count reaches Envoy's stats and the shared budget at most [`FLUSH_AFTER`] ms
+//! (plus the lateness of Envoy's timer) after its request arrived; a budget batch of
+//! [`FLUSH_EVERY`] requests goes at once. If the root that set the timer goes away
+//! (reconfiguration), the next request moves the timer to its own root.
 //!
 //! # Under contention
 //! A budget write can be given up (another worker kept winning the compare-and-swap). What it
@@ -31,7 +42,7 @@ use crate::core::budget::{Budget, Withdrawal};
 use crate::core::Millis;
 use crate::policy::BudgetPolicy;
 
-use super::host::{self, HostRng};
+use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics};
 use super::reply::Relay;
@@ -40,8 +51,16 @@ use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
 pub const FLUSH_EVERY: u32 = 32;
-/// Longest time a local request count waits before it is added to the shared budget.
+/// Longest time a local request count waits before the worker's flush adds it to Envoy's stats
+/// and the shared budget.
 pub const FLUSH_AFTER: Millis = 1_000;
+
+/// The worker's next flush: the root whose timer runs it, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushTimer {
+    pub root: u32,
+    pub due: Millis,
+}
 
 thread_local! {
     static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
@@ -63,11 +82,17 @@ pub fn with<R>(f: impl FnOnce(&mut Worker) -> R) -> Option<R> {
 struct Batch {
     /// Requests counted locally and not yet added.
     count: u32,
-    /// When the first of them was counted.
-    since: Millis,
+    /// The budget policy they were counted under (for the flush).
+    policy: Option<BudgetPolicy>,
     /// Refunds whose write was given up under contention, oldest first (at most
     /// [`OWED_REFUNDS`]).
     refunds: Vec<Withdrawal>,
+}
+
+/// The change of a budget write that only adds what the worker owes: one function for every
+/// such write, so `write_budget` is compiled once for them all.
+fn add_owed(_: &mut Budget) -> ((), bool) {
+    ((), false)
 }
 
 /// Refunds kept per cluster while budget writes are given up; beyond it the oldest are dropped
@@ -84,30 +109,52 @@ pub struct Worker {
     pub relays: HashMap<u32, Relay>,
     batches: HashMap<String, Batch>,
     logs: Limiter,
+    /// The next flush of the batched counts, while any wait.
+    pub flush_timer: Option<FlushTimer>,
 }
 
 impl Worker {
-    /// Counts one request towards the cluster's retry budget, flushing the local count when due
-    /// (and whenever refunds are owed).
+    /// Counts one request towards the cluster's retry budget, writing the local count when
+    /// [`FLUSH_EVERY`] are waiting (and whenever refunds are owed); the worker's flush writes the
+    /// rest.
     pub fn count_request(
         &mut self,
         keys: &Keys,
         cluster: &str,
         policy: &BudgetPolicy,
-        now: Millis,
+        clock: &mut Clock,
     ) {
         let batch = self.batches.entry_ref(cluster).or_default();
-        if batch.count == 0 {
-            batch.since = now;
-        }
-        batch.count += 1;
-        let due = batch.count >= FLUSH_EVERY
-            || now.saturating_sub(batch.since) >= FLUSH_AFTER
-            || !batch.refunds.is_empty();
-        if !due {
+        batch.count = batch.count.saturating_add(1);
+        batch.policy = Some(*policy);
+        if batch.count < FLUSH_EVERY && batch.refunds.is_empty() {
             return;
         }
-        self.write_budget(keys, cluster, policy, now, |_| ((), false));
+        self.write_budget(keys, cluster, policy, clock.now(), add_owed);
+    }
+
+    /// Whether counts wait for the flush: requests for Envoy's stats, or for a shared budget.
+    pub fn pending(&self) -> bool {
+        self.metrics.pending()
+            || self
+                .batches
+                .values()
+                .any(|b| b.count > 0 || !b.refunds.is_empty())
+    }
+
+    /// The flush: adds every waiting count to Envoy's stats and to the shared budgets. A budget
+    /// write given up under contention keeps its counts for the next flush.
+    pub fn flush(&mut self, keys: &Keys, now: Millis) {
+        self.metrics.flush();
+        let due: Vec<(String, BudgetPolicy)> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.count > 0 || !b.refunds.is_empty())
+            .filter_map(|(cluster, b)| Some((cluster.clone(), b.policy?)))
+            .collect();
+        for (cluster, policy) in due {
+            self.write_budget(keys, &cluster, &policy, now, add_owed);
+        }
     }
 
     /// Takes one retry from the cluster's budget (after adding this worker's pending request
@@ -138,12 +185,10 @@ impl Worker {
         withdrawal: Withdrawal,
         now: Millis,
     ) {
-        self.batches
-            .entry_ref(cluster)
-            .or_default()
-            .refunds
-            .push(withdrawal);
-        self.write_budget(keys, cluster, policy, now, |_| ((), false));
+        let batch = self.batches.entry_ref(cluster).or_default();
+        batch.refunds.push(withdrawal);
+        batch.policy = Some(*policy);
+        self.write_budget(keys, cluster, policy, now, add_owed);
     }
 
     /// Writes the cluster's budget: adds what this worker owes it (request counts, refunds),
