@@ -9,6 +9,7 @@ mod completion_order;
 mod cost;
 mod disconnect;
 mod failure_shapes;
+mod flush;
 mod half_open;
 mod interleavings;
 mod memory;
