@@ -199,6 +199,16 @@ impl World {
         }
     }
 
+    /// The size of `vm`'s wasm linear memory in bytes (it only grows: the most the module ever
+    /// needed at once, plus what its allocator keeps); `None` for a VM the world does not have.
+    pub fn memory_bytes(&self, vm: impl Into<VmId>) -> Option<u64> {
+        let slot = self.slot_of(vm.into())?;
+        let slots = self.core().slots.borrow();
+        let vm = slots[slot].vm.as_ref()?;
+        let memory = vm.store.data().memory?;
+        u64::try_from(memory.data_size(&vm.store)).ok()
+    }
+
     /// The root context new streams of `vm` attach to.
     pub fn root_context_id(&self, vm: impl Into<VmId>) -> Option<u32> {
         let slot = self.slot_of(vm.into())?;

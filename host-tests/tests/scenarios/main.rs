@@ -23,4 +23,5 @@ mod retry_eligibility;
 mod retry_limits;
 mod scopes;
 mod triggers;
+mod vm_memory;
 mod wall_clock;
