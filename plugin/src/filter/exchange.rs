@@ -38,6 +38,8 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Exchange {
     pub config: Rc<Config>,
+    /// The root context of the client's stream (whose timer runs the worker's flush for it).
+    pub root: u32,
     pub cluster: String,
     pub route: String,
     /// The breaker's admission; `None` when the breaker is off for this request.
@@ -247,6 +249,11 @@ impl Exchange {
         if call.failed {
             w.metrics.add(&self.cluster, Counter::Failures, 1);
         }
+        let rates = policy.failure_rate.is_some() || policy.slow_call.is_some();
+        if rates && call.failed {
+            // The rate a failure is judged by counts this worker's held successes too.
+            w.record_held(&self.config, &self.cluster, clock.now());
+        }
         // Every outcome is recorded, successes included: a success resets the consecutive count
         // whenever it is non-zero, whatever the count was when this request was admitted (the
         // breaker counts in the order outcomes arrive). A success that finds nothing to reset
@@ -255,6 +262,15 @@ impl Exchange {
         let first = shared::read(&key);
         let quiet = Quiet::of(first.bytes.as_deref());
         if quiet.is_some_and(|q| q.record(policy, permit, call)) {
+            return;
+        }
+        if rates && !call.failed && takes_success_later(&first, permit, call) {
+            // Only the rate window would change: held back, added with others at the flush.
+            if w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
+                w.record_held(&self.config, &self.cluster, clock.now());
+            } else {
+                super::retries::flush_later(w, self.root, clock);
+            }
             return;
         }
         let now = clock.now();
@@ -339,6 +355,15 @@ impl Exchange {
     pub fn drop_copy(&mut self, why: Dropped) {
         self.copy = None;
         self.dropped.get_or_insert(why);
+    }
+}
+
+/// Whether the breaker stored as `read` would only add this success to its rate window (bytes
+/// that do not decode go the full way, which reports them).
+fn takes_success_later(read: &shared::Read, permit: Permit, call: Call) -> bool {
+    match read.bytes.as_deref() {
+        None => Breaker::new().takes_success_later(permit, call),
+        Some(bytes) => Breaker::decode(bytes).is_ok_and(|b| b.takes_success_later(permit, call)),
     }
 }
 

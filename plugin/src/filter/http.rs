@@ -215,6 +215,7 @@ impl Stream {
         };
         self.exchange = Some(Exchange {
             config: Rc::clone(&config),
+            root: self.root,
             cluster,
             route,
             permit,

@@ -56,7 +56,7 @@ use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
 use super::reply::{self, Reply};
-use super::shared::Keys;
+use super::root::Config;
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 
 /// What the client gets if its retries stop now.
@@ -208,11 +208,11 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
     Some(job)
 }
 
-/// The root's tick: flushes the worker's batched counts (`keys`: the root's shared-data keys,
-/// if it has a configuration), dispatches its due retries and re-arms its timer.
-pub fn tick(w: &mut Worker, root_id: u32, now: Millis, keys: Option<&Keys>) {
-    if let Some(keys) = keys {
-        w.flush(keys, now);
+/// The root's tick: flushes the worker's batched counts (under `config`, the root's, if it has
+/// one), dispatches its due retries and re-arms its timer.
+pub fn tick(w: &mut Worker, root_id: u32, now: Millis, config: Option<&Config>) {
+    if let Some(config) = config {
+        w.flush(config, now);
         w.flush_timer = w.pending().then_some(FlushTimer {
             root: root_id,
             due: now.saturating_add(FLUSH_AFTER),

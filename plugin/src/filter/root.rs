@@ -98,8 +98,8 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = host::now();
         let id = self.id;
-        let keys = self.config.as_ref().map(|c| &c.keys);
-        worker::with(|w| retries::tick(w, id, now, keys));
+        let config = self.config.as_deref();
+        worker::with(|w| retries::tick(w, id, now, config));
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

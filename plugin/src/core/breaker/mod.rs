@@ -68,7 +68,7 @@ mod quiet;
 mod state;
 mod window;
 
-pub use api::{Admission, Call, Permit, Phase, Rejection, Step};
+pub use api::{Admission, Call, Permit, Phase, Rejection, Step, Successes};
 pub use codec::DecodeError;
 pub use events::{Event, Events, OpenReason, Opening};
 pub use quiet::Quiet;

@@ -11,6 +11,7 @@ mod modes;
 mod open;
 mod props;
 mod quiet;
+mod successes;
 
 use std::time::Duration;
 
