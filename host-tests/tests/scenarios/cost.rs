@@ -124,10 +124,11 @@ const HEALTHY_FUEL_BUDGET: u64 = 17_450;
 /// copy that follows the stream past the response, the worker's byte budget, rate-limited
 /// warnings, replies with raw header bytes) took it from 277 KB to 285 KB. The healthy path's
 /// savings (the quiet breaker read from its bytes, counters batched per worker and flushed on
-/// the root's tick, the clock read lazily) took it to 300 KB: the size was traded for a
+/// the root's tick, the clock read lazily, `failure_rate`'s successes held per worker and a
+/// closed breaker admitted without the clock) took it to 305 KB: the size was traded for a
 /// cheaper request, deliberately. This bound is the regression guard at the current size plus
 /// a little room: growth past it must be a decision.
-const WASM_BUDGET_BYTES: u64 = 305_000;
+const WASM_BUDGET_BYTES: u64 = 310_000;
 
 #[test]
 fn the_release_wasm_stays_within_its_size_budget() {
@@ -256,9 +257,8 @@ fn host_calls_per_healthy_request_are_the_listed_ones() {
             (Req, "proxy_get_header_map_pairs", N),
             (Req, "proxy_get_property", N),
             (Req, "proxy_get_shared_data", N),
-            // A breaker with a window is not quiet: its admission clamps the window to the clock
-            // (which serves the flush timer too).
-            (Req, "clock_time_get", N),
+            // A closed breaker admits without the clock, window or not.
+            (Req, "clock_time_get", FLUSHES),
             (Req, "proxy_set_tick_period_milliseconds", FLUSHES),
             (Resp, "proxy_get_header_map_value", N),
             // A success reads the breaker (a consecutive count to reset?) and is held back in
@@ -274,5 +274,5 @@ fn host_calls_per_healthy_request_are_the_listed_ones() {
         ],
         "failure_rate on",
     );
-    assert_eq!(report.total, 6 * N + 8 * FLUSHES);
+    assert_eq!(report.total, 5 * N + 9 * FLUSHES);
 }

@@ -361,10 +361,7 @@ impl Exchange {
 /// Whether the breaker stored as `read` would only add this success to its rate window (bytes
 /// that do not decode go the full way, which reports them).
 fn takes_success_later(read: &shared::Read, permit: Permit, call: Call) -> bool {
-    match read.bytes.as_deref() {
-        None => Breaker::new().takes_success_later(permit, call),
-        Some(bytes) => Breaker::decode(bytes).is_ok_and(|b| b.takes_success_later(permit, call)),
-    }
+    shared::peek::<Breaker>(read).is_some_and(|b| b.takes_success_later(permit, call))
 }
 
 /// The metric label of a stop that skipped a wanted retry (the labels of

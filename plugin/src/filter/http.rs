@@ -124,8 +124,10 @@ impl Stream {
             let key = config.keys.breaker(&cluster);
             let first = shared::read(&key);
             let quiet = Quiet::of(first.bytes.as_deref());
-            let updated = match quiet.and_then(|q| q.admit(policy)) {
-                // Closed with nothing in its window: admitted, nothing to decode or write.
+            let closed = || shared::peek::<Breaker>(&first)?.admit_closed(policy);
+            let updated = match quiet.and_then(|q| q.admit(policy)).or_else(closed) {
+                // Closed (with nothing in its window: from the bytes alone): admitted, nothing to
+                // write, no clock.
                 Some(admission) => shared::Updated {
                     value: Some(Gate {
                         admission,

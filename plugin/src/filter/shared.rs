@@ -119,6 +119,15 @@ pub fn read(key: &str) -> Read {
     Read { bytes, cas }
 }
 
+/// The state `read` holds, if any bytes were stored and they decode (a hot path's look before
+/// it decides whether to go the full way, which reports bytes that do not decode).
+pub fn peek<T: Stored>(read: &Read) -> Option<T> {
+    match read.bytes.as_deref() {
+        None => Some(T::fresh()),
+        Some(bytes) => T::decode_bytes(bytes).ok(),
+    }
+}
+
 /// Reads a state; absent or undecodable bytes give a fresh one.
 pub fn load<T: Stored>(key: &str) -> Loaded<T> {
     decode(read(key))

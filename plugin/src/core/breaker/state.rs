@@ -200,6 +200,23 @@ impl Breaker {
         fx.finish(())
     }
 
+    /// What `admit` decides for a closed breaker, without the time: every request is admitted
+    /// while closed (`forced_open` and the other phases go the full way, `None`). The full
+    /// `admit` may also drop window buckets dated more than a window ahead (see the module docs);
+    /// the next `record` does that instead, so admission needs neither the clock nor a write.
+    pub fn admit_closed(&self, p: &BreakerPolicy) -> Option<Admission> {
+        if !self.is_closed() {
+            return None;
+        }
+        match p.mode {
+            BreakerMode::Enforce | BreakerMode::Shadow => {
+                Some(Admission::Admitted(Permit::counted(self.epoch)))
+            }
+            BreakerMode::Disabled => Some(Admission::Admitted(Permit::untracked(self.epoch))),
+            BreakerMode::ForcedOpen => None,
+        }
+    }
+
     /// Whether recording `call` for `permit` would only add a success to the rate window: the
     /// breaker is closed in the permit's epoch with no consecutive failures to forget, and the
     /// call is a counted success. A worker may then hold it back and add it later with others

@@ -70,6 +70,32 @@ fn successes_that_complete_minimum_requests_open_the_breaker_where_the_last_need
 
 proptest! {
     #[test]
+    fn a_closed_breaker_admits_without_the_time_as_the_full_admission_does(
+        failed in 0..30u32,
+        passed in 0..30u32,
+        minimum in 1..40u32,
+        later in any::<u64>(),
+        mode in prop_oneof![
+            Just(BreakerMode::Enforce),
+            Just(BreakerMode::Shadow),
+            Just(BreakerMode::Disabled),
+            Just(BreakerMode::ForcedOpen),
+        ],
+    ) {
+        let mut p = rate_policy(0.5, minimum);
+        let Some((b, _)) = windowed(&p, failed, passed) else {
+            return Ok(());
+        };
+        p.mode = mode;
+        let Some(admission) = b.admit_closed(&p) else {
+            prop_assert_eq!(mode, BreakerMode::ForcedOpen, "only forced_open goes the full way");
+            return Ok(());
+        };
+        let mut full = b.clone();
+        prop_assert_eq!(full.admit(&p, later, &mut rng()).value, admission);
+    }
+
+    #[test]
     fn recording_successes_together_is_recording_them_one_after_the_other(
         failed in 0..30u32,
         passed in 0..30u32,
