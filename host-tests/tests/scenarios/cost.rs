@@ -99,8 +99,8 @@ fn fuel_per_request_on_the_healthy_path_on_a_failure_and_on_a_retry() {
     // 16.9k with property paths and shared-data keys built without the SDK's serialization and
     // `format!`; then 20.4k once every success is recorded (the breaker's state is read on the
     // response too: a success resets the consecutive count whenever it is non-zero); then 15.9k
-    // with the quiet breaker answered from its bytes, the clock read lazily and
-    // `requests_total` counted per worker.
+    // with the quiet breaker answered from its bytes, the clock read lazily, `requests_total`
+    // counted per worker and closed breakers admitted without the clock.
     assert!(
         healthy_get <= HEALTHY_FUEL_BUDGET,
         "a healthy GET took {healthy_get} fuel, over its {HEALTHY_FUEL_BUDGET} budget: find what \
@@ -109,9 +109,9 @@ fn fuel_per_request_on_the_healthy_path_on_a_failure_and_on_a_retry() {
     );
 }
 
-/// The healthy path's fuel per request, measured at 15,863 (a GET, the default policy, two
+/// The healthy path's fuel per request, measured at 15,932 (a GET, the default policy, two
 /// workers), plus 10%.
-const HEALTHY_FUEL_BUDGET: u64 = 17_450;
+const HEALTHY_FUEL_BUDGET: u64 = 17_525;
 
 /// The .wasm must stay small: Envoy loads it into every worker's VM and Istio pulls it into
 /// every proxy.
