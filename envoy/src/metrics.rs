@@ -4,7 +4,19 @@
 //! segments, which the configs' `stats_tags` turn into Prometheus labels; Envoy lists wasm
 //! metrics under `wasmcustom.` (README, "Metrics").
 
+use std::time::Duration;
+
 use crate::{Envoy, Stats};
+
+/// How long after its last request Breakwater's batched counters are surely in Envoy's stats:
+/// each worker counts `requests_total` locally and adds it at its flush, at most a second after
+/// the request (plus the lateness of Envoy's timer).
+pub const FLUSH_WAIT: Duration = Duration::from_millis(1_500);
+
+/// Waits [`FLUSH_WAIT`]: every counter of the requests sent so far is in Envoy's stats after it.
+pub fn wait_for_flush() {
+    std::thread::sleep(FLUSH_WAIT);
+}
 
 /// The `/stats` name of Breakwater's `metric` (`requests_total`, ...) for `cluster`.
 pub fn stat(cluster: &str, metric: &str) -> String {
@@ -26,8 +38,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Reads Envoy's `/stats` now; panics if the admin endpoint does not answer (for tests).
+    /// Reads Envoy's `/stats` once the workers' batched counters are in it ([`wait_for_flush`]);
+    /// panics if the admin endpoint does not answer (for tests).
     pub fn read(envoy: &Envoy, cluster: &str) -> Metrics {
+        wait_for_flush();
         Metrics {
             stats: envoy.stats().expect("Envoy's /stats answers"),
             cluster: cluster.to_string(),

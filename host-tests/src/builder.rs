@@ -237,6 +237,7 @@ impl WorldBuilder {
             interleaving: self.interleaving,
             failure: None,
             fuel: FuelLedger::default(),
+            host_calls: Default::default(),
             trace: VecDeque::new(),
             canaries: 0,
             faults: Default::default(),

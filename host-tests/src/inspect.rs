@@ -1,5 +1,5 @@
 //! What a test can observe of a [`World`]: responses, stream states, upstream attempts, logs,
-//! metrics, shared data, tick periods and fuel.
+//! metrics, shared data, tick periods, fuel and host calls.
 
 use crate::metrics::{MetricKind, MetricValue};
 use crate::observe::{Callback, LogLine, Response, StreamId, StreamState, VmId};
@@ -199,6 +199,16 @@ impl World {
         }
     }
 
+    /// The size of `vm`'s wasm linear memory in bytes (it only grows: the most the module ever
+    /// needed at once, plus what its allocator keeps); `None` for a VM the world does not have.
+    pub fn memory_bytes(&self, vm: impl Into<VmId>) -> Option<u64> {
+        let slot = self.slot_of(vm.into())?;
+        let slots = self.core().slots.borrow();
+        let vm = slots[slot].vm.as_ref()?;
+        let memory = vm.store.data().memory?;
+        u64::try_from(memory.data_size(&vm.store)).ok()
+    }
+
     /// The root context new streams of `vm` attach to.
     pub fn root_context_id(&self, vm: impl Into<VmId>) -> Option<u32> {
         let slot = self.slot_of(vm.into())?;
@@ -215,6 +225,11 @@ impl World {
         host.root_mut(root)
             .map(|r| r.tick_period)
             .filter(|p| !p.is_zero())
+    }
+
+    /// Host calls (imports the module called) so far, in all and per callback and import.
+    pub fn host_calls(&self) -> crate::HostCallReport {
+        self.core().state.borrow().host_calls.report()
     }
 
     /// Fuel (wasm instructions, roughly) used so far, in all and per callback.

@@ -44,7 +44,8 @@
 //!
 //! A module trap (an SDK panic included) fails the operation that ran it with a [`Failure`]
 //! that shows the panic message, the log and the last scheduling steps. Fuel metering gives
-//! the filter's wasm work per callback and per request ([`World::fuel`]).
+//! the filter's wasm work per callback and per request ([`World::fuel`]); every host call is
+//! counted by import and callback too ([`World::host_calls`]).
 //!
 //! # Not modeled
 //! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
@@ -74,6 +75,7 @@ mod error;
 mod events;
 mod headers;
 mod host;
+mod host_calls;
 mod inspect;
 mod interleave;
 mod module;
@@ -87,6 +89,7 @@ pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 pub use error::{Failure, HarnessError};
 pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, RefusedCall};
 pub use headers::HeaderMap;
+pub use host_calls::HostCallReport;
 pub use inspect::SharedValue;
 pub use interleave::Interleaving;
 pub use metrics::{MetricKind, MetricValue};

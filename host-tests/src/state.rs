@@ -85,6 +85,7 @@ pub(crate) struct State {
     pub interleaving: Interleaving,
     pub failure: Option<Failure>,
     pub fuel: FuelLedger,
+    pub host_calls: crate::host_calls::HostCallLedger,
     pub trace: VecDeque<String>,
     pub rng: StdRng,
     pub canaries: u32,

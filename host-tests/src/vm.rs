@@ -59,13 +59,15 @@ impl Vm {
         store
             .set_fuel(u64::MAX)
             .map_err(|e| HarnessError::Invalid(format!("fuel: {e}")))?;
-        let instance =
-            linker
-                .instantiate(&mut store, module)
-                .map_err(|e| HarnessError::Instantiate {
-                    vm: id,
-                    reason: format!("{e:#}"),
-                })?;
+        let instantiate_error = |e: wasmtime::Error| HarnessError::Instantiate {
+            vm: id,
+            reason: format!("{e:#}"),
+        };
+        let counted =
+            crate::host_calls::instrument(linker, &mut store, module).map_err(instantiate_error)?;
+        let instance = counted
+            .instantiate(&mut store, module)
+            .map_err(instantiate_error)?;
         if instance.get_func(&mut store, ABI_VERSION).is_none() {
             return Err(HarnessError::NotProxyWasm(format!(
                 "no `{ABI_VERSION}` export (the harness implements ABI 0.2.1)"

@@ -174,6 +174,39 @@ impl World {
         engine::run_until(&self.core, now)
     }
 
+    /// Runs worker `worker`'s timer now, if its active root has one set: `on_tick` as if its
+    /// period had just elapsed, after which the period starts again. Envoy never fires a timer
+    /// early; this is for a test that wants a filter's periodic work (a flush) at an instant it
+    /// chooses. Returns whether a tick ran.
+    #[track_caller]
+    pub fn fire_timer(&mut self, worker: usize) -> bool {
+        or_panic(self.try_fire_timer(worker))
+    }
+
+    pub fn try_fire_timer(&mut self, worker: usize) -> Result<bool, Failure> {
+        engine::check(&self.core)?;
+        let Some(slot) = self.worker_slot(worker) else {
+            return Ok(false);
+        };
+        let mut vm = lifecycle::take(&self.core, slot)?;
+        let host = vm.store.data_mut();
+        let root = host.active_root;
+        let armed = host
+            .root_mut(root)
+            .filter(|r| !r.tick_period.is_zero())
+            .map(|r| r.tick_generation);
+        let result = match armed {
+            Some(generation) => {
+                lifecycle::tick(&self.core, &mut vm, root, generation).map(|()| true)
+            }
+            None => Ok(false),
+        };
+        lifecycle::put(&self.core, slot, vm);
+        let ran = result?;
+        self.try_settle()?;
+        Ok(ran)
+    }
+
     /// Moves the clock forward by `by`, running every event (ticks, upstream answers, timeouts)
     /// in time order on the way.
     #[track_caller]

@@ -89,6 +89,7 @@ fn every_metric_appears_in_prometheus_with_its_cluster_label_and_exact_value() {
     // hurried: the route's deadline leaves no room for a retry (delay + per_try_timeout > 1s).
     assert_eq!(get("/hurry/1").header("x-breakwater-attempts"), None);
 
+    breakwater_envoy::metrics::wait_for_flush();
     let prometheus = envoy.prometheus().expect("prometheus");
     let seen: BTreeMap<(String, String), f64> = prometheus
         .samples

@@ -227,3 +227,36 @@ fn request_bodies_are_replayed_whole_and_too_large_ones_are_not_retried() {
     );
     assert_eq!(Metrics::read(&envoy, "a").skipped("not_eligible"), 1);
 }
+
+#[test]
+fn a_retrys_deadline_counts_from_the_requests_start_though_no_clock_was_read_when_it_arrived() {
+    // Breakwater reads no clock when a request arrives at a quiet breaker: the first failure
+    // derives the start from Envoy's `request.time`. Every attempt takes 300 ms; the deadline
+    // (1.2 s) leaves room for a retry at ~310 ms and ~620 ms (each ends by 1,020 ms with its
+    // 400 ms per-try timeout) but not at ~930 ms (1,330 ms). Had the start been taken at the
+    // first failure, the deadline would end at 1.5 s and a fourth attempt would run.
+    let upstream = upstream("a");
+    upstream.respond_with(503);
+    upstream.set_delay(std::time::Duration::from_millis(300));
+    let policy = json!({
+        "default": {
+            "circuit_breaker": null,
+            "retry": {
+                "max_attempts": 6, "base_delay": "10ms", "max_delay": "10ms", "jitter": false,
+                "per_try_timeout": "400ms", "deadline": "1200ms", "budget": null
+            }
+        }
+    });
+    let envoy = envoy_with(&upstream, "a", &policy);
+    let response = envoy.get("/slow").expect("a response");
+    assert_eq!(response.status, 503, "every attempt failed");
+    assert_eq!(
+        upstream.total(),
+        3,
+        "two retries fit the deadline counted from the request's start, a third does not"
+    );
+    assert_eq!(response.header("x-breakwater-attempts"), Some("3"));
+    let metrics = Metrics::read(&envoy, "a");
+    assert_eq!(metrics.skipped("deadline"), 1);
+    assert_eq!(metrics.get("requests_total"), 1);
+}

@@ -8,6 +8,7 @@ mod configs;
 mod ecds;
 mod install;
 mod lifecycle;
+mod properties;
 mod slow_traffic;
 mod stats;
 mod traffic;

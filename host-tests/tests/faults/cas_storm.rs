@@ -90,7 +90,7 @@ fn a_storm_on_the_breaker_key_is_given_up_after_sixteen_writes_and_every_request
     streams.push(s);
     assert!(is_fallback(&response(&w, s)));
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -173,7 +173,7 @@ fn a_storm_on_the_budget_key_skips_the_retries_it_cannot_grant_and_answers_every
     assert_eq!(skipped(&w, "budget"), 5);
     gave_up_after_the_bound(&w, 5);
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -223,7 +223,7 @@ fn request_counts_a_storm_kept_from_the_budget_are_added_at_the_next_write() {
         "0.5 × 33 allows the retry"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -258,7 +258,7 @@ fn a_refund_a_storm_kept_from_the_budget_is_given_back_at_the_next_write() {
     streams.push(get(&mut w, 0));
     w.run_until_idle();
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -309,7 +309,7 @@ fn a_storm_on_a_recovering_breaker_turns_requests_away_and_leaks_no_probe() {
     assert_eq!(count(&w, "breaker_half_opened_total"), 1);
     assert_eq!(count(&w, "breaker_closed_total"), 1, "the probe closed it");
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -360,7 +360,7 @@ fn a_probe_outcome_lost_to_a_storm_holds_its_slot_only_until_probe_timeout() {
     assert_eq!(count(&w, "breaker_closed_total"), 1);
     streams.extend([probe, held, after]);
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -402,12 +402,12 @@ fn storm_everywhere(seed: u64) -> (World, Value, Vec<StreamId>) {
 #[test]
 fn a_storm_on_every_key_with_preemption_never_spins_and_answers_every_client() {
     for seed in 0..8 {
-        let (w, policy, streams) = storm_everywhere(seed);
+        let (mut w, policy, streams) = storm_everywhere(seed);
         let give_ups = count(&w, "state_contention_total");
         assert!(give_ups > 0, "seed {seed}: the storm struck");
         gave_up_after_the_bound(&w, give_ups);
         Invariants {
-            world: &w,
+            world: &mut w,
             policy: &policy,
             streams: &streams,
         }

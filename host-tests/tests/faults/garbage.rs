@@ -47,7 +47,7 @@ fn garbage_planted_while_retries_wait_is_replaced_when_a_leaving_client_refunds(
     );
     assert!(budget(&w).is_some(), "the budget decodes again");
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &resilient(10),
         streams: &streams,
     }
@@ -76,7 +76,7 @@ fn garbage_planted_while_a_retry_flies_is_replaced_by_the_next_withdrawal() {
         "the fresh budget holds the two retries granted after it"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &resilient(10),
         streams: &streams,
     }
@@ -117,7 +117,7 @@ fn garbage_another_worker_writes_between_the_filters_read_and_write_is_met_on_th
         "the garbage wiped the first retry; the fresh state holds the second"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &[warm, s],
     }
@@ -140,7 +140,7 @@ fn garbage_under_the_breaker_key_while_a_retry_waits_reads_as_a_closed_breaker()
     );
     assert!(count(&w, "state_errors_total") >= 1);
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &[s],
     }

@@ -104,13 +104,13 @@ fn explore(name: &str, policy: &Value, cases: u32, seed: u64) {
     );
     let preempted = std::cell::Cell::new(0u32);
     let result = runner.run(&strategy, |(cases, choices)| {
-        let (w, streams) = run(policy, &cases, choices);
+        let (mut w, streams) = run(policy, &cases, choices);
         if w.trace().iter().any(|t| t.contains(" preempted in ")) {
             preempted.set(preempted.get() + 1);
         }
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Invariants {
-                world: &w,
+                world: &mut w,
                 policy,
                 streams: &streams,
             }

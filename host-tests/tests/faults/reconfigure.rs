@@ -102,7 +102,7 @@ fn a_valid_policy_while_retries_wait_and_fly_on_four_workers_leaves_each_on_its_
         "the old root of each worker (and of the main thread's VM) was torn down"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &new,
         streams: &streams,
     }
@@ -134,7 +134,7 @@ fn two_policies_in_a_row_while_retries_wait_under_both_older_ones() {
         "two old roots on each of 3 VMs"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &attempts(4, "c"),
         streams: &streams,
     }
@@ -171,7 +171,7 @@ fn an_invalid_policy_while_retries_wait_and_fly_changes_nothing_with_or_without_
             "canary {canary}: only roots that refused the policy went away"
         );
         Invariants {
-            world: &w,
+            world: &mut w,
             policy: &old,
             streams: &streams,
         }
@@ -214,7 +214,7 @@ fn an_old_root_torn_down_with_its_last_stream_cancels_its_call_and_the_new_root_
     );
     assert_eq!(attempts_header(&w, staying), "2");
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &new,
         streams: &[leaving, staying],
     }

@@ -63,7 +63,7 @@ fn a_refused_retry_is_no_retry_gives_its_budget_back_and_the_next_attempt_still_
         );
         assert_eq!(count(&w, "retry_successes_total"), 1);
         Invariants {
-            world: &w,
+            world: &mut w,
             policy: &policy,
             streams: &[s],
         }
@@ -102,7 +102,7 @@ fn when_envoy_refuses_every_retry_the_client_gets_its_own_failure_after_max_atte
             "{name}: all four went back"
         );
         Invariants {
-            world: &w,
+            world: &mut w,
             policy: &policy,
             streams: &streams,
         }
@@ -128,7 +128,7 @@ fn with_count_retries_each_refused_attempt_is_a_connect_failure_for_the_breaker(
         "the two refused attempts matched `connect-failure`, the 503 did not"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &[s],
     }
@@ -157,7 +157,7 @@ fn the_breaker_hears_the_outcome_the_client_got_not_the_refusal_that_followed_it
     );
     assert_eq!(count(&w, "breaker_opened_total"), 1);
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &streams,
     }
@@ -194,7 +194,7 @@ fn a_refused_attempt_does_not_reuse_the_retry_after_of_the_response_before_it() 
          the backoff of its own turn, 400 ms, not the old retry-after again: {at:?}"
     );
     Invariants {
-        world: &w,
+        world: &mut w,
         policy: &policy,
         streams: &[s],
     }

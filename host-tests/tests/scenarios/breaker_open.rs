@@ -6,8 +6,8 @@ use breakwater_host_tests::{ms, Interleaving, Reply, Source, StreamId};
 use serde_json::json;
 
 use crate::common::{
-    answer_now, assert_no_errors, breaker_only, builder, count, fail_in_turn, get, is_fallback,
-    open_instants, open_times, response, state_gauge, world, CLUSTER, OTHER,
+    answer_now, assert_no_errors, breaker_only, builder, count, fail_in_turn, flush, get,
+    is_fallback, open_instants, open_times, response, state_gauge, world, CLUSTER, OTHER,
 };
 
 fn failing_world(workers: usize, threshold: u32) -> breakwater_host_tests::World {
@@ -190,6 +190,7 @@ fn an_open_breaker_serves_the_configured_fallback_with_a_correct_retry_after() {
         "the upstream was not contacted"
     );
     assert_eq!(count(&w, "rejected_total"), 3);
+    flush(&mut w);
     assert_eq!(
         count(&w, "requests_total"),
         6,

@@ -64,6 +64,12 @@ pub fn skipped_stat(cluster: &str, reason: &str) -> String {
     )
 }
 
+/// Lets the workers' flush run: `requests_total` is counted in each worker and reaches Envoy's
+/// stats at the worker's next tick, at most a second after the request.
+pub fn flush(w: &mut World) {
+    w.advance(ms(1_000));
+}
+
 /// A counter of [`CLUSTER`]; 0 when never incremented (the filter defines stats lazily).
 pub fn count(w: &World, metric: &str) -> u64 {
     w.counter(&stat(CLUSTER, metric)).unwrap_or(0)

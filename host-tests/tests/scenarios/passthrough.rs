@@ -4,7 +4,9 @@
 use breakwater_host_tests::{Reply, Source};
 use serde_json::json;
 
-use crate::common::{assert_no_errors, count, policy, response, stat, state_gauge, world, CLUSTER};
+use crate::common::{
+    assert_no_errors, budget_key, count, flush, policy, response, stat, state_gauge, world, CLUSTER,
+};
 
 fn healthy_world() -> breakwater_host_tests::World {
     let mut w = world(2, &policy(json!({}), json!({})));
@@ -77,19 +79,31 @@ fn a_healthy_request_is_counted_and_leaves_the_breaker_closed_without_writing_sh
         w.request(worker).cluster(CLUSTER).send();
     }
     w.run_until_idle();
-
-    assert_eq!(count(&w, "requests_total"), 3);
-    assert_eq!(count(&w, "failures_total"), 0);
     assert_eq!(
-        state_gauge(&w, CLUSTER),
-        Some(0),
-        "the state gauge exists from the first request and says closed"
+        count(&w, "requests_total"),
+        0,
+        "counted in each worker, not yet flushed"
     );
     assert!(
         w.shared_data_keys().is_empty(),
         "the closed, healthy path writes no shared data (a CAS per request would cost every \
          request); found {:?}",
         w.shared_data_keys()
+    );
+    flush(&mut w);
+
+    assert_eq!(count(&w, "requests_total"), 3, "flushed within a second");
+    assert_eq!(count(&w, "failures_total"), 0);
+    assert_eq!(
+        state_gauge(&w, CLUSTER),
+        Some(0),
+        "the state gauge exists from the first request and says closed"
+    );
+    assert_eq!(
+        w.shared_data_keys(),
+        vec![budget_key(CLUSTER).into_bytes()],
+        "the flush adds the workers' request counts to the retry budget; the breaker is never \
+         written"
     );
     for metric in ["rejected_total", "retries_total", "breaker_opened_total"] {
         assert_eq!(

@@ -7,8 +7,8 @@ use breakwater_host_tests::{Reply, World};
 use serde_json::json;
 
 use crate::common::{
-    answer_now, builder, count, fail_in_turn, is_fallback, response, retries_sent, stat, CLUSTER,
-    OTHER,
+    answer_now, builder, count, fail_in_turn, flush, is_fallback, response, retries_sent, stat,
+    CLUSTER, OTHER,
 };
 
 fn scoped() -> World {
@@ -135,6 +135,7 @@ fn istio_cluster_names_name_the_stats_and_a_semicolon_cannot_break_the_tag_encod
         w.request(0).cluster(cluster).send();
     }
     w.run_until_idle();
+    flush(&mut w);
     assert_eq!(w.counter(&stat(istio, "requests_total")), Some(1));
     assert_eq!(
         w.counter(&stat("evil_._cluster", "requests_total")),

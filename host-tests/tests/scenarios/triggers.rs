@@ -5,7 +5,7 @@ use breakwater_host_tests::{ms, Reply, World};
 use serde_json::{json, Value};
 
 use crate::common::{
-    answer_now, assert_no_errors, breaker_only, count, get, is_fallback, log_text, policy,
+    answer_now, assert_no_errors, breaker_only, count, flush, get, is_fallback, log_text, policy,
     response, shadow_state_gauge, state_gauge, world, CLUSTER,
 };
 
@@ -109,10 +109,13 @@ fn slow_successes_open_the_breaker_at_the_slow_call_rate() {
     for latency in [100, 600, 600, 100] {
         send(&mut w, latency);
     }
+    flush(&mut w);
     assert_eq!(opened(&w), 0, "2 slow of 4 = 50% < 75%");
     for latency in [600, 600, 600, 600] {
         send(&mut w, latency);
     }
+    // Successes reach the window at the worker's flush, at most a second later.
+    flush(&mut w);
     assert_eq!(opened(&w), 1, "6 slow of 8 = 75%");
     assert_eq!(
         count(&w, "failures_total"),

@@ -12,14 +12,14 @@ use std::time::Duration;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use crate::core::breaker::{Breaker, Call, Permit};
+use crate::core::breaker::{Breaker, Call, Permit, Quiet};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::copy::{Dropped, RequestCopy};
-use super::host;
+use super::host::{self, Clock};
 use super::metrics::{Counter, SkipReason};
 use super::root::Config;
 use super::shared;
@@ -38,13 +38,18 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Exchange {
     pub config: Rc<Config>,
+    /// The root context of the client's stream (whose timer runs the worker's flush for it).
+    pub root: u32,
     pub cluster: String,
     pub route: String,
     /// The breaker's admission; `None` when the breaker is off for this request.
     pub permit: Option<Permit>,
-    /// When the client request arrived.
-    pub started: Millis,
-    /// When the current attempt started.
+    /// When the client request arrived; `None` while unknown: the clock is not read for a
+    /// request that arrives at a quiet breaker, and the start is derived from Envoy's
+    /// `request.time` when a failure needs it (a retry's deadline, [`super::host::request_start`]).
+    pub started: Option<Millis>,
+    /// When the current attempt started: read only where `slow_call` times it (the first
+    /// attempt's then comes from the clock at admission) and at each retry's dispatch.
     pub attempt_started: Millis,
     /// Attempts made so far, the first included.
     pub attempts: u32,
@@ -94,7 +99,7 @@ impl Exchange {
         w: &mut Worker,
         outcome: &Outcome,
         retry_after: Option<&str>,
-        now: Millis,
+        clock: &mut Clock,
     ) -> Next {
         let config = Rc::clone(&self.config);
         let effective = config.policy.lookup(&self.cluster, &self.route);
@@ -102,16 +107,21 @@ impl Exchange {
             && !self.inconclusive
             && outcome.cause != Cause::Local
         {
-            self.report(w, outcome, now);
+            self.report(w, outcome, clock);
         }
         let Some(policy) = effective.retry.as_ref() else {
             return Next::Final(None);
         };
+        if outcome.is_success() {
+            // `plan`'s first rule, taken before the clock is read.
+            return Next::Final(Some(Stop::Success));
+        }
+        let now = clock.now();
         let input = PlanInput {
             outcome: *outcome,
             attempts: self.attempts,
             eligible: self.copy.is_some(),
-            started_at: self.started,
+            started_at: self.started.unwrap_or(now),
             now,
             retry_after,
             // The wall clock is read only for a `Retry-After` that may be an HTTP date.
@@ -139,24 +149,32 @@ impl Exchange {
 
     /// The request is over with `outcome`: reports it to the breaker (once per request unless
     /// every attempt counted already) and counts what the retries did.
-    pub fn finish(&mut self, w: &mut Worker, outcome: &Outcome, stop: Option<Stop>, now: Millis) {
+    pub fn finish(
+        &mut self,
+        w: &mut Worker,
+        outcome: &Outcome,
+        stop: Option<Stop>,
+        clock: &mut Clock,
+    ) {
         if self.inconclusive {
             // No evidence against the upstream: the breaker hears nothing (a probe slot goes
             // back), and the dropped response is counted.
             w.metrics.add(&self.cluster, Counter::ResponsesDropped, 1);
-            self.release_permit(w, now);
+            self.release_permit(w, clock.now());
         } else if outcome.cause == Cause::Local {
             // Envoy's or another filter's own reply: the upstream was never asked, so it is no
             // outcome (neither a failure nor a success that would reset the count or close a
             // half-open breaker); a probe's slot goes back unless an earlier attempt of this
             // request reported (with `count_retries`) and so used it.
             if !self.count_retries() || self.attempts == 1 {
-                self.release_permit(w, now);
+                self.release_permit(w, clock.now());
             }
         } else if !self.count_retries() {
-            self.report(w, outcome, now);
+            self.report(w, outcome, clock);
         }
-        self.give_back_budget(w, now);
+        if self.withdrawal.is_some() {
+            self.give_back_budget(w, clock.now());
+        }
         let cluster = self.cluster.as_str();
         if self.attempts > 1 && outcome.is_success() {
             w.metrics.add(cluster, Counter::RetrySuccesses, 1);
@@ -229,34 +247,52 @@ impl Exchange {
         loaded.state.is_closed()
     }
 
-    /// Reports one outcome to the breaker.
-    fn report(&self, w: &mut Worker, outcome: &Outcome, now: Millis) {
+    /// Reports one outcome to the breaker (reading the clock only if the breaker is not quiet).
+    fn report(&self, w: &mut Worker, outcome: &Outcome, clock: &mut Clock) {
         let (Some(policy), Some(permit)) = (self.breaker_policy(), self.permit) else {
             return;
         };
         if policy.mode == BreakerMode::Disabled {
             return;
         }
-        let elapsed = self
-            .responded
-            .unwrap_or(now)
-            .saturating_sub(self.attempt_started);
         let call = Call {
             failed: policy.failure_on.matches(outcome),
-            slow: policy
-                .slow_call
-                .is_some_and(|s| elapsed > millis(s.duration)),
+            slow: policy.slow_call.is_some_and(|s| {
+                // A gRPC call is timed to its response headers (`responded`), not its trailers.
+                let end = self.responded.unwrap_or_else(|| clock.now());
+                end.saturating_sub(self.attempt_started) > millis(s.duration)
+            }),
         };
         if call.failed {
             w.metrics.add(&self.cluster, Counter::Failures, 1);
+        }
+        let rates = policy.failure_rate.is_some() || policy.slow_call.is_some();
+        if rates && call.failed {
+            // The rate a failure is judged by counts this worker's held successes too.
+            w.record_held(&self.config, &self.cluster, clock.now());
         }
         // Every outcome is recorded, successes included: a success resets the consecutive count
         // whenever it is non-zero, whatever the count was when this request was admitted (the
         // breaker counts in the order outcomes arrive). A success that finds nothing to reset
         // reads the state and writes nothing.
         let key = self.config.keys.breaker(&self.cluster);
+        let first = shared::read(&key);
+        let quiet = Quiet::of(first.bytes.as_deref());
+        if quiet.is_some_and(|q| q.record(policy, permit, call)) {
+            return;
+        }
+        if rates && !call.failed && takes_success_later(&first, permit, call) {
+            // Only the rate window would change: held back, added with others at the flush.
+            if w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
+                w.record_held(&self.config, &self.cluster, clock.now());
+            } else {
+                super::retries::flush_later(w, self.root, clock);
+            }
+            return;
+        }
+        let now = clock.now();
         let rng = &mut w.rng;
-        let updated = shared::update::<Breaker, _>(&key, |b| {
+        let updated = shared::update_from::<Breaker, _>(&key, first, |b| {
             let step = b.record(policy, permit, call, now, rng);
             (step.events, step.changed)
         });
@@ -291,6 +327,11 @@ impl Exchange {
         }
     }
 
+    /// Whether the breaker times calls (`slow_call`).
+    pub fn times_calls(&self) -> bool {
+        self.breaker_policy().is_some_and(|b| b.slow_call.is_some())
+    }
+
     /// Whether `failure_on` or `retry_on` lists `status` by number (for a status below 500, the
     /// only way it can be acted on).
     pub fn lists_status(&self, status: u16) -> bool {
@@ -301,12 +342,6 @@ impl Exchange {
             .into_iter()
             .flatten()
             .any(|m| m.codes.binary_search(&status).is_ok())
-    }
-
-    /// Whether recording a success needs the clock: a rate window, or slow calls, are on.
-    pub fn times_successes(&self) -> bool {
-        self.breaker_policy()
-            .is_some_and(|b| b.failure_rate.is_some() || b.slow_call.is_some())
     }
 
     /// The client's request has fully arrived while its first attempt is under way: a slow call
@@ -335,7 +370,7 @@ impl Exchange {
         self.effective()
             .retry
             .as_ref()
-            .is_some_and(|policy| deadline_allows(policy, self.started, now))
+            .is_some_and(|policy| deadline_allows(policy, self.started.unwrap_or(now), now))
     }
 
     /// Gives up the request copy: no retry of this request will run, for `why`.
@@ -343,6 +378,12 @@ impl Exchange {
         self.copy = None;
         self.dropped.get_or_insert(why);
     }
+}
+
+/// Whether the breaker stored as `read` would only add this success to its rate window (bytes
+/// that do not decode go the full way, which reports them).
+fn takes_success_later(read: &shared::Read, permit: Permit, call: Call) -> bool {
+    shared::peek::<Breaker>(read).is_some_and(|b| b.takes_success_later(permit, call))
 }
 
 /// The metric label of a stop that skipped a wanted retry (the labels of

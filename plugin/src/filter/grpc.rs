@@ -64,7 +64,7 @@ pub fn at_headers(end_of_stream: bool) -> AtHeaders {
 /// [`Exchange::responded`]).
 pub fn await_status(exchange: Option<&mut Exchange>) {
     if let Some(exchange) = exchange {
-        if exchange.times_successes() {
+        if exchange.times_calls() {
             exchange.responded = Some(host::now());
         }
     }

@@ -54,6 +54,44 @@ pub fn now() -> Millis {
     }
 }
 
+/// The monotonic clock as one callback sees it: read on first use ([`Clock::now`]), then the
+/// same reading. A healthy request's callbacks never ask: the clock is read only on the paths
+/// that measure time (a breaker that is not quiet, a rate window, slow calls, retries, a batch
+/// flush), each a host call saved on the others.
+#[derive(Debug, Default)]
+pub struct Clock(Option<Millis>);
+
+impl Clock {
+    /// A clock already read at `now` (a callback that needed the time anyway).
+    pub fn at(now: Millis) -> Clock {
+        Clock(Some(now))
+    }
+
+    /// The time of this callback, read from the host the first time it is asked.
+    pub fn now(&mut self) -> Millis {
+        *self.0.get_or_insert_with(now)
+    }
+
+    /// The reading, if something asked already.
+    pub fn read(&self) -> Option<Millis> {
+        self.0
+    }
+}
+
+/// When this HTTP context's request started, on the monotonic clock that reads `now`: Envoy's
+/// `request.time` (the wall-clock time the stream began, in Unix nanoseconds) taken from the
+/// wall clock, and that span back from `now`. Two host calls, for the paths that need a
+/// request's start and did not read the clock when it arrived (a retry's deadline). The span is
+/// measured on the wall clock, so a step of the wall clock during the first attempt shifts the
+/// start by the step (back: never later than `now`); without the property, the start is `now`.
+pub fn request_start(now: Millis) -> Millis {
+    let Some(start) = property_u64(path::REQUEST_TIME) else {
+        return now;
+    };
+    let elapsed = unix_now().saturating_sub(start / 1_000_000);
+    now.saturating_sub(elapsed)
+}
+
 /// The wall clock in milliseconds since the Unix epoch (`proxy_get_current_time_nanoseconds`):
 /// only for dates, such as a `Retry-After` HTTP date; 0 if the host refuses.
 pub fn unix_now() -> Millis {
@@ -72,6 +110,9 @@ pub mod path {
     pub const CLUSTER_NAME: &[u8] = b"xds\0cluster_name";
     pub const ROUTE_NAME: &[u8] = b"xds\0route_name";
     pub const RESPONSE_CODE: &[u8] = b"response\0code";
+    /// When the stream began: wall-clock Unix nanoseconds, an 8-byte integer (measured in
+    /// Envoy 1.40, in the response callbacks too).
+    pub const REQUEST_TIME: &[u8] = b"request\0time";
     pub const RESPONSE_FLAGS: &[u8] = b"response\0flags";
     pub const RESPONSE_CODE_DETAILS: &[u8] = b"response\0code_details";
     /// Present once the upstream's last response byte has arrived (a duration).

@@ -28,7 +28,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use crate::core::breaker::{Admission, Breaker, Events, Phase};
+use crate::core::breaker::{Admission, Breaker, Events, Phase, Quiet};
 use crate::core::outcome::grpc::AtHeaders;
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::pairs::Pairs;
@@ -39,7 +39,7 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
 use super::grpc;
-use super::host;
+use super::host::{self, Clock};
 use super::metrics::Counter;
 use super::reply::{self, send_fallback};
 use super::retries::{self, Job, Last, Stage as JobStage};
@@ -101,7 +101,9 @@ impl Stream {
     /// Gates a new request; returns the action for `on_http_request_headers`. `end_of_stream`:
     /// the headers are the whole request.
     fn admit(&mut self, w: &mut Worker, config: Rc<Config>, end_of_stream: bool) -> Action {
-        let now = host::now();
+        // Read only where admission needs the time: a breaker that is not quiet, a budget batch
+        // or the flush timer to write, slow calls to time.
+        let mut clock = Clock::default();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
         // One pass: the client's `x-breakwater-*` headers go, and `content-type` says gRPC.
@@ -126,21 +128,40 @@ impl Stream {
             String::new()
         };
         let effective = config.policy.lookup(&cluster, &route);
-        w.metrics.add(&cluster, Counter::Requests, 1);
+        w.metrics.add_later(&cluster, Counter::Requests, 1);
+        retries::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
         if let Some(policy) = effective.breaker.as_ref() {
             let key = config.keys.breaker(&cluster);
-            let rng = &mut w.rng;
-            let updated = shared::update::<Breaker, _>(&key, |b| {
-                let step = b.admit(policy, now, rng);
-                let gate = Gate {
-                    admission: step.value,
-                    events: step.events,
-                    phase: b.phase(),
-                };
-                (gate, step.changed)
-            });
+            let first = shared::read(&key);
+            let quiet = Quiet::of(first.bytes.as_deref());
+            let closed = || shared::peek::<Breaker>(&first)?.admit_closed(policy);
+            let updated = match quiet.and_then(|q| q.admit(policy)).or_else(closed) {
+                // Closed (with nothing in its window: from the bytes alone): admitted, nothing to
+                // write, no clock.
+                Some(admission) => shared::Updated {
+                    value: Some(Gate {
+                        admission,
+                        events: Events::default(),
+                        phase: Phase::Closed,
+                    }),
+                    error: None,
+                },
+                None => {
+                    let now = clock.now();
+                    let rng = &mut w.rng;
+                    shared::update_from::<Breaker, _>(&key, first, |b| {
+                        let step = b.admit(policy, now, rng);
+                        let gate = Gate {
+                            admission: step.value,
+                            events: step.events,
+                            phase: b.phase(),
+                        };
+                        (gate, step.changed)
+                    })
+                }
+            };
             let gate = updated.value;
             if let Some(gate) = gate {
                 // The kill switch leaves the shared state alone; the gauge says "open" while it
@@ -178,7 +199,9 @@ impl Stream {
                 // unrecorded; one that is open or half-open does not (the request could not take
                 // a probe slot, and must not become an unbounded extra probe).
                 None => {
-                    if let Some((phase, retry_after)) = contended_rejection(w, policy, &key, now) {
+                    if let Some((phase, retry_after)) =
+                        contended_rejection(w, policy, &key, clock.now())
+                    {
                         w.metrics.state(&cluster, phase.gauge());
                         fallback(self.grpc, policy, phase, retry_after);
                         w.metrics.add(&cluster, Counter::Rejected, 1);
@@ -190,19 +213,31 @@ impl Stream {
         }
 
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
-            w.count_request(&config.keys, &cluster, budget, now);
+            w.count_request(&config.keys, &cluster, budget, &mut clock);
         }
         let (copy, dropped) = match request_copy(&config, effective, headers, end_of_stream) {
             Ok(copy) => (copy, None),
             Err(dropped) => (None, Some(dropped)),
         };
+        // Slow calls time the first attempt from here; otherwise the start is known only if the
+        // clock was read anyway, and derived when a failure needs it (see `judge`).
+        let times_attempts = effective
+            .breaker
+            .as_ref()
+            .is_some_and(|b| b.slow_call.is_some());
+        let started = if times_attempts {
+            Some(clock.now())
+        } else {
+            clock.read()
+        };
         self.exchange = Some(Exchange {
             config: Rc::clone(&config),
+            root: self.root,
             cluster,
             route,
             permit,
-            started: now,
-            attempt_started: now,
+            started,
+            attempt_started: started.unwrap_or_default(),
             attempts: 1,
             previous_delay: None,
             copy,
@@ -225,20 +260,19 @@ impl Stream {
             return Action::Continue;
         };
         exchange.answered = outcome.is_reply();
-        // A success is recorded at the request's start time unless a rate window or a slow-call
-        // timer needs the real one: the closed phase's consecutive count does not look at the
-        // clock, and the host call is saved on the healthy path.
-        let now = if outcome.is_success() && !exchange.times_successes() {
-            exchange.started
-        } else {
-            host::now()
-        };
+        // A success reads the clock only if the breaker needs it (a rate window, a slow-call
+        // timer, a count to reset): the host call is saved on the healthy path.
+        let mut clock = Clock::default();
         if exchange.copy.as_ref().is_some_and(|c| !c.complete) {
             // Answered before the client's body ended (an upstream that rejects early, Envoy's
             // own reply: no healthy upstream, an overflow). Envoy passes no more of the body to
             // the filters after that (measured in Envoy 1.40), so the copy can never be
             // completed, and a retry must carry every byte or not run.
             exchange.drop_copy(Dropped::Incomplete);
+        }
+        if !outcome.is_success() && exchange.copy.is_some() && exchange.started.is_none() {
+            // A retry's deadline counts from the request's start, not read at admission.
+            exchange.started = Some(host::request_start(clock.now()));
         }
         let retry_after = if outcome.is_success() {
             None
@@ -249,7 +283,7 @@ impl Stream {
             }
             host::header(MapType::HttpResponseHeaders, "retry-after")
         };
-        match exchange.after_attempt(w, &outcome, retry_after.as_deref(), now) {
+        match exchange.after_attempt(w, &outcome, retry_after.as_deref(), &mut clock) {
             Next::Retry { due } => {
                 let job = Job {
                     root: self.root,
@@ -260,12 +294,12 @@ impl Stream {
                     held_body: !end_of_stream,
                     held_from_upstream: outcome.cause == Cause::Upstream,
                 };
-                retries::schedule(w, self.id, job, now);
+                retries::schedule(w, self.id, job, clock.now());
                 self.stage = Stage::Retrying;
                 Action::Pause
             }
             Next::Final(stop) => {
-                exchange.finish(w, &outcome, stop, now);
+                exchange.finish(w, &outcome, stop, &mut clock);
                 self.stage = Stage::Done;
                 Action::Continue
             }
@@ -303,14 +337,17 @@ impl Stream {
     }
 }
 
-/// The outcome of the stream's response: `:status`, and for a 5xx, a status the policy lists by
-/// number, or a missing status, Envoy's response flags and code details, which tell the
-/// upstream's reply from Envoy's or another filter's (a rate limiter's listed 429 is not the
-/// upstream's). Any other 2xx–4xx needs no more host calls.
+/// The outcome of the stream's response: `:status`, and for a 5xx, a 4xx the policy lists by
+/// number (lists hold only 400..=599), or a missing status, Envoy's response flags and code
+/// details, which tell the upstream's reply from Envoy's or another filter's (a rate limiter's
+/// listed 429 is not the upstream's). Any other status needs no more host calls, and a status
+/// below 400 not even the policy lookup.
 fn response_outcome(listed: impl Fn(u16) -> bool) -> Outcome {
     let status = host::status(MapType::HttpResponseHeaders);
     match status {
-        Some(code) if code < 500 && !listed(code) => Outcome::http(status, Cause::Upstream),
+        Some(code) if code < 400 || (code < 500 && !listed(code)) => {
+            Outcome::http(status, Cause::Upstream)
+        }
         _ => {
             let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
             let details = host::property_str(host::path::RESPONSE_CODE_DETAILS).unwrap_or_default();

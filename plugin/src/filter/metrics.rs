@@ -188,12 +188,16 @@ struct ClusterIds {
     phase: Option<u64>,
     /// The cluster's breaker runs in `shadow` mode (as its last step said).
     shadow: bool,
+    /// Counts waiting for the next flush, by counter.
+    pending: [u64; Counter::ALL.len()],
 }
 
 /// This worker's metric ids, per cluster.
 #[derive(Debug, Default)]
 pub struct Metrics {
     clusters: HashMap<String, ClusterIds>,
+    /// Some cluster has counts waiting for the next flush.
+    pending: bool,
 }
 
 impl Metrics {
@@ -203,13 +207,7 @@ impl Metrics {
         if n == 0 {
             return;
         }
-        let ids = self.ids(cluster);
-        let slot = &mut ids.counters[counter.index()];
-        if let Some(id) = define(slot, MetricType::Counter, || {
-            stat_name(cluster, counter.name())
-        }) {
-            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        increment(self.ids(cluster), cluster, counter, n);
     }
 
     /// Counts one skipped retry.
@@ -268,6 +266,35 @@ impl Metrics {
         }
     }
 
+    /// Adds `n` to a counter of `cluster` at the next [`Metrics::flush`] (the worker's tick, at
+    /// most [`super::worker::FLUSH_AFTER`] later): for the counter of every request, whose host
+    /// call would otherwise be paid on every request.
+    pub fn add_later(&mut self, cluster: &str, counter: Counter, n: u64) {
+        let pending = &mut self.ids(cluster).pending[counter.index()];
+        *pending = pending.saturating_add(n);
+        self.pending = true;
+    }
+
+    /// Whether counts wait for a flush.
+    pub fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Adds every count waiting since the last flush to its counter (one host call each).
+    pub fn flush(&mut self) {
+        if !std::mem::take(&mut self.pending) {
+            return;
+        }
+        for (cluster, ids) in self.clusters.iter_mut() {
+            for counter in Counter::ALL {
+                let n = std::mem::take(&mut ids.pending[counter.index()]);
+                if n > 0 {
+                    increment(ids, cluster, counter, n);
+                }
+            }
+        }
+    }
+
     fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
         // entry_ref allocates the key only on first use.
         self.clusters.entry_ref(cluster).or_default()
@@ -277,6 +304,16 @@ impl Metrics {
 fn record_gauge(slot: &mut Option<u32>, cluster: &str, name: &str, value: u64) {
     if let Some(id) = define(slot, MetricType::Gauge, || stat_name(cluster, name)) {
         let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// Adds `n` to a counter of the cluster whose ids are `ids`, defining it on first use.
+fn increment(ids: &mut ClusterIds, cluster: &str, counter: Counter, n: u64) {
+    let slot = &mut ids.counters[counter.index()];
+    if let Some(id) = define(slot, MetricType::Counter, || {
+        stat_name(cluster, counter.name())
+    }) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 

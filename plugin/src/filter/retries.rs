@@ -23,7 +23,8 @@
 //!
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
-//! earliest due retry and is 0 while none waits. A stream's callback that queues a retry sets its
+//! earliest due retry, or at the worker's flush of batched counts if that is nearer and runs on
+//! this root (see [`super::worker`]), and is 0 while neither waits. A stream's callback that queues a retry sets its
 //! root's timer (proxy-wasm-cpp-host sets the timer of the calling context's root), and the root
 //! dispatches the retry from its tick, so the call belongs to that root too. A root outlives its
 //! streams: after a reconfiguration the old root keeps ticking until its last stream ends, so a
@@ -50,12 +51,13 @@ use crate::core::retry::Stop;
 use crate::core::Millis;
 
 use super::exchange::{Exchange, Next};
-use super::host;
+use super::host::{self, Clock};
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
 use super::reply::{self, Reply};
-use super::worker::Worker;
+use super::root::Config;
+use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 
 /// What the client gets if its retries stop now.
 #[derive(Debug)]
@@ -183,7 +185,7 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
             job.exchange.abandon(w, now);
         } else {
             let outcome = job.outcome;
-            job.exchange.finish(w, &outcome, None, now);
+            job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
         }
     }
 }
@@ -194,7 +196,7 @@ pub fn cancel(w: &mut Worker, context_id: u32, now: Millis) {
 pub fn ended_by_envoy(w: &mut Worker, context_id: u32, outcome: &Outcome, now: Millis) {
     if let Some(mut job) = remove(w, context_id, now) {
         job.exchange.inconclusive = false;
-        job.exchange.finish(w, outcome, None, now);
+        job.exchange.finish(w, outcome, None, &mut Clock::at(now));
     }
 }
 
@@ -214,18 +216,41 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
     Some(job)
 }
 
-/// The root's tick: dispatches its due retries and re-arms its timer.
-pub fn tick(w: &mut Worker, root_id: u32, now: Millis) {
+/// The root's tick: flushes the worker's batched counts (under `config`, the root's, if it has
+/// one), dispatches its due retries and re-arms its timer.
+pub fn tick(w: &mut Worker, root_id: u32, now: Millis, config: Option<&Config>) {
+    if let Some(config) = config {
+        w.flush(config, now);
+        w.flush_timer = w.pending().then_some(FlushTimer {
+            root: root_id,
+            due: now.saturating_add(FLUSH_AFTER),
+        });
+    }
     for (id, job) in w.retries.take_due(root_id, now) {
         dispatch(w, root_id, id, job, now);
     }
     arm(w, root_id, now);
 }
 
+/// A request under `root` was counted for the worker's flush: sets the flush timer on `root`
+/// unless it runs there already (reading the clock once per flush).
+pub fn flush_later(w: &mut Worker, root: u32, clock: &mut Clock) {
+    if w.flush_timer.is_some_and(|t| t.root == root) {
+        return;
+    }
+    let now = clock.now();
+    w.flush_timer = Some(FlushTimer {
+        root,
+        due: now.saturating_add(FLUSH_AFTER),
+    });
+    arm(w, root, now);
+}
+
 /// Points the timer of `root` (which must be the calling context's root) at the earliest retry
-/// due for it, or turns it off.
+/// due for it or the worker's flush if it runs on `root`, whichever is nearer, or turns it off.
 pub fn arm(w: &mut Worker, root: u32, now: Millis) {
-    let period = match w.retries.next_due(root) {
+    let flush = w.flush_timer.filter(|t| t.root == root).map(|t| t.due);
+    let period = match w.retries.next_due(root).into_iter().chain(flush).min() {
         Some(due) => due.saturating_sub(now).max(1),
         None => 0,
     };
@@ -245,7 +270,8 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     };
     if let Some(stop) = stop {
         let outcome = job.outcome;
-        job.exchange.finish(w, &outcome, Some(stop), now);
+        job.exchange
+            .finish(w, &outcome, Some(stop), &mut Clock::at(now));
         reply::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
         return;
     }
@@ -255,7 +281,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         // Unreachable (a waiting job has its complete copy and a retry policy), but never leave
         // a client without a response.
         let outcome = job.outcome;
-        job.exchange.finish(w, &outcome, None, now);
+        job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
         reply::deliver(w, root_id, id, job, false, now);
         return;
     };
@@ -379,7 +405,7 @@ fn conclude(
     // request's outcome (the response its client will get) as it was.
     match job
         .exchange
-        .after_attempt(w, &outcome, retry_after.as_deref(), now)
+        .after_attempt(w, &outcome, retry_after.as_deref(), &mut Clock::at(now))
     {
         Next::Retry { due } => {
             job.stage = Stage::Waiting { due };
@@ -388,7 +414,7 @@ fn conclude(
         Next::Final(stop) => {
             let breaker_stop = stop == Some(Stop::Breaker);
             let outcome = job.outcome;
-            job.exchange.finish(w, &outcome, stop, now);
+            job.exchange.finish(w, &outcome, stop, &mut Clock::at(now));
             reply::deliver(w, root_id, id, job, breaker_stop, now);
         }
     }
@@ -423,6 +449,6 @@ fn read_call_body(
 fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     job.exchange.inconclusive = true;
     let outcome = job.outcome;
-    job.exchange.finish(w, &outcome, None, now);
+    job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
     reply::deliver(w, root_id, id, job, false, now);
 }

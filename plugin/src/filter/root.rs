@@ -112,7 +112,8 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = host::now();
         let id = self.id;
-        worker::with(|w| retries::tick(w, id, now));
+        let config = self.config.as_deref();
+        worker::with(|w| retries::tick(w, id, now, config));
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

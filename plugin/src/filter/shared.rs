@@ -114,9 +114,34 @@ pub struct Loaded<T> {
     pub error: Option<String>,
 }
 
+/// The bytes under a key and their cas, as read: what a hot path may answer from without
+/// decoding (see [`crate::core::breaker::Quiet`]), and what [`update_from`] then starts with.
+pub struct Read {
+    pub bytes: Option<Vec<u8>>,
+    cas: Option<u32>,
+}
+
+/// Reads the bytes under `key` (one host call).
+pub fn read(key: &str) -> Read {
+    let (bytes, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+    Read { bytes, cas }
+}
+
+/// The state `read` holds, if any bytes were stored and they decode (a hot path's look before
+/// it decides whether to go the full way, which reports bytes that do not decode).
+pub fn peek<T: Stored>(read: &Read) -> Option<T> {
+    match read.bytes.as_deref() {
+        None => Some(T::fresh()),
+        Some(bytes) => T::decode_bytes(bytes).ok(),
+    }
+}
+
 /// Reads a state; absent or undecodable bytes give a fresh one.
 pub fn load<T: Stored>(key: &str) -> Loaded<T> {
-    let (bytes, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+    decode(read(key))
+}
+
+fn decode<T: Stored>(Read { bytes, cas }: Read) -> Loaded<T> {
     match bytes {
         None => Loaded {
             state: T::fresh(),
@@ -164,11 +189,24 @@ pub struct Updated<R> {
 /// Runs `change` on the current state and writes the result if it says it changed, retrying on
 /// a CAS conflict up to [`MAX_ATTEMPTS`] times. `change` returns its value and whether the state
 /// changed; it must be a pure function of the state (it may run several times).
-pub fn update<T: Stored, R>(key: &str, mut change: impl FnMut(&mut T) -> (R, bool)) -> Updated<R> {
+pub fn update<T: Stored, R>(key: &str, change: impl FnMut(&mut T) -> (R, bool)) -> Updated<R> {
+    update_from(key, read(key), change)
+}
+
+/// [`update`], starting from `first`, the bytes just read under `key`.
+pub fn update_from<T: Stored, R>(
+    key: &str,
+    first: Read,
+    mut change: impl FnMut(&mut T) -> (R, bool),
+) -> Updated<R> {
     let mut error = None;
     let mut buffer = Vec::new();
+    let mut first = Some(first);
     for _ in 0..MAX_ATTEMPTS {
-        let mut loaded = load::<T>(key);
+        let mut loaded = match first.take() {
+            Some(read) => decode::<T>(read),
+            None => load::<T>(key),
+        };
         if loaded.error.is_some() {
             error = loaded.error.take();
         }

@@ -11,8 +11,29 @@
 //! # Batched request counts
 //! The retry budget needs the cluster's request rate across all workers. Writing shared data on
 //! every request would make the success path pay a compare-and-swap, so each worker counts
-//! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, every
-//! [`FLUSH_AFTER`] ms, and before every withdrawal.
+//! locally and adds its count to the shared budget every [`FLUSH_EVERY`] requests, before every
+//! withdrawal, and at the worker's flush. `requests_total` is counted the same way, locally,
+//! and added to Envoy's stat at the flush: a host call per request saved.
+//!
+//! # The flush
+//! The first request counted after a flush reads the clock and sets a [`FlushTimer`] due
+//! [`FLUSH_AFTER`] ms later on its root's timer, which it shares with the root's waiting retries
+//! (the period is the nearer of the two, see [`super::retries::arm`]). The root's tick then adds
+//! every pending count, requests and budget alike, and the timer turns off until the next
+//! request. So a count reaches Envoy's stats and the shared budget at most [`FLUSH_AFTER`] ms
+//! (plus the lateness of Envoy's timer) after its request arrived; a budget batch of
+//! [`FLUSH_EVERY`] requests goes at once.
+//!
+//! # Held successes
+//! With a rate trigger, every success would write the breaker's shared window. A success that
+//! would do nothing else (the breaker closed in its permit's epoch, no consecutive failures to
+//! reset) is held in the worker instead ([`Worker::hold_success`]) and recorded with the others
+//! at the flush, once [`FLUSH_EVERY`] are held, or just before the worker records a failure of
+//! the cluster, whose rate then counts them. They are recorded exactly as their records one by
+//! one would have been ([`Breaker::record_successes`]), so `minimum_requests` and the
+//! thresholds are met at the flush as at the last of them; the shared window lags by at most
+//! [`FLUSH_AFTER`] ms of each worker's successes. If the root that set the timer goes away
+//! (reconfiguration), the next request moves the timer to its own root.
 //!
 //! # Under contention
 //! A budget write can be given up (another worker kept winning the compare-and-swap). What it
@@ -26,22 +47,31 @@ use std::cell::RefCell;
 
 type HashMap<K, V> = hashbrown::HashMap<K, V, crate::policy::names::FnvBuildHasher>;
 
-use crate::core::breaker::Breaker;
+use crate::core::breaker::{Breaker, Successes};
 use crate::core::budget::{Budget, Withdrawal};
 use crate::core::Millis;
 use crate::policy::BudgetPolicy;
 
-use super::host::{self, HostRng};
+use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics};
 use super::reply::Relay;
 use super::retries::Retries;
+use super::root::Config;
 use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
 pub const FLUSH_EVERY: u32 = 32;
-/// Longest time a local request count waits before it is added to the shared budget.
+/// Longest time a local request count waits before the worker's flush adds it to Envoy's stats
+/// and the shared budget.
 pub const FLUSH_AFTER: Millis = 1_000;
+
+/// The worker's next flush: the root whose timer runs it, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushTimer {
+    pub root: u32,
+    pub due: Millis,
+}
 
 thread_local! {
     static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
@@ -63,11 +93,17 @@ pub fn with<R>(f: impl FnOnce(&mut Worker) -> R) -> Option<R> {
 struct Batch {
     /// Requests counted locally and not yet added.
     count: u32,
-    /// When the first of them was counted.
-    since: Millis,
+    /// The budget policy they were counted under (for the flush).
+    policy: Option<BudgetPolicy>,
     /// Refunds whose write was given up under contention, oldest first (at most
     /// [`OWED_REFUNDS`]).
     refunds: Vec<Withdrawal>,
+}
+
+/// The change of a budget write that only adds what the worker owes: one function for every
+/// such write, so `write_budget` is compiled once for them all.
+fn add_owed(_: &mut Budget) -> ((), bool) {
+    ((), false)
 }
 
 /// Refunds kept per cluster while budget writes are given up; beyond it the oldest are dropped
@@ -84,30 +120,129 @@ pub struct Worker {
     pub relays: HashMap<u32, Relay>,
     batches: HashMap<String, Batch>,
     logs: Limiter,
+    /// The next flush of the batched counts, while any wait.
+    pub flush_timer: Option<FlushTimer>,
+    /// Successes held back for the breakers' rate windows, by cluster.
+    held: HashMap<String, Held>,
+}
+
+/// Successes of one cluster held back for its rate window (see [`Worker::hold_success`]).
+#[derive(Debug, Default)]
+struct Held {
+    /// The route they were judged under (its policy is the one they are recorded with).
+    route: String,
+    successes: Successes,
 }
 
 impl Worker {
-    /// Counts one request towards the cluster's retry budget, flushing the local count when due
-    /// (and whenever refunds are owed).
+    /// Counts one request towards the cluster's retry budget, writing the local count when
+    /// [`FLUSH_EVERY`] are waiting (and whenever refunds are owed); the worker's flush writes the
+    /// rest.
     pub fn count_request(
         &mut self,
         keys: &Keys,
         cluster: &str,
         policy: &BudgetPolicy,
-        now: Millis,
+        clock: &mut Clock,
     ) {
         let batch = self.batches.entry_ref(cluster).or_default();
-        if batch.count == 0 {
-            batch.since = now;
-        }
-        batch.count += 1;
-        let due = batch.count >= FLUSH_EVERY
-            || now.saturating_sub(batch.since) >= FLUSH_AFTER
-            || !batch.refunds.is_empty();
-        if !due {
+        batch.count = batch.count.saturating_add(1);
+        batch.policy = Some(*policy);
+        if batch.count < FLUSH_EVERY && batch.refunds.is_empty() {
             return;
         }
-        self.write_budget(keys, cluster, policy, now, |_| ((), false));
+        self.write_budget(keys, cluster, policy, clock.now(), add_owed);
+    }
+
+    /// Whether counts wait for the flush: requests for Envoy's stats, for a shared budget, or
+    /// successes for a rate window.
+    pub fn pending(&self) -> bool {
+        self.metrics.pending()
+            || self
+                .batches
+                .values()
+                .any(|b| b.count > 0 || !b.refunds.is_empty())
+            || self.held.values().any(|h| h.successes.total > 0)
+    }
+
+    /// Holds back a success of `cluster` for its breaker's rate window: the breaker would only
+    /// add it to the window (see [`Breaker::takes_success_later`]), so this worker adds its
+    /// successes together, at the flush, at its next failure of the cluster, or once
+    /// [`FLUSH_EVERY`] are held; whether that many are held now. Only successes of one epoch
+    /// are held: an older one is stale and dropped, a newer one makes the held ones stale.
+    pub fn hold_success(&mut self, cluster: &str, route: &str, epoch: u64, slow: bool) -> bool {
+        let held = self.held.entry_ref(cluster).or_default();
+        if epoch < held.successes.epoch {
+            return false;
+        }
+        if epoch > held.successes.epoch || held.successes.total == 0 {
+            held.successes = Successes {
+                epoch,
+                total: 0,
+                slow: 0,
+            };
+        }
+        if held.route != route {
+            held.route.clear();
+            held.route.push_str(route);
+        }
+        held.successes.total = held.successes.total.saturating_add(1);
+        held.successes.slow = held.successes.slow.saturating_add(u32::from(slow));
+        held.successes.total >= FLUSH_EVERY
+    }
+
+    /// Records the successes held back for `cluster` in its breaker (one read-modify-write; if
+    /// it is given up under contention they stay held for the next).
+    pub fn record_held(&mut self, config: &Config, cluster: &str, now: Millis) {
+        let Some(held) = self.held.get_mut(cluster) else {
+            return;
+        };
+        let successes = std::mem::take(&mut held.successes);
+        if successes.total == 0 {
+            return;
+        }
+        let effective = config.policy.lookup(cluster, &held.route);
+        let Some(policy) = effective.breaker.as_ref() else {
+            return;
+        };
+        let key = config.keys.breaker(cluster);
+        let rng = &mut self.rng;
+        let updated = shared::update::<Breaker, _>(&key, |b| {
+            let step = b.record_successes(policy, successes, now, rng);
+            (step.events, step.changed)
+        });
+        if updated.value.is_none() {
+            if let Some(held) = self.held.get_mut(cluster) {
+                held.successes = successes;
+            }
+        }
+        self.observe(cluster, &key, updated);
+    }
+
+    /// The flush: adds every waiting count to Envoy's stats, to the shared budgets and to the
+    /// breakers' rate windows. A write given up under contention keeps its counts for the next
+    /// flush.
+    pub fn flush(&mut self, config: &Config, now: Millis) {
+        let keys = &config.keys;
+        self.metrics.flush();
+        let held: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.successes.total > 0)
+            .map(|(cluster, _)| cluster.clone())
+            .collect();
+        for cluster in held {
+            self.record_held(config, &cluster, now);
+        }
+        let due: Vec<(String, BudgetPolicy)> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.count > 0 || !b.refunds.is_empty())
+            .filter_map(|(cluster, b)| Some((cluster.clone(), b.policy?)))
+            .collect();
+        for (cluster, policy) in due {
+            self.write_budget(keys, &cluster, &policy, now, add_owed);
+        }
     }
 
     /// Takes one retry from the cluster's budget (after adding this worker's pending request
@@ -138,12 +273,10 @@ impl Worker {
         withdrawal: Withdrawal,
         now: Millis,
     ) {
-        self.batches
-            .entry_ref(cluster)
-            .or_default()
-            .refunds
-            .push(withdrawal);
-        self.write_budget(keys, cluster, policy, now, |_| ((), false));
+        let batch = self.batches.entry_ref(cluster).or_default();
+        batch.refunds.push(withdrawal);
+        batch.policy = Some(*policy);
+        self.write_budget(keys, cluster, policy, now, add_owed);
     }
 
     /// Writes the cluster's budget: adds what this worker owes it (request counts, refunds),

@@ -134,15 +134,15 @@ fn overhead(r: &Report) -> String {
         ));
     }
     out.push_str(
-        "\n| ratio (median of per-round ratios) | from req/s | from Envoy CPU per request |\n\
+        "\n| ratio (median of per-round ratios) | from Envoy CPU per request (the targets) | from req/s |\n\
          | --- | ---: | ---: |\n",
     );
     for ratio in r.ratios() {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
             ratio.label,
-            number(ratio.value, 3),
-            number(ratio.cpu_value, 3)
+            number(ratio.cpu_value, 3),
+            number(ratio.value, 3)
         ));
     }
     out

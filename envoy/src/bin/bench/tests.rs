@@ -254,6 +254,46 @@ fn each_target_fails_on_its_own_figure() {
 }
 
 #[test]
+fn the_overhead_targets_are_judged_on_envoy_cpu_per_request_not_on_req_per_s() {
+    let overhead_targets = |r: &Report| -> Vec<(bool, String)> {
+        r.targets()
+            .into_iter()
+            .filter(|t| t.name.starts_with("overhead"))
+            .map(|t| (t.pass, t.measured))
+            .collect()
+    };
+    // A busy machine halves Breakwater's req/s in every round; its Envoy CPU per request stays
+    // within the targets.
+    let mut r = report();
+    for run in &mut r.overhead.runs {
+        if matches!(run.config, Overhead::Breakwater | Overhead::BreakwaterRate) {
+            run.report.requests_per_second /= 2.0;
+        }
+    }
+    let judged = overhead_targets(&r);
+    assert!(
+        judged.iter().all(|(pass, _)| *pass),
+        "the CPU ratio passes whatever req/s did: {judged:?}"
+    );
+    assert!(
+        judged[0].1.contains("(req/s 0.485)"),
+        "the req/s ratio is shown beside it: {judged:?}"
+    );
+    // Breakwater's CPU per request grows by a fifth: both fail, whatever req/s says.
+    let mut r = report();
+    for run in &mut r.overhead.runs {
+        if matches!(run.config, Overhead::Breakwater | Overhead::BreakwaterRate) {
+            run.envoy_cpu_us = run.envoy_cpu_us.map(|us| us * 1.2);
+        }
+    }
+    assert!(
+        overhead_targets(&r).iter().all(|(pass, _)| !pass),
+        "{:?}",
+        overhead_targets(&r)
+    );
+}
+
+#[test]
 fn an_outage_without_a_trip_fails_the_load_shedding_target_even_if_the_rate_is_low() {
     let mut r = report();
     r.failure[0].1.outage.tripped_after = None;
@@ -292,7 +332,8 @@ fn rewriting_replaces_only_the_generated_sections() {
         "{doc}"
     );
     assert!(
-        doc.contains("| c/b Breakwater ÷ no-op filter | 0.970 | 0.970 |"),
+        doc.contains("| c/b Breakwater ÷ no-op filter | 0.970 | 0.970 |")
+            && doc.contains("| from Envoy CPU per request (the targets) | from req/s |"),
         "{doc}"
     );
     assert!(

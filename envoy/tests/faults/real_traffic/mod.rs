@@ -106,6 +106,10 @@ pub fn summary(uploaded: &Uploaded) -> String {
 /// A counter of Breakwater's for `cluster`, from `/stats/prometheus` (0 while the filter has not
 /// defined it).
 pub fn prometheus_counter(envoy: &Envoy, metric: &str, cluster: &str) -> u64 {
+    if metric == "breakwater_requests_total" {
+        // Counted in each worker, added to Envoy's stats at the worker's flush.
+        breakwater_envoy::metrics::wait_for_flush();
+    }
     let prometheus = envoy.prometheus().expect("/stats/prometheus answers");
     prometheus
         .value(metric, &[("breakwater_cluster", cluster)])

@@ -9,7 +9,7 @@ use breakwater_host_tests::{ms, StreamId, StreamState, World};
 use proptest::prelude::*;
 
 use super::model::{Model, Phase, Ticket};
-use super::setup::{observed, Dispatch, Drawn, MAX_ATTEMPTS, MAX_TIMEOUT_MS, TIMEOUT_MS};
+use super::setup::{observed, Dispatch, Drawn, MAX_ATTEMPTS, MAX_TIMEOUT_MS, TIMEOUT_MS, WORKERS};
 use crate::common::{is_fallback, module_now};
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +87,10 @@ impl Case<'_> {
     /// Records request `i`'s final outcome in the model, and checks that the filter opened the
     /// breaker exactly when the model does, for an open time within the policy's bounds.
     pub fn record(&mut self, i: usize, failed: bool) -> Result<(), TestCaseError> {
+        // A success may wait in its worker for the flush: the flush runs now.
+        for worker in 0..WORKERS {
+            self.w.fire_timer(worker);
+        }
         let now = module_now(self.w);
         if !self.model.record(self.tickets[i], failed, now) {
             return Ok(());

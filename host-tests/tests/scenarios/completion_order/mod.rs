@@ -14,6 +14,11 @@
 //! [`model::Model`], a few lines of arithmetic that say what the breaker must be. Cases share one
 //! world: each uses one cluster (see [`setup::SHAPES`]), reset to a fresh breaker first.
 //!
+//! Each worker holds the successes that only feed a rate window back until its flush; the
+//! runner fires every worker's timer after each event, so the flush runs at once and the
+//! window is compared with the model's at every step (the lag itself is specified in
+//! `flush.rs`).
+//!
 //! # Events
 //! - An admission: the filter admits, admits as a probe, or rejects, as the model does.
 //! - A first answer: the outcome is recorded at the response, not at the request's end. Some
@@ -47,7 +52,7 @@ use proptest::prelude::*;
 use crate::common::{breaker_key, is_fallback, stat};
 use case::{Case, Event};
 use model::{Model, Ticket};
-use setup::{cluster, drawn, observed, shared_world, Drawn, Shared, SHAPES};
+use setup::{cluster, drawn, observed, shared_world, Drawn, Shared, SHAPES, WORKERS};
 
 thread_local! {
     static SHARED: RefCell<Option<Shared>> = const { RefCell::new(None) };
@@ -63,6 +68,10 @@ fn run_case(shared: &mut Shared, shape: usize, requests: &[Drawn]) -> Result<(),
         w.run_until_idle();
     }
     shared.unfinished = true;
+    // What the workers still hold from the case before goes to its breaker, not to this one's.
+    for worker in 0..WORKERS {
+        w.fire_timer(worker);
+    }
     let mut fresh = Vec::new();
     Breaker::new().encode(&mut fresh);
     w.set_shared_data(breaker_key(&cluster), &fresh);
@@ -113,6 +122,12 @@ fn run_case(shared: &mut Shared, shape: usize, requests: &[Drawn]) -> Result<(),
         case.w.advance_to(at);
         case.dispatches(&shared.dispatched)?;
         case.handle(event)?;
+        // Each worker holds its successes back for the rate window until its flush (see
+        // `flush.rs` for that lag): the flush runs now, so the window can be compared with the
+        // model's at every step.
+        for worker in 0..WORKERS {
+            case.w.fire_timer(worker);
+        }
         prop_assert_eq!(
             observed(case.w, &case.cluster),
             case.model.phase.clone(),

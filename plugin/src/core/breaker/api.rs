@@ -141,3 +141,15 @@ impl Permit {
         self.epoch
     }
 }
+
+/// Successes a worker held back (see [`super::Breaker::takes_success_later`]), all of permits of
+/// one epoch, to add to the rate window together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Successes {
+    /// The epoch their permits were admitted in.
+    pub epoch: u64,
+    /// How many.
+    pub total: u32,
+    /// Of those, the slow ones.
+    pub slow: u32,
+}

@@ -55,6 +55,8 @@
 //!
 //! # Encoding
 //! See [`codec`] for the byte layout: versioned, fixed header, bounded lists, checked decoding.
+//! [`Quiet`] answers admissions and successes of a closed breaker with an empty window from the
+//! bytes, without decoding them or the time.
 
 mod api;
 mod closed;
@@ -62,12 +64,14 @@ pub mod codec;
 mod events;
 mod open_time;
 mod probes;
+mod quiet;
 mod state;
 mod window;
 
-pub use api::{Admission, Call, Permit, Phase, Rejection, Step};
+pub use api::{Admission, Call, Permit, Phase, Rejection, Step, Successes};
 pub use codec::DecodeError;
 pub use events::{Event, Events, OpenReason, Opening};
+pub use quiet::Quiet;
 pub use state::Breaker;
 
 #[cfg(test)]

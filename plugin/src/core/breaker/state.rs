@@ -31,7 +31,9 @@ use super::closed::Counts;
 use super::open_time;
 use super::probes::Probes;
 use super::window::Geometry;
-use super::{Admission, Call, Events, OpenReason, Opening, Permit, Phase, Rejection, Step};
+use super::{
+    Admission, Call, Events, OpenReason, Opening, Permit, Phase, Rejection, Step, Successes,
+};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy};
 
@@ -196,6 +198,67 @@ impl Breaker {
             PermitKind::Counted => self.record_closed(p, call, now, rng, &mut fx),
             PermitKind::Probe(id) => self.record_probe(p, id, call, now, rng, &mut fx),
             PermitKind::Untracked => {}
+        }
+        fx.finish(())
+    }
+
+    /// What `admit` decides for a closed breaker, without the time: every request is admitted
+    /// while closed (`forced_open` and the other phases go the full way, `None`). The full
+    /// `admit` may also drop window buckets dated more than a window ahead (see the module docs);
+    /// the next `record` does that instead, so admission needs neither the clock nor a write.
+    pub fn admit_closed(&self, p: &BreakerPolicy) -> Option<Admission> {
+        if !self.is_closed() {
+            return None;
+        }
+        match p.mode {
+            BreakerMode::Enforce | BreakerMode::Shadow => {
+                Some(Admission::Admitted(Permit::counted(self.epoch)))
+            }
+            BreakerMode::Disabled => Some(Admission::Admitted(Permit::untracked(self.epoch))),
+            BreakerMode::ForcedOpen => None,
+        }
+    }
+
+    /// Whether recording `call` for `permit` would only add a success to the rate window: the
+    /// breaker is closed in the permit's epoch with no consecutive failures to forget, and the
+    /// call is a counted success. A worker may then hold it back and add it later with others
+    /// ([`Breaker::record_successes`]) instead of writing the shared state for each.
+    pub fn takes_success_later(&self, permit: Permit, call: Call) -> bool {
+        let closed_clean = matches!(&self.state, State::Closed(c) if c.failures == 0);
+        closed_clean
+            && !call.failed
+            && permit.epoch == self.epoch
+            && permit.kind == PermitKind::Counted
+    }
+
+    /// Records `successes` held back in a worker (see [`Breaker::takes_success_later`]) at
+    /// `now`, exactly as their `record`s one after the other would (the slow ones last): the
+    /// breaker opens at the first of them that makes a rate meet its threshold with at least
+    /// `minimum_requests` calls in the window, and the rest are then stale. Successes of
+    /// another epoch are stale from the start.
+    pub fn record_successes(
+        &mut self,
+        p: &BreakerPolicy,
+        successes: Successes,
+        now: Millis,
+        rng: &mut impl Rng,
+    ) -> Step<()> {
+        let mut fx = Effects::default();
+        if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
+            return fx.finish(());
+        }
+        self.clamp(p, now, &mut fx);
+        self.reclaim(now, &mut fx);
+        let fast = successes.total.saturating_sub(successes.slow);
+        for i in 0..successes.total {
+            if successes.epoch != self.epoch {
+                break;
+            }
+            let call = Call {
+                failed: false,
+                slow: i >= fast,
+            };
+            self.record_closed(p, call, now, rng, &mut fx);
         }
         fx.finish(())
     }

@@ -10,6 +10,8 @@ mod half_open;
 mod modes;
 mod open;
 mod props;
+mod quiet;
+mod successes;
 
 use std::time::Duration;
 
