@@ -47,18 +47,7 @@ pub fn send_h2(addr: SocketAddr, request: &Request) -> Result<Response, ClientEr
             let response = sender.send_request(hyper_request).await.map_err(exchange)?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(exchange)?.to_bytes().to_vec();
-            Ok(Response {
-                status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| {
-                        let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                        (n.as_str().to_string(), value)
-                    })
-                    .collect(),
-                body,
-            })
+            Ok(Response::of(&parts, body))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchanged)
             .await

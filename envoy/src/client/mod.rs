@@ -140,6 +140,23 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response from hyper's head and the body read whole (header values that are not UTF-8
+    /// are read lossily).
+    pub(crate) fn of(parts: &hyper::http::response::Parts, body: Vec<u8>) -> Response {
+        Response {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                    (n.as_str().to_string(), value)
+                })
+                .collect(),
+            body,
+        }
+    }
+
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
@@ -193,18 +210,7 @@ impl Connection {
                 .map_err(exchange)?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(exchange)?.to_bytes().to_vec();
-            Ok(Response {
-                status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| {
-                        let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                        (n.as_str().to_string(), value)
-                    })
-                    .collect(),
-                body,
-            })
+            Ok(Response::of(&parts, body))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange_future)
             .await
