@@ -4,7 +4,9 @@
 //! `x-envoy-upstream-service-time` is the upstream's, a call with no headers was reset, a parsed
 //! `:status` is three digits, `failure_on` / `retry_on` matching follows POLICY.md "Outcomes",
 //! and a stream Envoy ended past the filter is an outcome exactly when its details name an upstream failure
-//! and its client did not leave.
+//! and its client did not leave. A gRPC request's response (`core::outcome::grpc`) waits for its
+//! trailers only as a 200 without a status that goes on, is otherwise classified as the same
+//! HTTP response would be with its gRPC status read into `0..=16`, and never panics.
 
 #![no_main]
 
@@ -14,7 +16,7 @@ use breakwater::core::outcome::envoy::{
     EARLY_UPSTREAM_RESET, LATE_UPSTREAM_RESET, RESET_BODY_PREFIX, TIMEOUT_BODIES, TIMEOUT_DETAILS,
     UPSTREAM_SERVICE_TIME, VIA_UPSTREAM,
 };
-use breakwater::core::outcome::{parse_status, Cause, Outcome};
+use breakwater::core::outcome::{grpc, parse_status, Cause, Outcome};
 use breakwater::policy::{OutcomeClass, OutcomeMatcher};
 use libfuzzer_sys::fuzz_target;
 
@@ -71,6 +73,7 @@ enum Class {
     Timeout,
     NoHealthyUpstream,
     Overflow,
+    Grpc(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -85,6 +88,9 @@ struct Input {
     raw_body: Option<Vec<u8>>,
     classes: Vec<Class>,
     codes: Vec<u16>,
+    /// A gRPC request's `grpc-status` (headers or trailers), and whether its headers end it.
+    grpc_status: Option<Vec<u8>>,
+    grpc_end_of_stream: bool,
 }
 
 fn class(c: &Class) -> OutcomeClass {
@@ -96,6 +102,7 @@ fn class(c: &Class) -> OutcomeClass {
         Class::Timeout => OutcomeClass::Timeout,
         Class::NoHealthyUpstream => OutcomeClass::NoHealthyUpstream,
         Class::Overflow => OutcomeClass::Overflow,
+        Class::Grpc(code) => OutcomeClass::Grpc(code % 17),
     }
 }
 
@@ -128,6 +135,10 @@ fn check_outcome(o: &Outcome, m: &OutcomeMatcher) {
         assert!(
             o.status.is_some_and(|s| s < 400),
             "a success is below 400: {o:?}"
+        );
+        assert!(
+            o.grpc.is_none_or(|c| c == grpc::OK),
+            "a gRPC reply succeeds only with OK: {o:?}"
         );
     }
     assert_eq!(
@@ -167,7 +178,7 @@ fuzz_target!(|input: Input| {
     }
     if details.starts_with(EARLY_UPSTREAM_RESET) || details.starts_with(LATE_UPSTREAM_RESET) {
         assert!(
-            matches!(o.cause, Cause::Reset | Cause::ConnectFailure | Cause::Local),
+            matches!(o.cause, Cause::Reset | Cause::ConnectFailure | Cause::Overflow),
             "an upstream reset is a reset, a failed connection or Envoy protecting itself: {o:?}"
         );
     }
@@ -190,7 +201,7 @@ fuzz_target!(|input: Input| {
         assert!(
             matches!(
                 ended.cause,
-                Cause::Reset | Cause::ConnectFailure | Cause::Timeout | Cause::Local
+                Cause::Reset | Cause::ConnectFailure | Cause::Timeout | Cause::Overflow
             ),
             "an ended stream's outcome is an upstream failure named by its details: {ended:?}"
         );
@@ -207,6 +218,37 @@ fuzz_target!(|input: Input| {
                 && !details.starts_with(LATE_UPSTREAM_RESET),
             "details that name an upstream failure make an outcome: {details:?}"
         );
+    }
+
+    // A gRPC request's response: at its headers, at its trailers, or at an end without them.
+    let grpc_status = input.grpc_status.as_deref();
+    match grpc::at_headers(
+        input.status,
+        grpc_status,
+        input.grpc_end_of_stream,
+        input.flags,
+        details,
+    ) {
+        grpc::AtHeaders::Pending => assert!(
+            input.status == Some(200) && grpc_status.is_none() && !input.grpc_end_of_stream,
+            "only a 200 without a status that goes on waits for its trailers"
+        ),
+        grpc::AtHeaders::Known(at) => {
+            assert_eq!(at.grpc.is_some(), input.status == Some(200), "{at:?}");
+            assert!(at.grpc.is_none_or(|c| c <= grpc::MAX_CODE), "{at:?}");
+            assert_eq!(
+                (at.status, at.cause),
+                (o.status, o.cause),
+                "classified as the same response would be for HTTP"
+            );
+            check_outcome(&at, &matcher);
+        }
+    }
+    let trailers = grpc::at_trailers(grpc_status);
+    assert!(trailers.grpc.is_some_and(|c| c <= grpc::MAX_CODE));
+    check_outcome(&trailers, &matcher);
+    if let Some(ended) = grpc::ended(input.flags, details) {
+        check_outcome(&ended, &matcher);
     }
 
     // A dispatched call's response.
