@@ -106,12 +106,12 @@ fn class(c: &Class) -> OutcomeClass {
     }
 }
 
-/// POLICY.md's matching rule ("Outcomes"), written out: classes `5xx` and `gateway-error` and
-/// listed codes match replies (the upstream's, or Envoy's with no name of their own) by status;
-/// `reset`, `connect-failure`, `timeout`, `no-healthy-upstream` and `overflow` match their cause
-/// only.
+/// POLICY.md's matching rule ("Outcomes"), written out: classes `5xx` and `gateway-error`, listed
+/// codes and gRPC names match the upstream's own replies by status; `reset`, `connect-failure`,
+/// `timeout`, `no-healthy-upstream` and `overflow` match their cause only; Envoy's or another
+/// filter's reply with no name of its own matches nothing.
 fn expected_match(m: &OutcomeMatcher, o: &Outcome) -> bool {
-    let reply = matches!(o.cause, Cause::Upstream | Cause::Local);
+    let reply = o.cause == Cause::Upstream;
     let status = o.status.filter(|_| reply);
     m.classes.iter().any(|c| match c {
         OutcomeClass::Status5xx => status.is_some_and(|s| (500..=599).contains(&s)),
