@@ -190,6 +190,8 @@ fn istios_unanchored_tags_add_a_stray_label_but_the_anchored_cluster_tag_keeps_n
             .filter(breakwater(&json!({}))),
     );
     assert_eq!(envoy.get("/").expect("a response").status, 200);
+    // `requests_total` reaches Envoy's stats at the worker's next flush.
+    breakwater_envoy::metrics::wait_for_flush();
     let prometheus = envoy.prometheus().expect("prometheus");
     let samples: Vec<_> = prometheus
         .samples
