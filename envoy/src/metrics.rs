@@ -48,6 +48,16 @@ impl Metrics {
         }
     }
 
+    /// Reads Envoy's `/stats` now, without waiting for the flush: every counter but the batched
+    /// `requests_total` is current (for tests whose timing a second's wait would upset, such as
+    /// one that reads a breaker's counts before its open time ends).
+    pub fn now(envoy: &Envoy, cluster: &str) -> Metrics {
+        Metrics {
+            stats: envoy.stats().expect("Envoy's /stats answers"),
+            cluster: cluster.to_string(),
+        }
+    }
+
     /// A counter (`requests_total`, ...); 0 while the filter has not defined it (it defines
     /// each metric on first use).
     pub fn get(&self, metric: &str) -> u64 {

@@ -63,7 +63,7 @@ fn envoy_retries_a_trailers_only_unavailable_and_the_breaker_hears_one_success()
     );
     let stats = envoy.stats().expect("stats");
     assert_eq!(stats.number_or_zero("cluster.grpc.upstream_rq_retry"), 2);
-    let m = metrics(&envoy);
+    let m = flushed_metrics(&envoy);
     assert_eq!(
         m.get("failures_total"),
         0,

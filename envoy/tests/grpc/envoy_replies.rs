@@ -110,7 +110,7 @@ fn a_call_its_client_cancels_counts_for_nothing() {
             .all(|e| e.response_flags == "DR" && e.response_code == 0),
         "Envoy saw the client reset each stream: {log:?}"
     );
-    let m = metrics(&envoy);
+    let m = flushed_metrics(&envoy);
     assert_eq!(m.get("requests_total"), 4);
     assert_eq!(
         m.get("failures_total"),
@@ -144,7 +144,7 @@ fn a_call_whose_deadline_passes_counts_for_nothing() {
                 && e.response_code_details.as_deref() == Some("via_upstream"))),
         "the client's reset, or the server's own reply: {log:?}"
     );
-    let m = metrics(&envoy);
+    let m = flushed_metrics(&envoy);
     assert_eq!(m.get("requests_total"), 4);
     assert_eq!(m.get("failures_total"), 0);
 }

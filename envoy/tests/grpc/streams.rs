@@ -22,7 +22,7 @@ fn a_server_stream_arrives_whole_and_counts_once_as_a_success() {
     assert_eq!(stream.answers, expected, "every answer, in order, intact");
     let trailers = stream.end.expect("status OK in the trailers");
     assert!(trailers.get("x-breakwater-breaker").is_none());
-    let m = metrics(&envoy);
+    let m = flushed_metrics(&envoy);
     assert_eq!(m.get("requests_total"), 1);
     assert_eq!(m.get("failures_total"), 0);
 }
@@ -64,7 +64,7 @@ fn a_long_stream_is_not_a_slow_call_but_a_slow_answer_is() {
             .expect("slow but answered");
     }
     assert_eq!(
-        metrics(&envoy).get("breaker_opened_total"),
+        flushed_metrics(&envoy).get("breaker_opened_total"),
         1,
         "answers 600 ms late are slow calls"
     );
