@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use breakwater_envoy::grpc::{Answer, Behaviour, Call, Code, GrpcServer, UNARY_PATH};
@@ -27,7 +27,7 @@ use tonic_prost::ProstCodec;
 
 use crate::analysis::{self, Outage, Poll};
 use crate::failure::{self, explaining_stats, tripped, Flaky, Plan, FLAKY_RATIO, SLICE};
-use crate::load::{Sample, BREAKER_HEADER};
+use crate::load::{Load, Sample, BREAKER_HEADER};
 use crate::setups::{native_tuned_for_failures, Modules, CLUSTER, FAILURE_POLICY};
 use crate::BenchResult;
 
@@ -106,57 +106,8 @@ impl GrpcResilience {
 }
 
 /// Closed-loop tonic clients, one HTTP/2 connection each, one unary call at a time.
-struct GrpcLoad {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<std::io::Result<Vec<Sample>>>,
-}
-
-impl GrpcLoad {
-    fn start(addr: SocketAddr, connections: usize, epoch: Instant) -> GrpcLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = thread::Builder::new()
-            .name("bench-grpc-load".to_string())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                Ok(runtime.block_on(drive(addr, connections, epoch, flag)))
-            })
-            .unwrap_or_else(|e| panic!("cannot start the gRPC load thread: {e}"));
-        GrpcLoad { stop, thread }
-    }
-
-    fn stop(self) -> std::io::Result<Vec<Sample>> {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut samples = self
-            .thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        samples.sort_by_key(|s| s.at);
-        Ok(samples)
-    }
-}
-
-async fn drive(
-    addr: SocketAddr,
-    connections: usize,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-) -> Vec<Sample> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..connections {
-        tasks.spawn(caller(addr, epoch, stop.clone()));
-    }
-    let mut samples = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(mut part) => samples.append(&mut part),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => {}
-        }
-    }
-    samples
+fn grpc_load(addr: SocketAddr, connections: usize, epoch: Instant) -> Load {
+    Load::start_with("bench-grpc-load", addr, connections, epoch, caller)
 }
 
 async fn connect(addr: SocketAddr) -> Option<Channel> {
@@ -233,7 +184,7 @@ fn start(who: GrpcResilience, modules: &Modules) -> BenchResult<(GrpcServer, Env
 }
 
 fn warm_up(envoy: &Envoy, plan: &Plan) -> BenchResult<()> {
-    let load = GrpcLoad::start(envoy.listener(), plan.connections, Instant::now());
+    let load = grpc_load(envoy.listener(), plan.connections, Instant::now());
     thread::sleep(plan.warm_up);
     load.stop()?;
     Ok(())
@@ -248,7 +199,7 @@ fn flaky(who: GrpcResilience, modules: &Modules, plan: &Plan) -> BenchResult<Fla
         seed: SEED,
     });
     let before = server.total_calls();
-    let load = GrpcLoad::start(envoy.listener(), plan.connections, Instant::now());
+    let load = grpc_load(envoy.listener(), plan.connections, Instant::now());
     thread::sleep(plan.flaky);
     let samples = load.stop()?;
     let upstream_requests = usize::try_from(server.total_calls() - before).unwrap_or(usize::MAX);
@@ -294,7 +245,7 @@ fn outage(who: GrpcResilience, modules: &Modules, plan: &Plan) -> BenchResult<fa
     let (server, envoy) = start(who, modules)?;
     warm_up(&envoy, plan)?;
     let epoch = Instant::now();
-    let load = GrpcLoad::start(envoy.listener(), plan.connections, epoch);
+    let load = grpc_load(envoy.listener(), plan.connections, epoch);
     let mut polls = Vec::new();
     let healthy_from = plan.healthy / 5;
     poll_until(&envoy, &server, who, epoch, plan.healthy, &mut polls)?;

@@ -6,6 +6,7 @@
 //! client keeps `connections` connections busy, one request at a time each (the same closed loop
 //! as wrk), on a runtime and thread of its own, and records one [`Sample`] per request.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,17 +55,48 @@ impl Load {
     /// Starts `connections` connections to `addr`, each sending `GET /` in a loop; sample times
     /// count from `epoch`.
     pub fn start(addr: SocketAddr, connections: usize, epoch: Instant) -> Load {
+        Load::start_with("bench-load", addr, connections, epoch, connection_loop)
+    }
+
+    /// Starts `connections` clients on a thread (`name`) and runtime of their own, each running
+    /// `client(addr, epoch, stop)`: a closed loop that records one [`Sample`] per request until
+    /// `stop` is set.
+    pub fn start_with<F, Fut>(
+        name: &str,
+        addr: SocketAddr,
+        connections: usize,
+        epoch: Instant,
+        client: F,
+    ) -> Load
+    where
+        F: Fn(SocketAddr, Instant, Arc<AtomicBool>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<Sample>> + Send + 'static,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::Builder::new()
-            .name("bench-load".to_string())
+            .name(name.to_string())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                Ok(runtime.block_on(drive(addr, connections, epoch, flag)))
+                Ok(runtime.block_on(async move {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for _ in 0..connections {
+                        tasks.spawn(client(addr, epoch, flag.clone()));
+                    }
+                    let mut samples = Vec::new();
+                    while let Some(done) = tasks.join_next().await {
+                        match done {
+                            Ok(mut part) => samples.append(&mut part),
+                            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                            Err(_) => {}
+                        }
+                    }
+                    samples
+                }))
             })
-            .unwrap_or_else(|e| panic!("cannot start the load thread: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"));
         Load { stop, thread }
     }
 
@@ -78,27 +110,6 @@ impl Load {
         samples.sort_by_key(|s| s.at);
         Ok(samples)
     }
-}
-
-async fn drive(
-    addr: SocketAddr,
-    connections: usize,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-) -> Vec<Sample> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..connections {
-        tasks.spawn(connection_loop(addr, epoch, stop.clone()));
-    }
-    let mut samples = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(mut part) => samples.append(&mut part),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => {}
-        }
-    }
-    samples
 }
 
 /// One connection's loop: reconnects after errors, records every request.
