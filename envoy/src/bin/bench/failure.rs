@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use breakwater_envoy::{Envoy, Reply, Upstream};
 
 use crate::analysis::{self, Outage, OutageSummary, Poll, Slice};
-use crate::load::Load;
+use crate::load::{Load, Sample};
 use crate::setups::{Modules, Resilience, CLUSTER};
 use crate::BenchResult;
 
@@ -59,6 +59,34 @@ pub struct Flaky {
     pub p99_ms: Option<f64>,
     /// Envoy's retry and outlier stats, or Breakwater's metrics, after the run.
     pub stats: Vec<(String, u64)>,
+}
+
+impl Flaky {
+    /// The figures of a flaky run of `duration`: the client's `samples`, the requests that
+    /// reached the upstream, Envoy's explaining stats; `what` names the run in the error when
+    /// no client request completed.
+    pub fn of(
+        what: &str,
+        samples: &[Sample],
+        upstream_requests: usize,
+        duration: Duration,
+        envoy: &Envoy,
+    ) -> BenchResult<Flaky> {
+        let client_requests = samples.len();
+        if client_requests == 0 {
+            return Err(format!("{what}: no client request completed").into());
+        }
+        Ok(Flaky {
+            success_rate: analysis::success_rate(samples).unwrap_or(0.0),
+            amplification: upstream_requests as f64 / client_requests as f64,
+            client_requests,
+            upstream_requests,
+            client_rps: client_requests as f64 / duration.as_secs_f64(),
+            p50_ms: analysis::latency_ms(samples, 0.5),
+            p99_ms: analysis::latency_ms(samples, 0.99),
+            stats: explaining_stats(envoy)?,
+        })
+    }
 }
 
 /// Both scenarios for one contender.
@@ -120,21 +148,13 @@ pub fn flaky(resilience: Resilience, modules: &Modules, plan: &Plan) -> BenchRes
     thread::sleep(plan.flaky);
     let samples = load.stop()?;
     // Every client request has its final response: all its attempts have reached the upstream.
-    let upstream_requests = upstream.total();
-    let client_requests = samples.len();
-    if client_requests == 0 {
-        return Err(format!("{}: no client request completed", resilience.label()).into());
-    }
-    Ok(Flaky {
-        success_rate: analysis::success_rate(&samples).unwrap_or(0.0),
-        amplification: upstream_requests as f64 / client_requests as f64,
-        client_requests,
-        upstream_requests,
-        client_rps: client_requests as f64 / plan.flaky.as_secs_f64(),
-        p50_ms: analysis::latency_ms(&samples, 0.5),
-        p99_ms: analysis::latency_ms(&samples, 0.99),
-        stats: explaining_stats(&envoy)?,
-    })
+    Flaky::of(
+        resilience.label(),
+        &samples,
+        upstream.total(),
+        plan.flaky,
+        &envoy,
+    )
 }
 
 /// Whether the admin stats say the breaker tripped (any stat matching `trip_stat` above 0).

@@ -203,20 +203,13 @@ fn flaky(who: GrpcResilience, modules: &Modules, plan: &Plan) -> BenchResult<Fla
     thread::sleep(plan.flaky);
     let samples = load.stop()?;
     let upstream_requests = usize::try_from(server.total_calls() - before).unwrap_or(usize::MAX);
-    let client_requests = samples.len();
-    if client_requests == 0 {
-        return Err(format!("gRPC {}: no call completed", who.label()).into());
-    }
-    Ok(Flaky {
-        success_rate: analysis::success_rate(&samples).unwrap_or(0.0),
-        amplification: upstream_requests as f64 / client_requests as f64,
-        client_requests,
+    Flaky::of(
+        &format!("gRPC {}", who.label()),
+        &samples,
         upstream_requests,
-        client_rps: client_requests as f64 / plan.flaky.as_secs_f64(),
-        p50_ms: analysis::latency_ms(&samples, 0.5),
-        p99_ms: analysis::latency_ms(&samples, 0.99),
-        stats: explaining_stats(&envoy)?,
-    })
+        plan.flaky,
+        &envoy,
+    )
 }
 
 /// Polls the server's calls and the trip until `until` (from `epoch`).
