@@ -244,6 +244,7 @@ impl Breaker {
         rng: &mut impl Rng,
     ) -> Step<()> {
         let mut fx = Effects::default();
+        fx.events.set_shadow(p.mode == BreakerMode::Shadow);
         if matches!(p.mode, BreakerMode::Disabled | BreakerMode::ForcedOpen) {
             return fx.finish(());
         }

@@ -1,7 +1,7 @@
 //! `shadow`, `forced_open` and `disabled`.
 
 use super::*;
-use crate::core::breaker::OpenReason;
+use crate::core::breaker::{OpenReason, Successes};
 
 fn shadow() -> BreakerPolicy {
     policy_with(|p| p.mode = BreakerMode::Shadow)
@@ -182,6 +182,17 @@ fn every_step_under_a_policy_says_whether_it_ran_in_shadow_mode() {
                 recorded.events.is_empty(),
                 "the mode alone is no event: {:?}",
                 recorded.events
+            );
+            let held = Successes {
+                epoch: permit.epoch,
+                total: 2,
+                slow: 0,
+            };
+            let flushed = b.record_successes(&p, held, T0 + 2, &mut rng);
+            assert_eq!(
+                flushed.events.shadow(),
+                Some(shadow),
+                "held successes recorded under {mode:?}"
             );
         }
     }
