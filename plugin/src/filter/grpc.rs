@@ -47,6 +47,10 @@ pub fn is_grpc_content_type(value: &[u8]) -> bool {
 pub fn at_headers(end_of_stream: bool) -> AtHeaders {
     let status = host::status(MapType::HttpResponseHeaders);
     let grpc_status = host::header(MapType::HttpResponseHeaders, "grpc-status");
+    if status == Some(200) && grpc_status.is_none() && !end_of_stream {
+        // The common case, a reply whose status comes in the trailers: nothing more to read.
+        return AtHeaders::Pending;
+    }
     // Envoy's flags and details tell its own trailers-only replies from the upstream's, so they
     // are read whatever the status (an HTTP request only needs them on a 5xx).
     let flags = host::property_u64(host::path::RESPONSE_FLAGS).unwrap_or(0);
