@@ -77,10 +77,16 @@ impl Pairs {
             .map(|(_, v)| v)
     }
 
-    /// Whether every name and value is UTF-8 (what the SDK can send on).
+    /// Whether every name and value is UTF-8 (what the SDK can send on). Headers are nearly
+    /// always ASCII, and the names and values (with their NUL ends) lie in one run after the
+    /// lengths: one ASCII pass over that run answers for all of them, where a UTF-8 check per
+    /// name and value cost about 200 wasm instructions each (measured with the fuel example).
     pub fn is_utf8(&self) -> bool {
-        self.iter()
-            .all(|(n, v)| std::str::from_utf8(n).is_ok() && std::str::from_utf8(v).is_ok())
+        let data = self.bytes.get(self.iter().data..).unwrap_or_default();
+        data.is_ascii()
+            || self
+                .iter()
+                .all(|(n, v)| std::str::from_utf8(n).is_ok() && std::str::from_utf8(v).is_ok())
     }
 
     /// The pairs whose name and value are UTF-8, as text.
@@ -170,6 +176,18 @@ mod tests {
         assert_eq!(pairs.iter_str().collect::<Vec<_>>(), [("y", "ok")]);
     }
 
+    #[test]
+    fn utf8_beyond_ascii_is_utf8_and_a_stray_byte_anywhere_is_not() {
+        let text = Pairs::serialize(&[("x", "caf\u{e9}"), ("\u{fc}ber", "ok")]);
+        assert!(
+            text.is_utf8(),
+            "non-ASCII UTF-8 takes the slow check and passes it"
+        );
+        let bad_name = Pairs::serialize(&[(&b"ok"[..], &b"ok"[..]), (&b"\xc3"[..], &b"v"[..])]);
+        assert!(!bad_name.is_utf8(), "a name cut inside a character");
+        assert!(Pairs::default().is_utf8(), "no pairs, nothing to refuse");
+    }
+
     proptest! {
         #[test]
         fn any_bytes_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
@@ -177,6 +195,20 @@ mod tests {
             let _ = pairs.iter().count();
             let _ = pairs.get(":method");
             let _ = pairs.is_utf8();
+        }
+
+        #[test]
+        fn the_ascii_shortcut_agrees_with_checking_every_name_and_value(
+            map in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..8), proptest::collection::vec(any::<u8>(), 0..12)),
+                0..6,
+            )
+        ) {
+            let pairs = Pairs::serialize(&map);
+            let each = map
+                .iter()
+                .all(|(n, v)| std::str::from_utf8(n).is_ok() && std::str::from_utf8(v).is_ok());
+            prop_assert_eq!(pairs.is_utf8(), each);
         }
 
         #[test]

@@ -56,8 +56,9 @@ pub struct Limits {
     pub worker: u64,
 }
 
-/// What the request's headers say about replaying it, read in one pass over them (each lookup in
-/// a header map is a scan of it, and this runs on every request a policy may retry).
+/// What the request's headers say, read in one pass over them (each lookup in a header map is a
+/// scan of it, and this runs on every request): whether the filter must strip headers, whether
+/// it is gRPC, and what matters for replaying it.
 #[derive(Debug, Default)]
 pub struct Shape<'a> {
     pub method: Option<&'a str>,
@@ -65,31 +66,37 @@ pub struct Shape<'a> {
     pub keyed: bool,
     /// An `upgrade` header: the request asks for a tunnel (websocket, h2c).
     pub upgrade: bool,
-    /// `content-type: application/grpc…`.
+    /// A gRPC call as Envoy decides it (`application/grpc`, or `+` a codec): judged by its
+    /// gRPC status, answered with a gRPC fallback.
     pub grpc: bool,
+    /// Any `content-type: application/grpc…` (gRPC-Web included): never kept for a retry.
+    pub grpc_family: bool,
     /// `content-length`, when present and a number.
     pub length: Option<u64>,
-    /// Every name and value is UTF-8 (what a dispatch can send).
-    pub utf8: bool,
+    /// Some name starts with `x-breakwater-`: a client trying to steer the filter (the headers
+    /// are removed before the request goes on).
+    pub steered: bool,
 }
 
 impl<'a> Shape<'a> {
     pub fn of(headers: &'a Pairs, idempotency_header: Option<&str>) -> Shape<'a> {
         let key = idempotency_header.map(str::as_bytes);
-        let mut shape = Shape {
-            utf8: true,
-            ..Shape::default()
-        };
+        let mut shape = Shape::default();
         for (name, value) in headers.iter() {
-            let text = std::str::from_utf8(value).ok();
-            shape.utf8 &= text.is_some() && std::str::from_utf8(name).is_ok();
             shape.keyed |= Some(name) == key;
             match name {
-                b":method" => shape.method = text,
+                b":method" => shape.method = std::str::from_utf8(value).ok(),
                 b"upgrade" => shape.upgrade = true,
-                b"content-type" => shape.grpc = value.starts_with(b"application/grpc"),
-                b"content-length" => shape.length = text.and_then(|t| t.trim().parse().ok()),
-                _ => {}
+                b"content-type" => {
+                    shape.grpc = super::grpc::is_grpc_content_type(value);
+                    shape.grpc_family = value.starts_with(b"application/grpc");
+                }
+                b"content-length" => {
+                    shape.length = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok());
+                }
+                _ => shape.steered |= name.starts_with(b"x-breakwater-"),
             }
         }
         shape
@@ -117,12 +124,10 @@ pub struct RequestCopy {
 impl RequestCopy {
     /// Starts a copy with the request's headers; `complete` when the headers ended the stream.
     /// A `content-length` over `max_body` gives the copy up at once, before any byte is held; one
-    /// within it bounds the buffer. `length` is the announced `content-length` and `utf8` whether every header is UTF-8
-    /// (see [`Shape`]).
+    /// within it bounds the buffer. `length` is the announced `content-length` (see [`Shape`]).
     pub fn start(
         headers: Pairs,
         length: Option<u64>,
-        utf8: bool,
         complete: bool,
         limits: Limits,
     ) -> Result<RequestCopy, Dropped> {
@@ -133,7 +138,7 @@ impl RequestCopy {
         if length.is_some_and(|length| length > max_body) {
             return Err(Dropped::BodyTooLarge);
         }
-        if !utf8 {
+        if !headers.is_utf8() {
             return Err(Dropped::NotUtf8);
         }
         let size = headers.as_bytes().len() as u64;

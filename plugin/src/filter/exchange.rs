@@ -16,7 +16,7 @@ use crate::core::breaker::{Breaker, Call, Permit, Quiet};
 use crate::core::outcome::{Cause, Outcome};
 use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
-use crate::policy::{BreakerMode, BreakerPolicy, Effective};
+use crate::policy::{BreakerMode, BreakerPolicy, Effective, Entry};
 
 use super::copy::{Dropped, RequestCopy};
 use super::host::{self, Clock};
@@ -42,6 +42,11 @@ pub struct Exchange {
     pub root: u32,
     pub cluster: String,
     pub route: String,
+    /// The request's entry in `config`'s policy, located once at admission.
+    pub entry: Entry,
+    /// The shared-data key of the cluster's breaker, built once at admission (empty when the
+    /// breaker is off for this request).
+    pub breaker_key: String,
     /// The breaker's admission; `None` when the breaker is off for this request.
     pub permit: Option<Permit>,
     /// When the client request arrived; `None` while unknown: the clock is not read for a
@@ -81,7 +86,7 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn effective(&self) -> &Effective {
-        self.config.policy.lookup(&self.cluster, &self.route)
+        self.config.policy.at(self.entry)
     }
 
     fn breaker_policy(&self) -> Option<&BreakerPolicy> {
@@ -102,7 +107,7 @@ impl Exchange {
         clock: &mut Clock,
     ) -> Next {
         let config = Rc::clone(&self.config);
-        let effective = config.policy.lookup(&self.cluster, &self.route);
+        let effective = config.policy.at(self.entry);
         if effective.breaker.as_ref().is_some_and(|b| b.count_retries)
             && !self.inconclusive
             && outcome.cause != Cause::Local
@@ -205,12 +210,11 @@ impl Exchange {
         let Some(permit) = self.permit.filter(|p| p.is_probe()) else {
             return;
         };
-        let key = self.config.keys.breaker(&self.cluster);
-        let updated = shared::update::<Breaker, _>(&key, |b| {
+        let updated = shared::update::<Breaker, _>(&self.breaker_key, |b| {
             let step = b.release(permit, now);
             (step.events, step.changed)
         });
-        w.observe(&self.cluster, &key, updated);
+        w.observe(&self.cluster, &self.breaker_key, updated);
     }
 
     /// Returns the budget of a retry that will not run.
@@ -219,7 +223,7 @@ impl Exchange {
             return;
         };
         let config = Rc::clone(&self.config);
-        let effective = config.policy.lookup(&self.cluster, &self.route);
+        let effective = config.policy.at(self.entry);
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
             w.refund(&config.keys, &self.cluster, budget, withdrawal, now);
         }
@@ -239,10 +243,9 @@ impl Exchange {
         {
             return true;
         }
-        let key = self.config.keys.breaker(&self.cluster);
-        let loaded = shared::load_repairing::<Breaker>(&key);
+        let loaded = shared::load_repairing::<Breaker>(&self.breaker_key);
         if let Some(error) = &loaded.error {
-            w.state_error(&self.cluster, &key, error);
+            w.state_error(&self.cluster, &self.breaker_key, error);
         }
         loaded.state.is_closed()
     }
@@ -275,8 +278,8 @@ impl Exchange {
         // whenever it is non-zero, whatever the count was when this request was admitted (the
         // breaker counts in the order outcomes arrive). A success that finds nothing to reset
         // reads the state and writes nothing.
-        let key = self.config.keys.breaker(&self.cluster);
-        let first = shared::read(&key);
+        let key = self.breaker_key.as_str();
+        let first = shared::read(key);
         let quiet = Quiet::of(first.bytes.as_deref());
         if quiet.is_some_and(|q| q.record(policy, permit, call)) {
             return;
@@ -292,11 +295,11 @@ impl Exchange {
         }
         let now = clock.now();
         let rng = &mut w.rng;
-        let updated = shared::update_from::<Breaker, _>(&key, first, |b| {
+        let updated = shared::update_from::<Breaker, _>(key, first, |b| {
             let step = b.record(policy, permit, call, now, rng);
             (step.events, step.changed)
         });
-        w.observe(&self.cluster, &key, updated);
+        w.observe(&self.cluster, key, updated);
     }
 
     /// A body chunk of `size` bytes passed (in the host's request body buffer); `end` when it

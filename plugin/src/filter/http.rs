@@ -106,18 +106,9 @@ impl Stream {
         let mut clock = Clock::default();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
-        // One pass: the client's `x-breakwater-*` headers go, and `content-type` says gRPC.
-        for (name, value) in headers.iter() {
-            if name == b"content-type" {
-                self.grpc = grpc::is_grpc_content_type(value);
-            } else if name.starts_with(b"x-breakwater-") {
-                if let Ok(name) = std::str::from_utf8(name) {
-                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-                }
-            }
-        }
         let Some(cluster) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
         else {
+            strip_steering(&headers, &Shape::of(&headers, None));
             return Action::Continue;
         };
         // The route's name matters only to a policy with route overrides; each property read is a
@@ -127,31 +118,45 @@ impl Stream {
         } else {
             String::new()
         };
-        let effective = config.policy.lookup(&cluster, &route);
-        w.metrics.add_later(&cluster, Counter::Requests, 1);
+        let entry = config.policy.locate(&cluster, &route);
+        let effective = config.policy.at(entry);
+        // One pass over the headers says all the request path needs of them.
+        let key = effective.retry.as_ref();
+        let shape = Shape::of(&headers, key.and_then(|r| r.idempotency_header.as_deref()));
+        strip_steering(&headers, &shape);
+        self.grpc = shape.grpc;
+        let slot = w.metrics.slot(&cluster);
+        w.metrics.add_later(slot, Counter::Requests, 1);
         retries::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
+        let mut breaker_key = String::new();
         if let Some(policy) = effective.breaker.as_ref() {
-            let key = config.keys.breaker(&cluster);
-            let first = shared::read(&key);
+            breaker_key = config.keys.breaker(&cluster);
+            let key = breaker_key.as_str();
+            let first = shared::read(key);
             let quiet = Quiet::of(first.bytes.as_deref());
             let closed = || shared::peek::<Breaker>(&first)?.admit_closed(policy);
-            let updated = match quiet.and_then(|q| q.admit(policy)).or_else(closed) {
+            // `stepped`: the breaker's state machine ran (its events and errors are to report).
+            let (updated, stepped) = match quiet.and_then(|q| q.admit(policy)).or_else(closed) {
                 // Closed (with nothing in its window: from the bytes alone): admitted, nothing to
-                // write, no clock.
-                Some(admission) => shared::Updated {
-                    value: Some(Gate {
+                // write, no clock, nothing to report.
+                Some(admission) => {
+                    let gate = Gate {
                         admission,
                         events: Events::default(),
                         phase: Phase::Closed,
-                    }),
-                    error: None,
-                },
+                    };
+                    let updated = shared::Updated {
+                        value: Some(gate),
+                        error: None,
+                    };
+                    (updated, false)
+                }
                 None => {
                     let now = clock.now();
                     let rng = &mut w.rng;
-                    shared::update_from::<Breaker, _>(&key, first, |b| {
+                    let updated = shared::update_from::<Breaker, _>(key, first, |b| {
                         let step = b.admit(policy, now, rng);
                         let gate = Gate {
                             admission: step.value,
@@ -159,7 +164,8 @@ impl Stream {
                             phase: b.phase(),
                         };
                         (gate, step.changed)
-                    })
+                    });
+                    (updated, true)
                 }
             };
             let gate = updated.value;
@@ -171,17 +177,16 @@ impl Stream {
                 } else {
                     gate.phase
                 };
-                w.metrics.sync_state(&cluster, shown.gauge());
+                w.metrics.sync_state(slot, shown.gauge());
             }
             let shadow_rejected = gate.is_some_and(|g| g.events.would_reject().is_some());
-            w.observe(
-                &cluster,
-                &key,
-                shared::Updated {
+            if stepped {
+                let events = shared::Updated {
                     value: gate.map(|g| g.events),
                     error: updated.error,
-                },
-            );
+                };
+                w.observe(&cluster, key, events);
+            }
             match gate.map(|g| g.admission) {
                 Some(Admission::Rejected(rejection)) => {
                     fallback(self.grpc, policy, rejection.phase, rejection.retry_after);
@@ -200,7 +205,7 @@ impl Stream {
                 // a probe slot, and must not become an unbounded extra probe).
                 None => {
                     if let Some((phase, retry_after)) =
-                        contended_rejection(w, policy, &key, clock.now())
+                        contended_rejection(w, policy, key, clock.now())
                     {
                         w.metrics.state(&cluster, phase.gauge());
                         fallback(self.grpc, policy, phase, retry_after);
@@ -213,9 +218,15 @@ impl Stream {
         }
 
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
-            w.count_request(&config.keys, &cluster, budget, &mut clock);
+            w.count_request(&config.keys, slot, budget, &mut clock);
         }
-        let (copy, dropped) = match request_copy(&config, effective, headers, end_of_stream) {
+        let length = shape.length;
+        let copied = copy_limits(&config, effective, &shape).and_then(|limits| {
+            limits
+                .map(|limits| RequestCopy::start(headers, length, end_of_stream, limits))
+                .transpose()
+        });
+        let (copy, dropped) = match copied {
             Ok(copy) => (copy, None),
             Err(dropped) => (None, Some(dropped)),
         };
@@ -235,6 +246,8 @@ impl Stream {
             root: self.root,
             cluster,
             route,
+            entry,
+            breaker_key,
             permit,
             started,
             attempt_started: started.unwrap_or_default(),
@@ -368,18 +381,17 @@ fn ended_by_upstream_failure() -> Option<Outcome> {
     Outcome::of_ended_stream(status, flags, &details)
 }
 
-/// A copy of the request if it may be retried (`Ok(None)`: the policy never retries it); the body
-/// follows in `on_http_request_body`. `complete`: the headers ended the request.
-fn request_copy(
+/// The bounds of the request's copy if it may be retried (`Ok(None)`: the policy never retries
+/// it; `Err`: it would, but this request cannot be replayed). The copy starts with the headers;
+/// its body follows in `on_http_request_body`.
+fn copy_limits(
     config: &Config,
     effective: &Effective,
-    headers: Pairs,
-    complete: bool,
-) -> Result<Option<RequestCopy>, Dropped> {
+    shape: &Shape<'_>,
+) -> Result<Option<Limits>, Dropped> {
     let Some(policy) = effective.retry.as_ref().filter(|r| r.max_attempts > 1) else {
         return Ok(None);
     };
-    let shape = Shape::of(&headers, policy.idempotency_header.as_deref());
     let Some(method) = shape.method else {
         return Ok(None);
     };
@@ -393,17 +405,30 @@ fn request_copy(
     if method == "HEAD" {
         return Err(Dropped::Head);
     }
-    if shape.grpc {
+    if shape.grpc_family {
         // A retried response is relayed as Envoy's local reply, which Envoy turns into a
         // trailers-only gRPC error for a gRPC request: the real status and message would be lost.
         return Err(Dropped::Grpc);
     }
-    let limits = Limits {
+    Ok(Some(Limits {
         body: policy.max_request_body,
         worker: config.policy.worker_buffer(),
-    };
-    let (length, utf8) = (shape.length, shape.utf8);
-    RequestCopy::start(headers, length, utf8, complete, limits).map(Some)
+    }))
+}
+
+/// Removes the client's `x-breakwater-*` headers, if `shape` saw any: a client cannot steer the
+/// filter.
+fn strip_steering(headers: &Pairs, shape: &Shape<'_>) {
+    if !shape.steered {
+        return;
+    }
+    for (name, _) in headers.iter() {
+        if name.starts_with(b"x-breakwater-") {
+            if let Ok(name) = std::str::from_utf8(name) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+            }
+        }
+    }
 }
 
 /// Sends the breaker's fallback: a gRPC reply to a gRPC request.

@@ -180,6 +180,8 @@ pub fn skipped_name(cluster: &str, reason: SkipReason) -> String {
 /// Lazily defined metric ids of one cluster.
 #[derive(Debug, Default)]
 struct ClusterIds {
+    /// The cluster's name (its stats are named after it).
+    name: String,
     counters: [Option<u32>; Counter::ALL.len()],
     skipped: [Option<u32>; SkipReason::ALL.len()],
     state: Option<u32>,
@@ -192,10 +194,29 @@ struct ClusterIds {
     pending: [u64; Counter::ALL.len()],
 }
 
+/// A cluster's place in this worker's tables ([`Metrics::slot`]): looked up once per request by
+/// name, then used by index. Slots are never reused, so a slot stays its cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(usize);
+
+impl Slot {
+    /// The slot's position, for tables indexed like this worker's clusters.
+    pub fn index(self) -> usize {
+        self.0
+    }
+
+    /// The slot at `index` of such a table.
+    pub fn at(index: usize) -> Slot {
+        Slot(index)
+    }
+}
+
 /// This worker's metric ids, per cluster.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    clusters: HashMap<String, ClusterIds>,
+    /// Each cluster's slot, by name.
+    slots: HashMap<String, usize>,
+    clusters: Vec<ClusterIds>,
     /// Some cluster has counts waiting for the next flush.
     pending: bool,
 }
@@ -260,17 +281,24 @@ impl Metrics {
     /// (no host call then): admission keeps the gauge in step with the state it reads, so a
     /// gauge left by a mode that is gone (`forced_open` released) or by another worker's
     /// transition is put right by the next request.
-    pub fn sync_state(&mut self, cluster: &str, value: u64) {
-        if self.ids(cluster).phase != Some(value) {
-            self.state(cluster, value);
+    pub fn sync_state(&mut self, slot: Slot, value: u64) {
+        let Some(ids) = self.clusters.get(slot.0) else {
+            return;
+        };
+        if ids.phase != Some(value) {
+            let name = ids.name.clone();
+            self.state(&name, value);
         }
     }
 
     /// Adds `n` to a counter of `cluster` at the next [`Metrics::flush`] (the worker's tick, at
     /// most [`super::worker::FLUSH_AFTER`] later): for the counter of every request, whose host
     /// call would otherwise be paid on every request.
-    pub fn add_later(&mut self, cluster: &str, counter: Counter, n: u64) {
-        let pending = &mut self.ids(cluster).pending[counter.index()];
+    pub fn add_later(&mut self, slot: Slot, counter: Counter, n: u64) {
+        let Some(ids) = self.clusters.get_mut(slot.0) else {
+            return;
+        };
+        let pending = &mut ids.pending[counter.index()];
         *pending = pending.saturating_add(n);
         self.pending = true;
     }
@@ -285,19 +313,46 @@ impl Metrics {
         if !std::mem::take(&mut self.pending) {
             return;
         }
-        for (cluster, ids) in self.clusters.iter_mut() {
+        for ids in self.clusters.iter_mut() {
             for counter in Counter::ALL {
                 let n = std::mem::take(&mut ids.pending[counter.index()]);
                 if n > 0 {
-                    increment(ids, cluster, counter, n);
+                    let cluster = std::mem::take(&mut ids.name);
+                    increment(ids, &cluster, counter, n);
+                    ids.name = cluster;
                 }
             }
         }
     }
 
+    /// The slot of `cluster`, made on its first use.
+    pub fn slot(&mut self, cluster: &str) -> Slot {
+        if let Some(&slot) = self.slots.get(cluster) {
+            return Slot(slot);
+        }
+        let slot = self.clusters.len();
+        self.clusters.push(ClusterIds {
+            name: cluster.to_owned(),
+            ..ClusterIds::default()
+        });
+        self.slots.insert(cluster.to_owned(), slot);
+        Slot(slot)
+    }
+
+    /// The name of the cluster in `slot`.
+    pub fn name(&self, slot: Slot) -> &str {
+        self.clusters
+            .get(slot.0)
+            .map_or("", |ids| ids.name.as_str())
+    }
+
     fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
-        // entry_ref allocates the key only on first use.
-        self.clusters.entry_ref(cluster).or_default()
+        let Slot(slot) = self.slot(cluster);
+        if slot >= self.clusters.len() {
+            // Never: `slot` made the entry. Kept so the index below cannot be out of range.
+            self.clusters.resize_with(slot + 1, ClusterIds::default);
+        }
+        &mut self.clusters[slot]
     }
 }
 

@@ -363,9 +363,8 @@ fn fallback_due(w: &mut Worker, exchange: &Exchange, now: Millis) -> Option<(u16
     if policy.mode != BreakerMode::Enforce {
         return None;
     }
-    let key = exchange.config.keys.breaker(&exchange.cluster);
     // A dry run on a copy: what a new request would get, without taking a probe slot.
-    let mut breaker = read_breaker(w, &exchange.cluster, &key);
+    let mut breaker = read_breaker(w, &exchange.cluster, &exchange.breaker_key);
     match breaker.admit(policy, now, &mut w.rng).value {
         Admission::Rejected(rejection) => {
             w.metrics.add(&exchange.cluster, Counter::Rejected, 1);

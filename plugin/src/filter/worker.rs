@@ -54,7 +54,7 @@ use crate::policy::BudgetPolicy;
 
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
-use super::metrics::{Counter, Metrics};
+use super::metrics::{Counter, Metrics, Slot};
 use super::reply::Relay;
 use super::retries::Retries;
 use super::root::Config;
@@ -118,7 +118,8 @@ pub struct Worker {
     pub retries: Retries,
     /// Retried responses being written into their streams' held responses, by HTTP context id.
     pub relays: HashMap<u32, Relay>,
-    batches: HashMap<String, Batch>,
+    /// Budget batches, by cluster slot ([`Metrics::slot`]).
+    batches: Vec<Batch>,
     logs: Limiter,
     /// The next flush of the batched counts, while any wait.
     pub flush_timer: Option<FlushTimer>,
@@ -141,17 +142,33 @@ impl Worker {
     pub fn count_request(
         &mut self,
         keys: &Keys,
-        cluster: &str,
+        slot: Slot,
         policy: &BudgetPolicy,
         clock: &mut Clock,
     ) {
-        let batch = self.batches.entry_ref(cluster).or_default();
+        let batch = self.batch(slot);
         batch.count = batch.count.saturating_add(1);
         batch.policy = Some(*policy);
         if batch.count < FLUSH_EVERY && batch.refunds.is_empty() {
             return;
         }
-        self.write_budget(keys, cluster, policy, clock.now(), add_owed);
+        let cluster = self.metrics.name(slot).to_owned();
+        self.write_budget(keys, &cluster, policy, clock.now(), add_owed);
+    }
+
+    /// The budget batch of the cluster in `slot`.
+    fn batch(&mut self, slot: Slot) -> &mut Batch {
+        let i = slot.index();
+        if i >= self.batches.len() {
+            self.batches.resize_with(i + 1, Batch::default);
+        }
+        &mut self.batches[i]
+    }
+
+    /// The budget batch of `cluster`.
+    fn batch_of(&mut self, cluster: &str) -> &mut Batch {
+        let slot = self.metrics.slot(cluster);
+        self.batch(slot)
     }
 
     /// Whether counts wait for the flush: requests for Envoy's stats, for a shared budget, or
@@ -160,7 +177,7 @@ impl Worker {
         self.metrics.pending()
             || self
                 .batches
-                .values()
+                .iter()
                 .any(|b| b.count > 0 || !b.refunds.is_empty())
             || self.held.values().any(|h| h.successes.total > 0)
     }
@@ -234,11 +251,13 @@ impl Worker {
         for cluster in held {
             self.record_held(config, &cluster, now);
         }
+        let metrics = &self.metrics;
         let due: Vec<(String, BudgetPolicy)> = self
             .batches
             .iter()
+            .enumerate()
             .filter(|(_, b)| b.count > 0 || !b.refunds.is_empty())
-            .filter_map(|(cluster, b)| Some((cluster.clone(), b.policy?)))
+            .filter_map(|(i, b)| Some((metrics.name(Slot::at(i)).to_owned(), b.policy?)))
             .collect();
         for (cluster, policy) in due {
             self.write_budget(keys, &cluster, &policy, now, add_owed);
@@ -273,7 +292,7 @@ impl Worker {
         withdrawal: Withdrawal,
         now: Millis,
     ) {
-        let batch = self.batches.entry_ref(cluster).or_default();
+        let batch = self.batch_of(cluster);
         batch.refunds.push(withdrawal);
         batch.policy = Some(*policy);
         self.write_budget(keys, cluster, policy, now, add_owed);
@@ -290,10 +309,11 @@ impl Worker {
         now: Millis,
         mut change: impl FnMut(&mut Budget) -> (R, bool),
     ) -> Option<R> {
-        let (requests, refunds) = match self.batches.get_mut(cluster) {
-            Some(b) => (std::mem::take(&mut b.count), std::mem::take(&mut b.refunds)),
-            None => (0, Vec::new()),
-        };
+        let batch = self.batch_of(cluster);
+        let (requests, refunds) = (
+            std::mem::take(&mut batch.count),
+            std::mem::take(&mut batch.refunds),
+        );
         let key = keys.budget(cluster);
         let updated = shared::update::<Budget, _>(&key, |b| {
             if requests > 0 {
@@ -306,7 +326,7 @@ impl Worker {
             (value, changed || requests > 0 || !refunds.is_empty())
         });
         if updated.value.is_none() {
-            let batch = self.batches.entry_ref(cluster).or_default();
+            let batch = self.batch_of(cluster);
             batch.count = batch.count.saturating_add(requests);
             let mut owed = refunds;
             owed.append(&mut batch.refunds);

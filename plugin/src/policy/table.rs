@@ -103,6 +103,11 @@ impl Hosts {
     }
 }
 
+/// Where a request's effective policy is in the table of one [`Policy`] (see
+/// [`Policy::locate`]); `None`: a bypassed special cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry(Option<(usize, usize)>);
+
 /// A policy that passed validation, with the warnings about risky but legal values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -122,8 +127,23 @@ impl Policy {
     /// special Istio cluster that the policy does not name gets neither breaker nor retries
     /// unless `special_clusters` is `"guard"`. Cheap: no allocation, no merging at request time.
     pub fn lookup(&self, cluster: &str, route: &str) -> &Effective {
+        self.at(self.locate(cluster, route))
+    }
+
+    /// Where [`Policy::lookup`] finds the entry of `cluster` and `route`: a request locates its
+    /// entry once and reads it with [`Policy::at`] on every later callback, without hashing the
+    /// names again.
+    pub fn locate(&self, cluster: &str, route: &str) -> Entry {
         match self.row(cluster) {
-            Some(row) => self.entry(row, self.column(route)),
+            Some(row) => Entry(Some((row, self.column(route)))),
+            None => Entry(None),
+        }
+    }
+
+    /// The entry [`Policy::locate`] found (in this policy).
+    pub fn at(&self, entry: Entry) -> &Effective {
+        match entry.0 {
+            Some((row, column)) => self.entry(row, column),
             None => &self.bypass,
         }
     }
