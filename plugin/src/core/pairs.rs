@@ -96,6 +96,9 @@ impl Pairs {
     }
 }
 
+// Inlined: on the request path every header passes through these, and at the module's size-first
+// opt-level a call each cost about 190 wasm instructions per header (fuel example).
+#[inline(always)]
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
     let word: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     usize::try_from(u32::from_le_bytes(word)).ok()
@@ -113,20 +116,21 @@ pub struct Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.next >= self.count {
             return None;
         }
-        let lengths = 4 + self.next * 8;
-        let name_len = read_u32(self.bytes, lengths)?;
-        let value_len = read_u32(self.bytes, lengths + 4)?;
-        let name_start = self.data;
-        let name_end = name_start.checked_add(name_len)?;
-        let value_start = name_end.checked_add(1)?;
-        let value_end = value_start.checked_add(value_len)?;
-        let name = self.bytes.get(name_start..name_end)?;
-        let value = self.bytes.get(value_start..value_end)?;
-        self.data = value_end.checked_add(1)?;
+        let at = 4 + self.next * 8;
+        let lengths: &[u8; 8] = self.bytes.get(at..at + 8)?.try_into().ok()?;
+        let [n0, n1, n2, n3, v0, v1, v2, v3] = *lengths;
+        let name_len = u32::from_le_bytes([n0, n1, n2, n3]) as usize;
+        let value_len = u32::from_le_bytes([v0, v1, v2, v3]) as usize;
+        let rest = self.bytes.get(self.data..)?;
+        let name = rest.get(..name_len)?;
+        // `name_len` is within the buffer, so these sums cannot overflow.
+        let value = rest.get(name_len + 1..)?.get(..value_len)?;
+        self.data += name_len + value_len + 2;
         self.next += 1;
         Some((name, value))
     }

@@ -20,7 +20,7 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective, Entry};
 
 use super::copy::{Dropped, RequestCopy};
 use super::host::{self, Clock};
-use super::metrics::{Counter, SkipReason};
+use super::metrics::{Counter, SkipReason, Slot};
 use super::root::Config;
 use super::shared;
 use super::worker::Worker;
@@ -40,13 +40,14 @@ pub struct Exchange {
     pub config: Rc<Config>,
     /// The root context of the client's stream (whose timer runs the worker's flush for it).
     pub root: u32,
-    pub cluster: String,
+    pub cluster: Rc<str>,
     pub route: String,
     /// The request's entry in `config`'s policy, located once at admission.
     pub entry: Entry,
-    /// The shared-data key of the cluster's breaker, built once at admission (empty when the
-    /// breaker is off for this request).
-    pub breaker_key: String,
+    /// The shared-data key of the cluster's breaker.
+    pub breaker_key: Rc<str>,
+    /// The cluster's metrics and budget batch in this worker.
+    pub slot: Slot,
     /// The breaker's admission; `None` when the breaker is off for this request.
     pub permit: Option<Permit>,
     /// When the client request arrived; `None` while unknown: the clock is not read for a
@@ -164,7 +165,7 @@ impl Exchange {
         if self.inconclusive {
             // No evidence against the upstream: the breaker hears nothing (a probe slot goes
             // back), and the dropped response is counted.
-            w.metrics.add(&self.cluster, Counter::ResponsesDropped, 1);
+            w.metrics.add_at(self.slot, Counter::ResponsesDropped, 1);
             self.release_permit(w, clock.now());
         } else if outcome.cause == Cause::Local {
             // Envoy's or another filter's own reply: the upstream was never asked, so it is no
@@ -180,13 +181,13 @@ impl Exchange {
         if self.withdrawal.is_some() {
             self.give_back_budget(w, clock.now());
         }
-        let cluster = self.cluster.as_str();
+        let cluster = &*self.cluster;
         if self.attempts > 1 && outcome.is_success() {
-            w.metrics.add(cluster, Counter::RetrySuccesses, 1);
+            w.metrics.add_at(self.slot, Counter::RetrySuccesses, 1);
         }
         if let Some(stop) = stop {
             if stop.is_exhausted() {
-                w.metrics.add(cluster, Counter::RetriesExhausted, 1);
+                w.metrics.add_at(self.slot, Counter::RetriesExhausted, 1);
             } else if let Some(reason) = skip_reason(stop, self.dropped) {
                 w.metrics.skipped(cluster, reason);
             }
@@ -267,7 +268,7 @@ impl Exchange {
             }),
         };
         if call.failed {
-            w.metrics.add(&self.cluster, Counter::Failures, 1);
+            w.metrics.add_at(self.slot, Counter::Failures, 1);
         }
         let rates = policy.failure_rate.is_some() || policy.slow_call.is_some();
         if rates && call.failed {
@@ -278,7 +279,7 @@ impl Exchange {
         // whenever it is non-zero, whatever the count was when this request was admitted (the
         // breaker counts in the order outcomes arrive). A success that finds nothing to reset
         // reads the state and writes nothing.
-        let key = self.breaker_key.as_str();
+        let key = &*self.breaker_key;
         let first = shared::read(key);
         let quiet = Quiet::of(first.bytes.as_deref());
         if quiet.is_some_and(|q| q.record(policy, permit, call)) {

@@ -80,7 +80,7 @@ pub struct Stream {
     root: u32,
     config: Option<Rc<Config>>,
     stage: Stage,
-    exchange: Option<Exchange>,
+    exchange: Option<Box<Exchange>>,
     /// A gRPC request (`content-type: application/grpc…`): judged by its gRPC status, and
     /// answered with a gRPC fallback.
     grpc: bool,
@@ -106,7 +106,7 @@ impl Stream {
         let mut clock = Clock::default();
         // One buffer as the host wrote it: no allocation per header on the request path.
         let headers = host::header_pairs(MapType::HttpRequestHeaders);
-        let Some(cluster) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
+        let Some(name) = host::property_str(host::path::CLUSTER_NAME).filter(|c| !c.is_empty())
         else {
             strip_steering(&headers, &Shape::of(&headers, None));
             return Action::Continue;
@@ -118,22 +118,22 @@ impl Stream {
         } else {
             String::new()
         };
-        let entry = config.policy.locate(&cluster, &route);
+        let known = config.cluster(&name, &mut w.metrics);
+        let cluster = Rc::clone(&known.name);
+        let entry = config.policy.locate_in(known.row, &route);
         let effective = config.policy.at(entry);
         // One pass over the headers says all the request path needs of them.
         let key = effective.retry.as_ref();
         let shape = Shape::of(&headers, key.and_then(|r| r.idempotency_header.as_deref()));
         strip_steering(&headers, &shape);
         self.grpc = shape.grpc;
-        let slot = w.metrics.slot(&cluster);
+        let slot = known.slot;
         w.metrics.add_later(slot, Counter::Requests, 1);
         retries::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
-        let mut breaker_key = String::new();
         if let Some(policy) = effective.breaker.as_ref() {
-            breaker_key = config.keys.breaker(&cluster);
-            let key = breaker_key.as_str();
+            let key = &*known.breaker_key;
             let first = shared::read(key);
             let quiet = Quiet::of(first.bytes.as_deref());
             let closed = || shared::peek::<Breaker>(&first)?.admit_closed(policy);
@@ -241,13 +241,14 @@ impl Stream {
         } else {
             clock.read()
         };
-        self.exchange = Some(Exchange {
+        self.exchange = Some(Box::new(Exchange {
             config: Rc::clone(&config),
             root: self.root,
             cluster,
             route,
             entry,
-            breaker_key,
+            breaker_key: Rc::clone(&known.breaker_key),
+            slot,
             permit,
             started,
             attempt_started: started.unwrap_or_default(),
@@ -260,7 +261,7 @@ impl Stream {
             withdrawal: None,
             reported: false,
             responded: None,
-        });
+        }));
         self.stage = Stage::Forwarded;
         Action::Continue
     }
@@ -517,7 +518,7 @@ impl HttpContext for Stream {
             match grpc::at_headers(end_of_stream) {
                 AtHeaders::Known(outcome) => outcome,
                 AtHeaders::Pending => {
-                    grpc::await_status(self.exchange.as_mut());
+                    grpc::await_status(self.exchange.as_deref_mut());
                     self.stage = Stage::AwaitingStatus;
                     return Action::Continue;
                 }

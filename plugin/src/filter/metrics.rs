@@ -231,6 +231,16 @@ impl Metrics {
         increment(self.ids(cluster), cluster, counter, n);
     }
 
+    /// [`Metrics::add`] for the cluster in `slot`, without looking its name up.
+    pub fn add_at(&mut self, slot: Slot, counter: Counter, n: u64) {
+        let Some(ids) = self.clusters.get_mut(slot.0).filter(|_| n > 0) else {
+            return;
+        };
+        let cluster = std::mem::take(&mut ids.name);
+        increment(ids, &cluster, counter, n);
+        ids.name = cluster;
+    }
+
     /// Counts one skipped retry.
     pub fn skipped(&mut self, cluster: &str, reason: SkipReason) {
         let ids = self.ids(cluster);

@@ -82,7 +82,7 @@ pub enum Stage {
 pub struct Job {
     /// The root context of the client's stream: the one that ticks for it and dispatches it.
     pub root: u32,
-    pub exchange: Exchange,
+    pub exchange: Box<Exchange>,
     pub stage: Stage,
     pub last: Last,
     /// The outcome of the latest attempt.

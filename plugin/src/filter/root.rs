@@ -6,16 +6,20 @@
 //! state scope ([`scope`]), so a new configuration finds them as the old one left them, even
 //! when Istio renames the plugin.
 
+use std::cell::RefCell;
 use std::rc::Rc;
+
+type HashMap<K, V> = hashbrown::HashMap<K, V, crate::policy::names::FnvBuildHasher>;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use crate::policy::Policy;
+use crate::policy::{Policy, Row};
 
 use super::host;
 use super::http::Stream;
+use super::metrics::{Metrics, Slot};
 use super::retries;
 use super::shared::Keys;
 use super::worker;
@@ -25,6 +29,56 @@ use super::worker;
 pub struct Config {
     pub policy: Policy,
     pub keys: Keys,
+    /// What this configuration found of each cluster it served on this worker (see
+    /// [`Config::cluster`]).
+    known: RefCell<HashMap<String, Rc<Known>>>,
+}
+
+/// What a request needs of its cluster beyond the route: found once per cluster and
+/// configuration on a worker, then shared by every request to it (a lookup by name instead of a
+/// policy row, a metric slot and a shared-data key made on every request).
+#[derive(Debug)]
+pub struct Known {
+    pub name: Rc<str>,
+    /// The cluster's row in the policy.
+    pub row: Row,
+    /// The cluster's metrics and budget batch in this worker.
+    pub slot: Slot,
+    /// The shared-data key of the cluster's breaker.
+    pub breaker_key: Rc<str>,
+}
+
+/// Clusters a configuration remembers per worker. Envoy's clusters are few, but a route can
+/// take its cluster from a request header (`cluster_header`): past this many names the rest are
+/// looked up on each request, so clients cannot grow a worker's memory through it.
+const MAX_KNOWN: usize = 1024;
+
+impl Config {
+    pub fn new(policy: Policy, keys: Keys) -> Config {
+        Config {
+            policy,
+            keys,
+            known: RefCell::default(),
+        }
+    }
+
+    /// What this configuration knows of `cluster`, found on its first request here.
+    pub fn cluster(&self, cluster: &str, metrics: &mut Metrics) -> Rc<Known> {
+        if let Some(known) = self.known.borrow().get(cluster) {
+            return Rc::clone(known);
+        }
+        let known = Rc::new(Known {
+            name: Rc::from(cluster),
+            row: self.policy.row_of(cluster),
+            slot: metrics.slot(cluster),
+            breaker_key: Rc::from(self.keys.breaker(cluster)),
+        });
+        let mut table = self.known.borrow_mut();
+        if table.len() < MAX_KNOWN {
+            table.insert(cluster.to_owned(), Rc::clone(&known));
+        }
+        known
+    }
 }
 
 /// The name breaker and budget state is kept under: the policy's `state_scope`, else the root
@@ -97,10 +151,7 @@ impl RootContext for Root {
         let plugin_name = host::property_str(host::path::PLUGIN_NAME).unwrap_or_default();
         let root_id = host::property_str(host::path::PLUGIN_ROOT_ID).unwrap_or_default();
         let scope = scope(parsed.policy.state_scope(), &root_id, &plugin_name).to_owned();
-        self.config = Some(Rc::new(Config {
-            policy: parsed.policy,
-            keys: Keys::new(&scope),
-        }));
+        self.config = Some(Rc::new(Config::new(parsed.policy, Keys::new(&scope))));
         // Retries queued under an earlier configuration are served by their own (older) root,
         // which keeps ticking until its last stream ends.
         log::info!("breakwater: policy loaded for plugin '{plugin_name}', state scope '{scope}'");

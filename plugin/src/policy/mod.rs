@@ -78,7 +78,7 @@ mod table;
 mod types;
 
 pub use problem::{PolicyErrors, Problem, TOP_LEVEL};
-pub use table::{Entry, Parsed, Policy};
+pub use table::{Entry, Parsed, Policy, Row};
 pub use types::*;
 
 #[cfg(test)]

@@ -108,6 +108,11 @@ impl Hosts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry(Option<(usize, usize)>);
 
+/// A cluster's row in the table of one [`Policy`] (see [`Policy::row_of`]); `None`: a bypassed
+/// special cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row(Option<usize>);
+
 /// A policy that passed validation, with the warnings about risky but legal values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -134,7 +139,19 @@ impl Policy {
     /// entry once and reads it with [`Policy::at`] on every later callback, without hashing the
     /// names again.
     pub fn locate(&self, cluster: &str, route: &str) -> Entry {
-        match self.row(cluster) {
+        self.locate_in(self.row_of(cluster), route)
+    }
+
+    /// The row of `cluster`'s entries, which every route to it shares: what a request finds
+    /// through its cluster alone, worth keeping per cluster ([`Policy::locate_in`] then finds
+    /// the route's entry in it).
+    pub fn row_of(&self, cluster: &str) -> Row {
+        Row(self.row(cluster))
+    }
+
+    /// [`Policy::locate`] for a cluster whose row is known.
+    pub fn locate_in(&self, row: Row, route: &str) -> Entry {
+        match row.0 {
             Some(row) => Entry(Some((row, self.column(route)))),
             None => Entry(None),
         }
