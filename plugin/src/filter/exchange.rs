@@ -23,7 +23,7 @@ use super::host::{self, Clock};
 use super::metrics::{Counter, SkipReason, Slot};
 use super::root::Config;
 use super::shared;
-use super::worker::Worker;
+use super::worker::{read_breaker, Worker};
 
 /// What happens after an attempt.
 #[derive(Debug)]
@@ -244,11 +244,7 @@ impl Exchange {
         {
             return true;
         }
-        let loaded = shared::load_repairing::<Breaker>(&self.breaker_key);
-        if let Some(error) = &loaded.error {
-            w.state_error(&self.cluster, &self.breaker_key, error);
-        }
-        loaded.state.is_closed()
+        read_breaker(w, &self.cluster, &self.breaker_key).is_closed()
     }
 
     /// Reports one outcome to the breaker (reading the clock only if the breaker is not quiet).
@@ -390,9 +386,9 @@ fn takes_success_later(read: &shared::Read, permit: Permit, call: Call) -> bool 
     shared::peek::<Breaker>(read).is_some_and(|b| b.takes_success_later(permit, call))
 }
 
-/// The metric label of a stop that skipped a wanted retry (the labels of
-/// [`Stop::metric_reason`]); `dropped` is why the request copy was given up, if it was.
-/// Exhaustive, so a new stop cannot go uncounted by accident.
+/// The metric label of a stop that skipped a wanted retry (`None`: nothing was skipped: a
+/// success, an outcome not retried, every attempt used); `dropped` is why the request copy was
+/// given up, if it was. Exhaustive, so a new stop cannot go uncounted by accident.
 pub fn skip_reason(stop: Stop, dropped: Option<Dropped>) -> Option<SkipReason> {
     match stop {
         Stop::NotEligible if dropped == Some(Dropped::Memory) => Some(SkipReason::Memory),

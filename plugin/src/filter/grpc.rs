@@ -100,10 +100,7 @@ fn message(phase: Phase) -> &'static str {
 pub fn send_fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) {
     let seconds = host::retry_after_seconds(retry_after).to_string();
     let pushback = millis(retry_after).to_string();
-    let state = match phase {
-        Phase::HalfOpen => "half-open",
-        _ => "open",
-    };
+    let state = phase.rejecting();
     let fallback = &policy.fallback;
     let headers = Pairs::collect(
         fallback

@@ -145,10 +145,7 @@ pub fn send_fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration
 /// The breaker's fallback: status, headers and body.
 fn fallback(policy: &BreakerPolicy, phase: Phase, retry_after: Duration) -> (u16, Pairs, Vec<u8>) {
     let seconds = host::retry_after_seconds(retry_after).to_string();
-    let state = match phase {
-        Phase::HalfOpen => "half-open",
-        _ => "open",
-    };
+    let state = phase.rejecting();
     // Envoy's local reply adds a `text/plain` content type to a body that has none; a fallback
     // written into a held response's place gets the same.
     let typed = policy

@@ -28,7 +28,16 @@ impl Phase {
         }
     }
 
-    /// The name used in logs and in the `x-breakwater-breaker` header.
+    /// The state a fallback names in `x-breakwater-breaker`: `half-open` when it came from a
+    /// half-open breaker, else `open` (a `forced_open` breaker rejects whatever its phase).
+    pub fn rejecting(self) -> &'static str {
+        match self {
+            Phase::HalfOpen => "half-open",
+            Phase::Closed | Phase::Open => "open",
+        }
+    }
+
+    /// The name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Closed => "closed",

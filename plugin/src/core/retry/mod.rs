@@ -6,8 +6,8 @@
 //! method is in `methods` (by default RFC 9110's idempotent methods), or it carries the
 //! `idempotency_header`, whatever its method. Its body must also fit in `max_request_body`, since
 //! a retry re-sends the buffered body; the body size is only known while it streams, so the glue
-//! checks [`body_fits`] as data arrives and marks the request ineligible when it overflows (the
-//! request itself is still forwarded).
+//! checks it as data arrives and gives the request's copy up when it overflows (the request
+//! itself is still forwarded).
 //!
 //! # Decision
 //!
@@ -62,9 +62,6 @@ pub enum Ineligible {
     /// Not an idempotent method in `methods`, and no idempotency header.
     #[error("its method is not in retry.methods and it carries no idempotency header")]
     Method,
-    /// The body is larger than `max_request_body`.
-    #[error("its body is larger than retry.max_request_body")]
-    BodyTooLarge,
 }
 
 /// Whether a request with this method (`:method`, compared exactly: methods are case-sensitive)
@@ -80,16 +77,6 @@ pub fn eligible(
         Ok(())
     } else {
         Err(Ineligible::Method)
-    }
-}
-
-/// Whether a body of `body_size` bytes (so far, or announced by `content-length`) still allows
-/// retries.
-pub fn body_fits(p: &RetryPolicy, body_size: u64) -> Result<(), Ineligible> {
-    if body_size <= p.max_request_body {
-        Ok(())
-    } else {
-        Err(Ineligible::BodyTooLarge)
     }
 }
 
@@ -112,7 +99,7 @@ pub struct PlanInput<'a> {
     pub outcome: Outcome,
     /// Attempts made so far, the first included (1 after the first attempt failed).
     pub attempts: u32,
-    /// Whether the request may be retried ([`eligible`] and [`body_fits`]).
+    /// Whether the request may be retried ([`eligible`], and its body kept whole within `max_request_body`).
     pub eligible: bool,
     /// When the client's request started (host clock).
     pub started_at: Millis,
@@ -128,8 +115,8 @@ pub struct PlanInput<'a> {
 /// The answer after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send attempt number `attempt` (2 for the first retry) after `delay`.
-    Retry { delay: Duration, attempt: u32 },
+    /// Send the next attempt after `delay`.
+    Retry { delay: Duration },
     /// The response the client gets is the one at hand.
     Stop(Stop),
 }
@@ -157,19 +144,6 @@ pub enum Stop {
 }
 
 impl Stop {
-    /// The reason label for the "retries skipped" metric: `None` when no retry was skipped
-    /// (success, not retryable, exhausted: see [`Stop::is_exhausted`]).
-    pub fn metric_reason(&self) -> Option<&'static str> {
-        match self {
-            Stop::Success | Stop::NotRetryable | Stop::Exhausted => None,
-            Stop::NotEligible => Some("not_eligible"),
-            Stop::Deadline => Some("deadline"),
-            Stop::RetryAfterTooLong => Some("retry_after"),
-            Stop::Budget => Some("budget"),
-            Stop::Breaker => Some("breaker"),
-        }
-    }
-
     /// Whether every allowed attempt was used (the "retries exhausted" metric).
     pub fn is_exhausted(&self) -> bool {
         *self == Stop::Exhausted
@@ -198,10 +172,7 @@ pub fn plan(p: &RetryPolicy, input: &PlanInput<'_>, rng: &mut impl Rng) -> Verdi
     if !deadline_allows(p, input.started_at, input.now.saturating_add(millis(delay))) {
         return Verdict::Stop(Stop::Deadline);
     }
-    Verdict::Retry {
-        delay,
-        attempt: attempts + 1,
-    }
+    Verdict::Retry { delay }
 }
 
 /// Whether an attempt that starts at `now` could run its whole `per_try_timeout` and still end by

@@ -182,4 +182,10 @@ fn phases_have_gauge_values_and_header_names() {
     let phases = [Phase::Closed, Phase::Open, Phase::HalfOpen];
     assert_eq!(phases.map(Phase::gauge), [0, 1, 2]);
     assert_eq!(phases.map(Phase::as_str), ["closed", "open", "half-open"]);
+    assert_eq!(
+        phases.map(Phase::rejecting),
+        ["open", "open", "half-open"],
+        "a fallback names the breaker open unless a half-open one turned it away (a forced-open \
+         breaker rejects while its phase is closed)"
+    );
 }
