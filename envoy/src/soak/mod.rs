@@ -24,7 +24,7 @@ use crate::launcher::Envoy;
 
 pub use health::{rss_bytes, WasmHealth};
 pub use load::{Finished, Load, LoadSpec, Tally};
-pub use verdict::{Bounds, MemorySample, Record};
+pub use verdict::{Bounds, MemorySample, Record, VmSample};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -39,6 +39,17 @@ pub const GROWTH_ALLOWANCE: u64 = 4 * MIB;
 /// of the ten-minute run the trend may rise 8.5 MiB in all: a leak of 100 bytes per request at
 /// 200 requests per second (10.3 MiB) fails the run.
 pub const GROWTH_PER_MINUTE: u64 = MIB / 2;
+/// The largest worker VM's wasm linear memory may never exceed this. A VM holds about 1 MiB at
+/// rest (`BENCHMARKS.md`, "Memory per worker VM"); the soak's copies (512-byte bodies) and
+/// retried responses add little. A filter that kept something per request would pass it within
+/// minutes at 200 requests per second.
+pub const MAX_VM_MEMORY: u64 = 8 * MIB;
+/// Growth of the largest worker VM's memory allowed after the warm-up: a linear memory grows in
+/// 64 KiB pages and never shrinks, so once warm it should not move at all; the allowance is the
+/// allocator's slack for a burst of retries.
+pub const VM_GROWTH: u64 = MIB;
+/// The filter's gauge of the largest worker VM's linear memory, as Envoy shows it.
+const VM_MEMORY_STAT: &str = "wasmcustom.breakwater.wasm_memory_bytes";
 /// How often memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How often the run looks at the clock (outages start and end on time to this).
@@ -72,6 +83,8 @@ impl Options {
                 warm_up: (duration / 4).min(Duration::from_secs(60)),
                 growth_allowance: GROWTH_ALLOWANCE,
                 growth_per_minute: GROWTH_PER_MINUTE,
+                max_vm_memory: MAX_VM_MEMORY,
+                vm_growth: VM_GROWTH,
             },
         }
     }
@@ -139,6 +152,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Outcome, SoakError>
 
     let health_before = WasmHealth::read(&envoy.stats()?, &envoy.log());
     let mut memory = Vec::new();
+    let mut vm_memory = Vec::new();
     let load = Load::start(
         envoy.listener(),
         &scenario::load(options.rate, options.connections),
@@ -165,6 +179,9 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Outcome, SoakError>
         if at >= next_row || at >= options.duration {
             upstream_requests += upstreams.drain();
             let stats = envoy.stats()?;
+            if let Some(bytes) = stats.number(VM_MEMORY_STAT) {
+                vm_memory.push(VmSample { at, bytes });
+            }
             let health = WasmHealth::read(&stats, &envoy.log());
             let tally = load.tally();
             let seconds = (at - previous.0).as_secs_f64().max(1e-3);
@@ -200,6 +217,7 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Outcome, SoakError>
         tally: finished.tally,
         errors: finished.errors,
         memory,
+        vm_memory,
         bounds: options.bounds,
         health_before,
         health_after: WasmHealth::read(&stats, &envoy.log()),

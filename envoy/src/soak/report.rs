@@ -6,7 +6,7 @@ use crate::admin::{StatValue, Stats, WASM_CUSTOM_PREFIX};
 
 use super::health::WasmHealth;
 use super::load::Tally;
-use super::verdict::{memory_figures, Record};
+use super::verdict::{memory_figures, vm_figures, Record};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -121,6 +121,17 @@ pub fn summary(
             m.last as f64 / MIB,
             b.max_rss as f64 / MIB,
         ));
+        if let Some((settled, max, last)) = vm_figures(&record.vm_memory, b) {
+            lines.push(format!(
+                "largest worker VM's wasm memory: {:.2} MiB after the warm-up, max {:.2} MiB, \
+                 {:.2} MiB at the end (bound {:.0} MiB, growth allowed {:.1} MiB)",
+                settled as f64 / MIB,
+                max as f64 / MIB,
+                last as f64 / MIB,
+                b.max_vm_memory as f64 / MIB,
+                b.vm_growth as f64 / MIB,
+            ));
+        }
         lines.push(format!(
             "memory trend after the warm-up: {} MiB/min, {} MiB over the stretch \
              (allowed {:.1} MiB: {:.0} MiB + {:.1} MiB/min)",

@@ -12,6 +12,11 @@
 //!    and no VM replaced (see [`super::health`]).
 //! 4. Nothing is left in flight once the load stops: Envoy's active downstream and upstream
 //!    requests return to zero (a pending retry that leaked would hold its stream open).
+//! 5. Each worker VM's wasm memory is bounded and flat: the largest worker's linear memory (the
+//!    filter's `wasm_memory_bytes` gauge, read with every row) never exceeds
+//!    [`Bounds::max_vm_memory`], and grows by at most [`Bounds::vm_growth`] after the warm-up.
+//!    A VM's linear memory never shrinks, so a leak in the filter shows as growth there long
+//!    before it shows in Envoy's resident memory.
 
 use std::time::Duration;
 
@@ -31,6 +36,32 @@ pub struct Bounds {
     pub growth_allowance: u64,
     /// Further growth allowed per minute after the warm-up, in bytes.
     pub growth_per_minute: u64,
+    /// The largest worker VM's wasm linear memory may never exceed this many bytes.
+    pub max_vm_memory: u64,
+    /// Growth of the largest worker VM's memory allowed after the warm-up, in bytes.
+    pub vm_growth: u64,
+}
+
+/// The largest worker VM's wasm linear memory at one moment of the run, as the filter's gauge
+/// showed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmSample {
+    /// Time since the load started.
+    pub at: Duration,
+    /// Bytes of linear memory.
+    pub bytes: u64,
+}
+
+/// What the worker VMs' memory did: (at the first sample after the warm-up, the largest, the
+/// last), or `None` without samples.
+pub fn vm_figures(samples: &[VmSample], bounds: &Bounds) -> Option<(u64, u64, u64)> {
+    let last = samples.last()?;
+    let settled = samples
+        .iter()
+        .find(|s| s.at >= bounds.warm_up)
+        .unwrap_or(last);
+    let max = samples.iter().map(|s| s.bytes).max().unwrap_or(0);
+    Some((settled.bytes, max, last.bytes))
 }
 
 /// Envoy's resident memory at one moment of the run.
@@ -111,6 +142,8 @@ pub struct Record {
     /// Why the first unanswered requests failed.
     pub errors: Vec<String>,
     pub memory: Vec<MemorySample>,
+    /// The largest worker VM's memory, at each row.
+    pub vm_memory: Vec<VmSample>,
     pub bounds: Bounds,
     /// Wasm health once Envoy was ready, before the load.
     pub health_before: WasmHealth,
@@ -156,6 +189,29 @@ pub fn judge(record: &Record) -> Vec<String> {
             }
         }
     }
+    match vm_figures(&record.vm_memory, &record.bounds) {
+        None => problems.push(
+            "the worker VMs' memory was never read (no `wasm_memory_bytes` gauge)".to_string(),
+        ),
+        Some((settled, max, last)) => {
+            if max > record.bounds.max_vm_memory {
+                problems.push(format!(
+                    "a worker VM's wasm memory reached {:.1} MiB, above the bound of {:.1} MiB",
+                    max as f64 / MIB,
+                    record.bounds.max_vm_memory as f64 / MIB
+                ));
+            }
+            let growth = last.saturating_sub(settled);
+            if growth > record.bounds.vm_growth {
+                problems.push(format!(
+                    "after the warm-up a worker VM's wasm memory grew by {:.1} MiB, more than \
+                     the {:.1} MiB allowed",
+                    growth as f64 / MIB,
+                    record.bounds.vm_growth as f64 / MIB
+                ));
+            }
+        }
+    }
     problems.extend(record.health_after.errors_since(&record.health_before));
     if let Some(change) = record
         .health_after
@@ -184,7 +240,20 @@ mod tests {
             warm_up: Duration::from_secs(60),
             growth_allowance: 8 * MB,
             growth_per_minute: MB,
+            max_vm_memory: 16 * MB,
+            vm_growth: MB,
         }
+    }
+
+    /// A gauge reading every 30 s for `seconds`, `bytes(t)` at second t.
+    fn vm_samples(seconds: u64, bytes: impl Fn(u64) -> u64) -> Vec<VmSample> {
+        (0..=seconds)
+            .step_by(30)
+            .map(|t| VmSample {
+                at: Duration::from_secs(t),
+                bytes: bytes(t),
+            })
+            .collect()
     }
 
     /// One sample a second for `seconds`, `rss(t)` bytes at second t.
@@ -206,6 +275,7 @@ mod tests {
             },
             errors: Vec::new(),
             memory,
+            vm_memory: vm_samples(600, |t| if t < 60 { MB + t * 1024 } else { 2 * MB }),
             bounds: bounds(),
             health_before: WasmHealth::default(),
             health_after: WasmHealth::default(),
@@ -291,6 +361,35 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_vm_that_grows_after_the_warm_up_or_past_its_bound_fails() {
+        let mut r = record(samples(600, |_| 100 * MB));
+        assert_eq!(
+            judge(&r),
+            Vec::<String>::new(),
+            "growth during the warm-up is allowed"
+        );
+        r.vm_memory = vm_samples(600, |t| 2 * MB + t * 4 * 1024);
+        let problems = judge(&r);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("grew by 2.1 MiB, more than the 1.0 MiB allowed"),
+            "{problems:?}"
+        );
+        r.vm_memory = vm_samples(600, |_| 17 * MB);
+        let problems = judge(&r);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("reached 17.0 MiB, above the bound of 16.0 MiB"),
+            "{problems:?}"
+        );
+        r.vm_memory = Vec::new();
+        assert!(
+            judge(&r)[0].contains("never read"),
+            "a missing gauge fails the run"
+        );
+    }
+
+    #[test]
     fn unanswered_requests_fail_the_run_and_say_why() {
         let mut r = record(samples(10, |_| 100 * MB));
         r.tally.unanswered = 2;
@@ -318,12 +417,14 @@ mod tests {
     fn a_run_without_requests_or_samples_fails() {
         let mut r = record(Vec::new());
         r.tally = Tally::default();
+        r.vm_memory = Vec::new();
         let problems = judge(&r);
         assert_eq!(
             problems,
             vec![
                 "no request was sent".to_string(),
-                "Envoy's memory was never sampled".to_string()
+                "Envoy's memory was never sampled".to_string(),
+                "the worker VMs' memory was never read (no `wasm_memory_bytes` gauge)".to_string()
             ]
         );
     }

@@ -77,6 +77,16 @@ fn a_worker_vms_memory_stays_flat_over_a_long_healthy_run_and_within_its_byte_bu
          after 4,200 {soaked:?}, after 64 retried 500 KB uploads with a {budget}-byte budget \
          {loaded:?}"
     );
+    // The filter shows the largest worker's memory in a gauge, raised at each worker's flush.
+    w.request(0).cluster(CLUSTER).send();
+    w.request(1).cluster(CLUSTER).send();
+    w.advance(ms(2_000));
+    let largest = memory(&w).into_iter().max();
+    assert_eq!(
+        w.gauge("breakwater.wasm_memory_bytes"),
+        largest,
+        "the memory gauge is the larger worker's linear memory once both have flushed"
+    );
     for vm in 0..2 {
         assert!(
             soaked[vm] <= at_rest[vm] + MIB,

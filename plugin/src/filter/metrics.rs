@@ -161,6 +161,11 @@ pub const STATE_GAUGE: &str = "breaker_state";
 /// stays 0 while the cluster is in shadow mode.
 pub const SHADOW_STATE_GAUGE: &str = "breaker_shadow_state";
 
+/// The gauge of the largest wasm linear memory of this plugin's worker VMs, in bytes: each
+/// worker raises it at its flush when its own memory is larger (a VM's linear memory only
+/// grows). The stat is the whole name: it is not per cluster.
+pub const MEMORY_GAUGE: &str = "breakwater.wasm_memory_bytes";
+
 /// The stat name of `metric` for `cluster`.
 pub fn stat_name(cluster: &str, metric: &str) -> String {
     format!(
@@ -219,6 +224,8 @@ pub struct Metrics {
     clusters: Vec<ClusterIds>,
     /// Some cluster has counts waiting for the next flush.
     pending: bool,
+    /// The id of [`MEMORY_GAUGE`].
+    memory: Option<u32>,
 }
 
 impl Metrics {
@@ -335,6 +342,22 @@ impl Metrics {
         }
     }
 
+    /// Raises [`MEMORY_GAUGE`] to this VM's linear memory if that is larger than what the gauge
+    /// shows (two workers raising it at once may leave the smaller figure; the larger worker
+    /// puts it right at its next flush).
+    pub fn record_memory(&mut self) {
+        let bytes = linear_memory_bytes();
+        let Some(id) = define(&mut self.memory, MetricType::Gauge, || {
+            MEMORY_GAUGE.to_owned()
+        }) else {
+            return;
+        };
+        if hostcalls::get_metric(id).is_ok_and(|shown| shown >= bytes) {
+            return;
+        }
+        let _ = hostcalls::record_metric(id, bytes);
+    }
+
     /// The slot of `cluster`, made on its first use.
     pub fn slot(&mut self, cluster: &str) -> Slot {
         if let Some(&slot) = self.slots.get(cluster) {
@@ -387,4 +410,17 @@ fn define(slot: &mut Option<u32>, kind: MetricType, name: impl FnOnce() -> Strin
         *slot = hostcalls::define_metric(kind, &name()).ok();
     }
     *slot
+}
+
+/// This VM's wasm linear memory in bytes (0 off wasm, in the crate's own unit tests).
+fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        const PAGE: u64 = 65_536;
+        core::arch::wasm32::memory_size(0) as u64 * PAGE
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }

@@ -237,11 +237,12 @@ impl Worker {
     }
 
     /// The flush: adds every waiting count to Envoy's stats, to the shared budgets and to the
-    /// breakers' rate windows. A write given up under contention keeps its counts for the next
-    /// flush.
+    /// breakers' rate windows, and shows the VM's memory if it grew. A write given up under
+    /// contention keeps its counts for the next flush.
     pub fn flush(&mut self, config: &Config, now: Millis) {
         let keys = &config.keys;
         self.metrics.flush();
+        self.metrics.record_memory();
         let held: Vec<String> = self
             .held
             .iter()
