@@ -48,10 +48,11 @@ pub(crate) use reply::{disconnect, route_timeout, upstream_answer, upstream_cut,
 
 use crate::error::Failure;
 use crate::events::EventKey;
+use crate::headers::Message;
 use crate::host::{Ctx, Deferred, Direction};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Core;
-use crate::upstream::{Message, UpstreamFailure};
+use crate::upstream::UpstreamFailure;
 use crate::vm::Vm;
 use feed::Sent;
 use std::collections::BTreeMap;
