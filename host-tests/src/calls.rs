@@ -19,14 +19,14 @@
 //!   never delivered: a cluster without a healthy host ([`crate::clusters`]), or a refusal a
 //!   test injects ([`crate::faults`]).
 
-use crate::abi::status;
 use crate::clusters::Unavailable;
 use crate::error::Failure;
 use crate::events::EventKind;
-use crate::faults::{self, CallRefusal, RefusedCall};
+use crate::faults::{CallRefusal, RefusedCall};
 use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
 use crate::observe::Callback;
-use crate::state::Core;
+use crate::state::{Core, State};
+use crate::status;
 use crate::upstream::{
     self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
 };
@@ -57,9 +57,19 @@ pub(crate) fn dispatch(host: &mut HostState, call: CallRequest) -> Result<u32, u
             status,
             injected,
         };
-        faults::record_refusal(&mut state, refused);
+        record_refusal(&mut state, refused);
     }
     result.map_err(|(status, _)| status)
+}
+
+/// Records a refused dispatch.
+fn record_refusal(state: &mut State, refused: RefusedCall) {
+    let line = format!(
+        "{}: proxy_http_call to '{}' refused with status {}",
+        refused.vm, refused.cluster, refused.status
+    );
+    state.trace(|| line);
+    state.faults.record_refused(refused);
 }
 
 /// `Err((status, injected))` when the call does not start.
@@ -87,7 +97,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         host.alloc_call_token();
         return Err(refused(status::INTERNAL_FAILURE));
     }
-    match faults::refusal_for(&mut state, &call.cluster) {
+    match state.faults.refusal_for(&call.cluster) {
         Some(CallRefusal::BadArgument) => return Err((status::BAD_ARGUMENT, true)),
         Some(CallRefusal::InternalFailure) => {
             // Envoy takes the token before `send` fails inline.

@@ -69,41 +69,36 @@ pub mod shared;
 pub mod stream;
 pub mod upstream;
 
-mod builder;
 mod engine;
 mod error;
 mod events;
 mod headers;
 mod host;
 mod host_calls;
-mod inspect;
 mod interleave;
 mod module;
 mod observe;
-mod request;
 mod state;
+mod status;
 mod vm;
 mod world;
 
-pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 pub use error::{Failure, HarnessError};
 pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, RefusedCall};
 pub use headers::HeaderMap;
 pub use host_calls::HostCallReport;
-pub use inspect::SharedValue;
 pub use interleave::Interleaving;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
     flags, Callback, LogLevel, LogLine, PluginId, Response, Source, StreamId, StreamState, VmId,
 };
 pub use plugins::Plugin;
-pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
 pub use stream::local::LocalReplyEdit;
 pub use upstream::{
     Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
 };
-pub use world::World;
+pub use world::{RequestBuilder, SharedValue, World, WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 
 /// `Duration::from_millis`, for readable scenarios.
 pub const fn ms(millis: u64) -> std::time::Duration {

@@ -48,10 +48,11 @@ pub(crate) use reply::{disconnect, route_timeout, upstream_answer, upstream_cut,
 
 use crate::error::Failure;
 use crate::events::EventKey;
+use crate::faults::LateAction;
 use crate::headers::Message;
 use crate::host::{Ctx, Deferred, Direction};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
-use crate::state::Core;
+use crate::state::{Core, State};
 use crate::upstream::UpstreamFailure;
 use crate::vm::Vm;
 use feed::Sent;
@@ -269,7 +270,7 @@ pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
                 let resumed = {
                     let mut state = core.state.borrow_mut();
                     if state.streams[stream.0].finished() {
-                        crate::faults::record_late(&mut state, stream, "continue");
+                        record_late(&mut state, stream, "continue");
                         continue;
                     }
                     let s = &mut state.streams[stream.0];
@@ -341,7 +342,14 @@ fn late(core: &Core, stream: StreamId, action: &'static str) -> bool {
     let mut state = core.state.borrow_mut();
     let finished = state.streams[stream.0].finished();
     if finished {
-        crate::faults::record_late(&mut state, stream, action);
+        record_late(&mut state, stream, action);
     }
     finished
+}
+
+/// Records an action on a finished stream ([`crate::faults`]).
+fn record_late(state: &mut State, stream: StreamId, action: &'static str) {
+    let at = state.now;
+    state.trace(|| format!("{stream} had ended: its {action} was ignored"));
+    state.faults.record_late(LateAction { at, stream, action });
 }

@@ -30,6 +30,10 @@
 //! A root's timer fires `proxy_on_tick(root)` every period, re-armed after each tick; a new
 //! period re-arms it from now, 0 stops it (Envoy's `Wasm::setTimerPeriod`, `tickHandler`).
 
+mod teardown;
+
+pub(crate) use teardown::{discard_plugin, remove_plugin};
+
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::host::{Ctx, HostState, Root};
@@ -289,7 +293,7 @@ pub(crate) fn delete_root(core: &Core, vm: &mut Vm, root: u32) -> Result<(), Fai
     }
     vm.store.data_mut().contexts.remove(&root);
     drain(core, vm)?;
-    crate::plugins::retire_if_done(core, vm);
+    teardown::retire_if_done(core, vm);
     Ok(())
 }
 
