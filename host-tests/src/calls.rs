@@ -23,14 +23,15 @@ use crate::clusters::Unavailable;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::faults::{CallRefusal, RefusedCall};
-use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
 use crate::observe::Callback;
-use crate::state::{Core, State};
+use crate::state::State;
 use crate::status;
 use crate::upstream::{
     self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
 };
+use crate::vm::Core;
 use crate::vm::Vm;
+use crate::vm::{CallOutcome, CallResponse, HostState, PendingCall};
 use crate::HeaderMap;
 use std::time::Duration;
 
@@ -195,7 +196,7 @@ fn timed_out(timeout: Option<Duration>) -> Option<(Duration, CallOutcome)> {
 }
 
 fn synthesized(failure: UpstreamFailure) -> CallOutcome {
-    CallOutcome::Answered(crate::stream::local::plain(
+    CallOutcome::Answered(crate::local_reply::plain(
         failure.status(),
         failure.body().as_bytes(),
     ))

@@ -5,8 +5,8 @@
 use crate::error::Failure;
 use crate::events::{EventKey, EventKind};
 use crate::observe::StreamState;
-use crate::state::Core;
 use crate::stream;
+use crate::vm::Core;
 use crate::vm::Vm;
 use crate::{calls, lifecycle};
 use std::time::Duration;

@@ -30,7 +30,7 @@
 //! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
 //! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
 //! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; what a local reply
-//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`stream::local`]; a request body that
+//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`local_reply`]; a request body that
 //!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
 //!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
@@ -61,6 +61,7 @@ pub mod clock;
 pub mod clusters;
 pub mod faults;
 pub mod lifecycle;
+pub mod local_reply;
 pub mod metrics;
 pub mod pairs;
 pub mod plugins;
@@ -73,7 +74,6 @@ mod engine;
 mod error;
 mod events;
 mod headers;
-mod host;
 mod host_calls;
 mod interleave;
 mod module;
@@ -88,13 +88,13 @@ pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, R
 pub use headers::HeaderMap;
 pub use host_calls::HostCallReport;
 pub use interleave::Interleaving;
+pub use local_reply::LocalReplyEdit;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
     flags, Callback, LogLevel, LogLine, PluginId, Response, Source, StreamId, StreamState, VmId,
 };
 pub use plugins::Plugin;
 pub use state::{CallbackFuel, FuelReport};
-pub use stream::local::LocalReplyEdit;
 pub use upstream::{
     Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
 };

@@ -28,7 +28,7 @@
 use crate::observe::Source;
 use crate::pairs;
 use crate::state::State;
-use crate::stream::Stream;
+use crate::state::Stream;
 use crate::HeaderMap;
 
 /// Splits a NUL-separated property path.

@@ -21,7 +21,7 @@ mod maps;
 mod shared;
 mod wasi;
 
-use crate::host::HostState;
+use crate::vm::HostState;
 use std::rc::Rc;
 use wasmtime::{Caller, Linker};
 
@@ -41,7 +41,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 type Ctx<'a> = Caller<'a, HostState>;
 
 /// The world of the VM being called.
-fn core(caller: &Ctx<'_>) -> Rc<crate::state::Core> {
+fn core(caller: &Ctx<'_>) -> Rc<crate::vm::Core> {
     caller.data().core()
 }
 

@@ -8,11 +8,11 @@
 use super::{allowed, copy_out, ok_if, read, status, write_u32, write_u64, Ctx};
 use crate::events::EventKind;
 use crate::faults::ContendedWrite;
-use crate::host::HostState;
 use crate::metrics::{MetricError, MetricKind};
 use crate::observe::VmId;
 use crate::shared::QueueOwner;
 use crate::state::State;
+use crate::vm::HostState;
 use wasmtime::Linker;
 
 pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

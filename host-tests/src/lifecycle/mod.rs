@@ -36,11 +36,11 @@ pub(crate) use teardown::{discard_plugin, remove_plugin};
 
 use crate::error::Failure;
 use crate::events::EventKind;
-use crate::host::{Ctx, HostState, Root};
 use crate::observe::{Callback, VmId};
-use crate::state::{Core, Slot};
 use crate::stream::drain;
 use crate::vm::Vm;
+use crate::vm::{Core, Slot};
+use crate::vm::{Ctx, HostState, Root};
 use crate::HarnessError;
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -4,10 +4,10 @@
 
 use super::{delete_root, put, take};
 use crate::error::Failure;
-use crate::host::Ctx;
 use crate::observe::Callback;
-use crate::state::Core;
 use crate::stream::drain;
+use crate::vm::Core;
+use crate::vm::Ctx;
 use crate::vm::Vm;
 
 /// Envoy drops the plugin's configuration: every root of every VM of the plugin gets `on_done`

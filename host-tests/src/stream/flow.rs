@@ -15,9 +15,10 @@
 
 use super::{drain, forward, reply, Part, Stream};
 use crate::error::Failure;
-use crate::host::Direction;
 use crate::observe::{Callback, StreamId};
-use crate::state::{Core, State};
+use crate::state::State;
+use crate::vm::Core;
+use crate::vm::Direction;
 use crate::vm::Vm;
 
 /// Runs the request through the filter as far as it has arrived, then sends on what passed.

@@ -23,8 +23,9 @@
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::observe::StreamId;
-use crate::state::{Core, State};
+use crate::state::State;
 use crate::upstream::{Attempt, AttemptKind, ReplyKind, UpstreamRequest};
+use crate::vm::Core;
 use crate::HeaderMap;
 
 /// Sends on to the router everything of the request the filter was handed and let go: headers,

@@ -1,14 +1,14 @@
 //! How a stream ends: the upstream's answer or failure, local replies, and the end of the
 //! stream (the request's way to the upstream is in [`super::forward`]).
 
-use super::local::{self, Given};
 use super::{drain, pump_response, Flow};
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::flags;
+use crate::local_reply::{self as local, Given};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
-use crate::state::Core;
 use crate::upstream::{self, ReplyKind, UpstreamFailure};
+use crate::vm::Core;
 use crate::vm::Vm;
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own), as given to

@@ -9,8 +9,9 @@ use crate::module;
 use crate::observe::{LogLevel, VmId};
 use crate::plugins::Plugin;
 use crate::shared::{Queues, SharedData};
-use crate::state::{Core, FuelLedger, Settings, State};
+use crate::state::{FuelLedger, Settings, State};
 use crate::upstream::UpstreamScript;
+use crate::vm::Core;
 use crate::world::World;
 use crate::HarnessError;
 use rand::rngs::StdRng;
@@ -41,7 +42,7 @@ pub struct WorldBuilder {
     idle_limit: Duration,
     interleaving: Interleaving,
     upstreams: Vec<(String, Box<dyn UpstreamScript>)>,
-    local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
+    local_reply_hook: Option<crate::local_reply::LocalReplyHook>,
 }
 
 impl Default for WorldBuilder {
@@ -189,7 +190,7 @@ impl WorldBuilder {
     /// The connection manager's `local_reply_config`: `hook` sees every local reply (the
     /// filter's and Envoy's own) before it is sent and may change its status, headers, body and
     /// content type, as Envoy's response mappers and body format do (see
-    /// [`crate::stream::local`]).
+    /// [`crate::local_reply`]).
     pub fn local_reply_config(
         mut self,
         hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,

@@ -15,7 +15,7 @@ use crate::error::Failure;
 use crate::events::EventKind;
 use crate::headers::Message;
 use crate::observe::StreamId;
-use crate::stream::{arrivals, Feed, Info, Stream};
+use crate::state::{arrivals, Feed, Info, Stream};
 use crate::world::World;
 use crate::HeaderMap;
 use rand::Rng;
