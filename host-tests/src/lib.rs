@@ -56,20 +56,18 @@
 //! hook a test writes ([`LocalReplyEdit`]), not Envoy's mapper and format configuration.
 
 pub mod abi;
-pub mod calls;
 pub mod clock;
 pub mod clusters;
 pub mod faults;
-pub mod lifecycle;
 pub mod local_reply;
 pub mod metrics;
 pub mod pairs;
 pub mod plugins;
 pub mod props;
 pub mod shared;
-pub mod stream;
 pub mod upstream;
 
+mod contexts;
 mod engine;
 mod error;
 mod events;
@@ -83,6 +81,7 @@ mod status;
 mod vm;
 mod world;
 
+pub use contexts::{calls, lifecycle, stream};
 pub use error::{Failure, HarnessError};
 pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, RefusedCall};
 pub use headers::HeaderMap;

@@ -43,17 +43,18 @@ mod reply;
 
 pub(crate) use feed::request_chunk;
 pub(crate) use flow::{pump_request, pump_response};
-pub(crate) use reply::{disconnect, route_timeout, upstream_answer, upstream_cut, LocalReply};
+pub(crate) use reply::{
+    disconnect, finish, local_reply, route_timeout, upstream_answer, upstream_cut, End, LocalReply,
+};
 
+use crate::contexts::drain;
 use crate::error::Failure;
-use crate::faults::LateAction;
 use crate::local_reply::RequestKind;
-use crate::observe::{Callback, Source, StreamId, StreamState};
-use crate::state::State;
+use crate::observe::{Callback, StreamId, StreamState};
 pub(crate) use crate::state::{Flow, Part, Stream};
 use crate::vm::Core;
+use crate::vm::Ctx;
 use crate::vm::Vm;
-use crate::vm::{Ctx, Deferred, Direction};
 
 /// The request arrives on its worker: the filter's context is created and the request runs.
 pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {
@@ -88,101 +89,4 @@ pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failu
     }
     feed::with_headers(core, vm, id)?;
     pump_request(core, vm, id)
-}
-
-/// Runs the actions the last VM call deferred, in order (each may call the VM again, whose own
-/// deferred actions join the same queue, as in cpp-host's `doAfterVmCallActions`).
-pub(crate) fn drain(core: &Core, vm: &mut Vm) -> Result<(), Failure> {
-    while let Some(action) = vm.store.data_mut().deferred.pop_front() {
-        match action {
-            Deferred::Continue {
-                stream,
-                direction,
-                was_paused,
-            } => {
-                let resumed = {
-                    let mut state = core.state.borrow_mut();
-                    if state.streams[stream.0].finished() {
-                        record_late(&mut state, stream, "continue");
-                        continue;
-                    }
-                    let s = &mut state.streams[stream.0];
-                    let paused = match direction {
-                        Direction::Request => s.req.paused,
-                        Direction::Response => s.resp.paused,
-                    };
-                    let resume = was_paused && paused;
-                    if resume {
-                        match direction {
-                            Direction::Request => {
-                                s.req.paused = false;
-                                s.req.held = None;
-                                forward::pass_handed(&mut state, stream);
-                            }
-                            // A response can only pause once its headers reached the filter,
-                            // so continuing it sends them to the client.
-                            Direction::Response => {
-                                s.resp.paused = false;
-                                s.headers_sent = true;
-                            }
-                        }
-                    }
-                    resume
-                };
-                match (resumed, direction) {
-                    (true, Direction::Request) => pump_request(core, vm, stream)?,
-                    (true, Direction::Response) => pump_response(core, vm, stream)?,
-                    (false, _) => {}
-                }
-            }
-            Deferred::LocalReply {
-                stream,
-                status,
-                body,
-                headers,
-                grpc_status,
-                details,
-            } => {
-                if late(core, stream, "local reply") {
-                    continue;
-                }
-                let reply = LocalReply {
-                    status,
-                    headers,
-                    body,
-                    grpc_status,
-                    details,
-                    source: Source::Filter,
-                    flags: 0,
-                };
-                reply::local_reply(core, vm, stream, reply)?;
-            }
-            Deferred::Close { stream } if late(core, stream, "close") => {}
-            Deferred::Close { stream } => reply::finish(
-                core,
-                vm,
-                stream,
-                reply::End::Reset("wasm_close_stream".into()),
-            )?,
-            Deferred::RootDone { root } => crate::lifecycle::delete_root(core, vm, root)?,
-        }
-    }
-    Ok(())
-}
-
-/// Whether `stream` has ended, in which case the action is recorded as late and ignored.
-fn late(core: &Core, stream: StreamId, action: &'static str) -> bool {
-    let mut state = core.state.borrow_mut();
-    let finished = state.streams[stream.0].finished();
-    if finished {
-        record_late(&mut state, stream, action);
-    }
-    finished
-}
-
-/// Records an action on a finished stream ([`crate::faults`]).
-fn record_late(state: &mut State, stream: StreamId, action: &'static str) {
-    let at = state.now;
-    state.trace(|| format!("{stream} had ended: its {action} was ignored"));
-    state.faults.record_late(LateAction { at, stream, action });
 }

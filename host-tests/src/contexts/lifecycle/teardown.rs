@@ -3,9 +3,9 @@
 //! and proxy-wasm-cpp-host sources).
 
 use super::{delete_root, put, take};
+use crate::contexts::drain;
 use crate::error::Failure;
 use crate::observe::Callback;
-use crate::stream::drain;
 use crate::vm::Core;
 use crate::vm::Ctx;
 use crate::vm::Vm;

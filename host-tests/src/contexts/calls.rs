@@ -242,7 +242,7 @@ pub(crate) fn complete(core: &Core, vm: &mut Vm, token: u32) -> Result<(), Failu
         root.status.1.clear();
     }
     result?;
-    crate::stream::drain(core, vm)
+    crate::contexts::drain(core, vm)
 }
 
 fn count(n: usize) -> u32 {

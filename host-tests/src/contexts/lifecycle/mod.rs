@@ -34,10 +34,10 @@ mod teardown;
 
 pub(crate) use teardown::{discard_plugin, remove_plugin};
 
+use crate::contexts::drain;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::observe::{Callback, VmId};
-use crate::stream::drain;
 use crate::vm::Vm;
 use crate::vm::{Core, Slot};
 use crate::vm::{Ctx, HostState, Root};

@@ -1,7 +1,8 @@
 //! How a stream ends: the upstream's answer or failure, local replies, and the end of the
 //! stream (the request's way to the upstream is in [`super::forward`]).
 
-use super::{drain, pump_response, Flow};
+use super::{pump_response, Flow};
+use crate::contexts::drain;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::flags;
