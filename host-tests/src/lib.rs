@@ -47,6 +47,30 @@
 //! the filter's wasm work per callback and per request ([`World::fuel`]); every host call is
 //! counted by import and callback too ([`World::host_calls`]).
 //!
+//! # Layers
+//! Each module uses only the ones below it (no module imports one above it, so there is no
+//! cycle among them):
+//! 1. **Data**: plain types and their bookkeeping, no behaviour: [`HeaderMap`] and messages,
+//!    the observations a test reads ([`StreamState`], [`Response`], [`flags`], ...), [`pairs`],
+//!    [`clock`], [`metrics`], [`shared`] data and queues, scheduled events, the
+//!    [`Interleaving`], proxy-wasm statuses, errors, compiled modules, the [`upstream`] script
+//!    language, attempt record and failure model, [`clusters`], [`faults`], [`local_reply`],
+//!    host-call counts, [`plugins`]' descriptions; on top of them the world's state, which holds
+//!    them all and imports nothing that acts, and the [`props`] read from it.
+//! 2. **VMs**: a wasmtime instance, its host state (contexts, the callback in progress, deferred
+//!    actions), and the core that keeps the world's state beside the slots holding the VMs: one
+//!    module, because those types hold each other.
+//! 3. **Contexts**: what Envoy does with the filter's contexts: [`stream`]s, root contexts
+//!    through the [`lifecycle`], dispatched [`calls`], and the actions deferred to after each VM
+//!    call. They call each other (a deferred action moves a stream, a stream's end shuts a root
+//!    down), so they are one module.
+//! 4. **Engine**: the event loop in virtual time, and the preemption points.
+//! 5. **Host functions** ([`abi`]): the imports the module calls. They sit above the engine and
+//!    the contexts because they drive them: a host call that touches shared state is a
+//!    preemption point that may run another VM first, and `proxy_http_call` starts a call.
+//! 6. **World**: the API a test drives: [`World`], [`WorldBuilder`], [`RequestBuilder`], what a
+//!    test reads back, and the world's side of faults and plugins.
+//!
 //! # Not modeled
 //! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
 //! specifics, Envoy's own retries and per-try timeouts (the filter's retries are what is under
@@ -55,30 +79,41 @@
 //! share one VM per thread because their VM keys match ([`plugins`]). `local_reply_config` is a
 //! hook a test writes ([`LocalReplyEdit`]), not Envoy's mapper and format configuration.
 
-pub mod abi;
+// The layers, from the bottom (see "Layers" above).
+// 1. Data.
 pub mod clock;
 pub mod clusters;
+mod error;
+mod events;
 pub mod faults;
+mod headers;
+mod host_calls;
+mod interleave;
 pub mod local_reply;
 pub mod metrics;
+mod module;
+mod observe;
 pub mod pairs;
 pub mod plugins;
 pub mod props;
 pub mod shared;
-pub mod upstream;
-
-mod contexts;
-mod engine;
-mod error;
-mod events;
-mod headers;
-mod host_calls;
-mod interleave;
-mod module;
-mod observe;
 mod state;
 mod status;
+pub mod upstream;
+
+// 2. VMs.
 mod vm;
+
+// 3. Contexts.
+mod contexts;
+
+// 4. Engine.
+mod engine;
+
+// 5. Host functions.
+pub mod abi;
+
+// 6. World.
 mod world;
 
 pub use contexts::{calls, lifecycle, stream};

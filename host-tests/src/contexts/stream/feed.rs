@@ -71,7 +71,7 @@ pub(crate) fn request_chunk(
 }
 
 /// Arrival `index` reaches Envoy: it waits for the filter, or is dropped if the response already
-/// ended (`FilterManager::decodeData` on `local_complete_`, see [`feed`]).
+/// ended (`FilterManager::decodeData` on `local_complete_`, see the module docs).
 fn receive(core: &Core, id: StreamId, index: usize) -> bool {
     let mut state = core.state.borrow_mut();
     let s = &mut state.streams[id.0];

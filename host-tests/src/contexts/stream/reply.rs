@@ -13,7 +13,7 @@ use crate::vm::Core;
 use crate::vm::Vm;
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own), as given to
-/// `sendLocalReply`; [`super::local`] makes the response of it.
+/// `sendLocalReply`; [`crate::local_reply`] makes the response of it.
 pub(crate) struct LocalReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -179,7 +179,7 @@ fn envoy_failure(
 }
 
 /// Envoy's `sendLocalReply`; see the module docs of [`crate::stream`] for the three cases, and
-/// [`super::local`] for the response it makes.
+/// [`crate::local_reply`] for the response it makes.
 pub(crate) fn local_reply(
     core: &Core,
     vm: &mut Vm,
