@@ -26,9 +26,7 @@ use crate::faults::{CallRefusal, RefusedCall};
 use crate::observe::Callback;
 use crate::state::State;
 use crate::status;
-use crate::upstream::{
-    self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
-};
+use crate::upstream::{self, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest};
 use crate::vm::Core;
 use crate::vm::Vm;
 use crate::vm::{CallOutcome, CallResponse, HostState, PendingCall};
@@ -113,11 +111,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
     }
     let token = host.alloc_call_token();
     let timeout = Some(Duration::from_millis(u64::from(call.timeout_ms))).filter(|t| !t.is_zero());
-    let number = {
-        let count = state.per_cluster.entry(call.cluster.clone()).or_default();
-        *count += 1;
-        *count
-    };
+    let number = state.attempts.next_number(&call.cluster);
     let request = UpstreamRequest {
         cluster: call.cluster.clone(),
         kind: AttemptKind::Call {
@@ -169,12 +163,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),
         ReplyKind::Reset => Some((reply.delay, synthesized(UpstreamFailure::Reset))),
     };
-    state.attempts.push(Attempt {
-        request,
-        reply,
-        delivered: false,
-    });
-    let attempt = state.attempts.len() - 1;
+    let attempt = state.attempts.record(request, reply);
     if let Some((delay, outcome)) = outcome {
         state
             .events

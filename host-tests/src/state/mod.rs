@@ -22,7 +22,7 @@ use crate::local_reply::LocalReplyHook;
 use crate::metrics::Metrics;
 use crate::observe::{Callback, LogLevel, LogLine};
 use crate::shared::{Queues, SharedData};
-use crate::upstream::{Attempt, UpstreamScript};
+use crate::upstream::{Attempts, UpstreamScript};
 use rand::rngs::StdRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -70,8 +70,7 @@ pub(crate) struct State {
     pub upstreams: BTreeMap<String, Box<dyn UpstreamScript>>,
     /// Clusters the router cannot send to ([`crate::clusters`]); every other one is ready.
     pub unavailable: BTreeMap<String, Unavailable>,
-    pub attempts: Vec<Attempt>,
-    pub per_cluster: BTreeMap<String, usize>,
+    pub attempts: Attempts,
     pub streams: Vec<Stream>,
     pub interleaving: Interleaving,
     pub failure: Option<Failure>,

@@ -15,6 +15,7 @@ pub mod envoy;
 pub mod script;
 
 pub use attempt::Attempt;
+pub(crate) use attempt::Attempts;
 pub use envoy::UPSTREAM_SERVICE_TIME;
 pub(crate) use envoy::{upstream_message, UpstreamFailure};
 pub use script::{

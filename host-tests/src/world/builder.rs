@@ -10,7 +10,7 @@ use crate::observe::{LogLevel, VmId};
 use crate::plugins::Plugin;
 use crate::shared::{Queues, SharedData};
 use crate::state::{FuelLedger, Settings, State};
-use crate::upstream::UpstreamScript;
+use crate::upstream::{Attempts, UpstreamScript};
 use crate::vm::Core;
 use crate::world::World;
 use crate::HarnessError;
@@ -232,8 +232,7 @@ impl WorldBuilder {
             logs: Vec::new(),
             upstreams: self.upstreams.into_iter().collect(),
             unavailable: BTreeMap::new(),
-            attempts: Vec::new(),
-            per_cluster: BTreeMap::new(),
+            attempts: Attempts::default(),
             streams: Vec::new(),
             interleaving: self.interleaving,
             failure: None,

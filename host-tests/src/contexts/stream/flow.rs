@@ -13,11 +13,11 @@
 //! The request comes over time ([`super::feed`]): each pump hands the filter what has arrived,
 //! then lets the router send on what passed ([`super::forward`]). The response comes whole.
 
-use super::{forward, reply, Part, Stream};
+use super::{forward, reply};
 use crate::contexts::drain;
 use crate::error::Failure;
 use crate::observe::{Callback, StreamId};
-use crate::state::State;
+use crate::state::{Part, State, Stream};
 use crate::vm::Core;
 use crate::vm::Direction;
 use crate::vm::Vm;

@@ -51,7 +51,6 @@ use crate::contexts::drain;
 use crate::error::Failure;
 use crate::local_reply::RequestKind;
 use crate::observe::{Callback, StreamId, StreamState};
-pub(crate) use crate::state::{Flow, Part, Stream};
 use crate::vm::Core;
 use crate::vm::Ctx;
 use crate::vm::Vm;

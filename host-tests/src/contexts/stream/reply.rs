@@ -1,13 +1,14 @@
 //! How a stream ends: the upstream's answer or failure, local replies, and the end of the
 //! stream (the request's way to the upstream is in [`super::forward`]).
 
-use super::{pump_response, Flow};
+use super::pump_response;
 use crate::contexts::drain;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::flags;
 use crate::local_reply::{self as local, Given};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
+use crate::state::Flow;
 use crate::upstream::{self, ReplyKind, UpstreamFailure};
 use crate::vm::Core;
 use crate::vm::Vm;
