@@ -2,8 +2,16 @@
 //! and what the filter has been handed, and what passed the filter on to the router. Only data:
 //! how Envoy hands the pieces to the filter is [`crate::stream::feed`].
 
-use super::stream::Part;
 use std::time::Duration;
+
+/// The next part of one direction (the request's, or the response's) to hand the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Headers,
+    Body,
+    Trailers,
+    Done,
+}
 
 /// One piece of the request body reaching Envoy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 mod feed;
 mod stream;
 
-pub(crate) use feed::{arrivals, Feed};
-pub(crate) use stream::{Flow, Info, Part, Stream};
+pub(crate) use feed::{arrivals, Feed, Part};
+pub(crate) use stream::{Flow, Info, Stream};
 
 use crate::clock::WallStep;
 use crate::clusters::Unavailable;

@@ -2,7 +2,7 @@
 //! through the filter, Envoy's stream info, and what the stream cost. Only data: how a stream
 //! moves is [`crate::stream`].
 
-use super::feed::{Feed, Sent};
+use super::feed::{Feed, Part, Sent};
 use crate::events::EventKey;
 use crate::headers::Message;
 use crate::local_reply::RequestKind;
@@ -81,15 +81,6 @@ pub(crate) struct Info {
     pub details: Option<String>,
     pub flags: u64,
     pub filter_state: BTreeMap<String, Vec<u8>>,
-}
-
-/// The next part of one direction to hand the filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part {
-    Headers,
-    Body,
-    Trailers,
-    Done,
 }
 
 #[derive(Debug, Clone, Copy)]
