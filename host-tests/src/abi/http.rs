@@ -6,7 +6,7 @@
 //! effective (`proxy_set_effective_context`), as in Envoy.
 
 use super::{allowed, read, status, text, write_u32, Ctx};
-use crate::calls;
+use crate::contexts::calls;
 use crate::pairs;
 use crate::vm::{Deferred, Direction, HostState};
 use crate::HeaderMap;

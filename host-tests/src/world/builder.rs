@@ -1,9 +1,9 @@
 //! [`WorldBuilder`]: which module, how many workers, the plugin's names and configuration.
 
 use crate::abi;
+use crate::contexts::lifecycle;
 use crate::events::Events;
 use crate::interleave::Interleaving;
-use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::module;
 use crate::observe::{LogLevel, VmId};

@@ -14,11 +14,11 @@ pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 pub use inspect::SharedValue;
 pub use request::RequestBuilder;
 
+use crate::contexts::lifecycle;
 use crate::engine;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::interleave::Interleaving;
-use crate::lifecycle;
 use crate::observe::StreamId;
 use crate::upstream::UpstreamScript;
 use crate::vm::Core;

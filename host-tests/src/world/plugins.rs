@@ -2,8 +2,8 @@
 //! removing it, and reading the shared data of any VM id.
 
 use super::World;
+use crate::contexts::lifecycle::{self, discard_plugin, remove_plugin};
 use crate::engine;
-use crate::lifecycle::{self, discard_plugin, remove_plugin};
 use crate::observe::PluginId;
 use crate::plugins::Plugin;
 use crate::{HarnessError, SharedValue};

@@ -305,5 +305,5 @@ pub(crate) fn finish(core: &Core, vm: &mut Vm, id: StreamId, end: End) -> Result
         drain(core, vm)?;
     }
     vm.store.data_mut().contexts.remove(&ctx);
-    crate::lifecycle::release_root(core, vm, root)
+    crate::contexts::lifecycle::release_root(core, vm, root)
 }
