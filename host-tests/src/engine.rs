@@ -7,8 +7,7 @@ use crate::contexts::{calls, lifecycle};
 use crate::error::Failure;
 use crate::events::{EventKey, EventKind};
 use crate::observe::StreamState;
-use crate::vm::Core;
-use crate::vm::Vm;
+use crate::vm::{Core, Vm};
 use std::time::Duration;
 
 /// Runs one scheduled event on its VM.

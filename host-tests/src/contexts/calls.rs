@@ -27,9 +27,7 @@ use crate::observe::Callback;
 use crate::state::State;
 use crate::status;
 use crate::upstream::{self, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest};
-use crate::vm::Core;
-use crate::vm::Vm;
-use crate::vm::{CallOutcome, CallResponse, HostState, PendingCall};
+use crate::vm::{CallOutcome, CallResponse, Core, HostState, PendingCall, Vm};
 use crate::HeaderMap;
 use std::time::Duration;
 

@@ -6,9 +6,7 @@ use super::{delete_root, put, take};
 use crate::contexts::drain;
 use crate::error::Failure;
 use crate::observe::Callback;
-use crate::vm::Core;
-use crate::vm::Ctx;
-use crate::vm::Vm;
+use crate::vm::{Core, Ctx, Vm};
 
 /// Envoy drops the plugin's configuration: every root of every VM of the plugin gets `on_done`
 /// and, if done, `on_delete`; VMs left without a root are destroyed.

@@ -36,8 +36,7 @@
 use super::{flow, pump_request};
 use crate::error::Failure;
 use crate::observe::StreamId;
-use crate::vm::Core;
-use crate::vm::Vm;
+use crate::vm::{Core, Vm};
 
 /// The chunks due with the headers reach the filter, each in its own body callback, right after
 /// the headers callback.

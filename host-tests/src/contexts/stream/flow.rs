@@ -18,9 +18,7 @@ use crate::contexts::drain;
 use crate::error::Failure;
 use crate::observe::{Callback, StreamId};
 use crate::state::{Part, State, Stream};
-use crate::vm::Core;
-use crate::vm::Direction;
-use crate::vm::Vm;
+use crate::vm::{Core, Direction, Vm};
 
 /// Runs the request through the filter as far as it has arrived, then sends on what passed.
 pub(crate) fn pump_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {

@@ -51,9 +51,7 @@ use crate::contexts::drain;
 use crate::error::Failure;
 use crate::local_reply::RequestKind;
 use crate::observe::{Callback, StreamId, StreamState};
-use crate::vm::Core;
-use crate::vm::Ctx;
-use crate::vm::Vm;
+use crate::vm::{Core, Ctx, Vm};
 
 /// The request arrives on its worker: the filter's context is created and the request runs.
 pub(crate) fn arrive(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {

@@ -10,8 +10,7 @@ use crate::local_reply::{self as local, Given};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
 use crate::state::Flow;
 use crate::upstream::{self, ReplyKind, UpstreamFailure};
-use crate::vm::Core;
-use crate::vm::Vm;
+use crate::vm::{Core, Vm};
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own), as given to
 /// `sendLocalReply`; [`crate::local_reply`] makes the response of it.
