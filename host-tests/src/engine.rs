@@ -2,13 +2,12 @@
 //! [`Interleaving`](crate::Interleaving) pick among simultaneous ones and preempt at shared
 //! state.
 
+use crate::contexts::stream;
+use crate::contexts::{calls, lifecycle};
 use crate::error::Failure;
 use crate::events::{EventKey, EventKind};
 use crate::observe::StreamState;
-use crate::state::Core;
-use crate::stream;
-use crate::vm::Vm;
-use crate::{calls, lifecycle};
+use crate::vm::{Core, Vm};
 use std::time::Duration;
 
 /// Runs one scheduled event on its VM.

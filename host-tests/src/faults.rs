@@ -2,7 +2,7 @@
 //! workers that keep winning shared-data writes, and dispatches that Envoy refuses at once.
 //!
 //! # Contention on shared data
-//! [`World::contend`] makes another worker win compare-and-swap writes. Just before a matching
+//! [`World::contend`](crate::World::contend) makes another worker win compare-and-swap writes. Just before a matching
 //! write with a non-zero cas lands, an *interloper* (a simulated other worker of the same proxy)
 //! writes the key first. Its write follows the rules of [`crate::shared`] (it takes a fresh cas),
 //! so the filter's write then fails with `CasMismatch` because the cas it read is stale, exactly
@@ -15,7 +15,7 @@
 //! lose, so it is never struck.
 //!
 //! # Dispatches refused at once
-//! [`World::refuse_calls`] makes `proxy_http_call` to a cluster return an error at once: the call
+//! [`World::refuse_calls`](crate::World::refuse_calls) makes `proxy_http_call` to a cluster return an error at once: the call
 //! never starts and nothing is delivered later. Envoy 1.40 does this when `AsyncClient::send`
 //! fails inline (no healthy upstream, the cluster's own circuit breaker overflowing): the router
 //! answers inside `send`, `Context::onHttpCallSuccess` sees it is re-entrant and defers itself
@@ -24,16 +24,14 @@
 //! (`source/extensions/common/wasm/context.cc`, `source/common/http/async_client_impl.cc`). The
 //! token was taken before `send`, so the next call's token skips it. `BadArgument` is what a
 //! cluster unknown to Envoy gets (one that CDS just removed, say); it takes no token. Every refused
-//! dispatch, injected or not, is recorded ([`World::refused_calls`]).
+//! dispatch, injected or not, is recorded ([`World::refused_calls`](crate::World::refused_calls)).
 //!
 //! # Actions on finished streams
 //! A filter that asks for a local reply, a resume or a reset of a stream that has already ended
 //! (a second response, say) is ignored, as Envoy ignores it; the harness records each such action
-//! ([`World::late_actions`]) so that a test can assert there was none.
+//! ([`World::late_actions`](crate::World::late_actions)) so that a test can assert there was none.
 
 use crate::observe::{StreamId, VmId};
-use crate::state::State;
-use crate::world::World;
 use std::fmt;
 use std::time::Duration;
 
@@ -78,7 +76,7 @@ impl KeyFilter {
 
 /// What the interloper writes: from the key's current bytes (`None` when absent) and the bytes
 /// the filter is about to write.
-type Interloper = Box<dyn FnMut(Option<&[u8]>, &[u8]) -> Vec<u8>>;
+pub(crate) type Interloper = Box<dyn FnMut(Option<&[u8]>, &[u8]) -> Vec<u8>>;
 
 /// Another worker that wins compare-and-swap writes; see the module docs. Built for every key and
 /// every write; narrow it with [`Contention::on_key`], [`Contention::on_prefix`] and
@@ -153,8 +151,8 @@ impl CallRefusal {
     /// The proxy-wasm status code.
     pub fn status(self) -> u32 {
         match self {
-            CallRefusal::InternalFailure => crate::abi::status::INTERNAL_FAILURE,
-            CallRefusal::BadArgument => crate::abi::status::BAD_ARGUMENT,
+            CallRefusal::InternalFailure => crate::status::INTERNAL_FAILURE,
+            CallRefusal::BadArgument => crate::status::BAD_ARGUMENT,
         }
     }
 }
@@ -241,112 +239,63 @@ pub(crate) struct Faults {
     late: Vec<LateAction>,
 }
 
-/// Called just before a compare-and-swap write (cas ≠ 0) of `vm` lands: a matching contention
-/// fault writes the key first.
-pub(crate) fn before_cas_write(
-    state: &mut State,
-    vm: VmId,
-    vm_id: &str,
-    key: &[u8],
-    attempted: &[u8],
-) {
-    let Some(rule) = state
-        .faults
-        .contention
-        .iter_mut()
-        .find(|c| c.keys.matches(key) && c.times != Times::Next(0))
-    else {
-        return;
-    };
-    rule.times.take();
-    let current = state.shared.get(vm_id, key).map(|(v, _)| v.to_vec());
-    let bytes = (rule.write)(current.as_deref(), attempted);
-    // cas 0 never fails: the interloper's write always lands.
-    let _ = state.shared.set(vm_id, key, &bytes, 0);
-    let at = state.now;
-    state.faults.contended.push(ContendedWrite {
-        at,
-        vm,
-        key: key.to_vec(),
-    });
-    state.trace(|| {
-        format!(
-            "another worker wrote '{}' before {vm}",
-            String::from_utf8_lossy(key)
-        )
-    });
-}
-
-/// The injected refusal for a dispatch to `cluster`, if one strikes.
-pub(crate) fn refusal_for(state: &mut State, cluster: &str) -> Option<CallRefusal> {
-    let rule =
-        state.faults.refusals.iter_mut().find(|r| {
-            r.cluster.as_deref().is_none_or(|c| c == cluster) && r.times != Times::Next(0)
-        })?;
-    rule.times.take();
-    Some(rule.status)
-}
-
-/// Records a refused dispatch.
-pub(crate) fn record_refusal(state: &mut State, refused: RefusedCall) {
-    let line = format!(
-        "{}: proxy_http_call to '{}' refused with status {}",
-        refused.vm, refused.cluster, refused.status
-    );
-    state.trace(|| line);
-    state.faults.refused.push(refused);
-}
-
-/// Records an action on a finished stream.
-pub(crate) fn record_late(state: &mut State, stream: StreamId, action: &'static str) {
-    let at = state.now;
-    state.trace(|| format!("{stream} had ended: its {action} was ignored"));
-    state.faults.late.push(LateAction { at, stream, action });
-}
-
-impl World {
-    /// Lets another worker win compare-and-swap writes (see [`Contention`]); faults added
-    /// earlier are consulted first.
-    pub fn contend(&mut self, contention: Contention) -> &mut Self {
-        self.core()
-            .state
-            .borrow_mut()
-            .faults
+impl Faults {
+    /// The interloper of the first contention fault that matches `key` and has a strike left;
+    /// the strike is used.
+    pub fn interloper(&mut self, key: &[u8]) -> Option<&mut Interloper> {
+        let rule = self
             .contention
-            .push(contention);
-        self
+            .iter_mut()
+            .find(|c| c.keys.matches(key) && c.times != Times::Next(0))?;
+        rule.times.take();
+        Some(&mut rule.write)
     }
 
-    /// Makes Envoy refuse dispatches at once (see [`Refusal`]); faults added earlier are
-    /// consulted first.
-    pub fn refuse_calls(&mut self, refusal: Refusal) -> &mut Self {
-        self.core().state.borrow_mut().faults.refusals.push(refusal);
-        self
+    /// The injected refusal for a dispatch to `cluster`, if one strikes.
+    pub fn refusal_for(&mut self, cluster: &str) -> Option<CallRefusal> {
+        let rule = self.refusals.iter_mut().find(|r| {
+            r.cluster.as_deref().is_none_or(|c| c == cluster) && r.times != Times::Next(0)
+        })?;
+        rule.times.take();
+        Some(rule.status)
+    }
+
+    pub fn add_contention(&mut self, contention: Contention) {
+        self.contention.push(contention);
+    }
+
+    pub fn add_refusal(&mut self, refusal: Refusal) {
+        self.refusals.push(refusal);
     }
 
     /// Ends every contention and refusal fault; what they did stays recorded.
-    pub fn clear_faults(&mut self) -> &mut Self {
-        {
-            let mut state = self.core().state.borrow_mut();
-            state.faults.contention.clear();
-            state.faults.refusals.clear();
-        }
-        self
+    pub fn clear(&mut self) {
+        self.contention.clear();
+        self.refusals.clear();
     }
 
-    /// Every compare-and-swap write another worker beat, in order.
-    pub fn contended_writes(&self) -> Vec<ContendedWrite> {
-        self.core().state.borrow().faults.contended.clone()
+    pub fn record_contended(&mut self, write: ContendedWrite) {
+        self.contended.push(write);
     }
 
-    /// Every `proxy_http_call` refused at once, injected or not, in order.
-    pub fn refused_calls(&self) -> Vec<RefusedCall> {
-        self.core().state.borrow().faults.refused.clone()
+    pub fn record_refused(&mut self, refused: RefusedCall) {
+        self.refused.push(refused);
     }
 
-    /// Every stream action the filter asked for after the stream had ended, in order.
-    pub fn late_actions(&self) -> Vec<LateAction> {
-        self.core().state.borrow().faults.late.clone()
+    pub fn record_late(&mut self, late: LateAction) {
+        self.late.push(late);
+    }
+
+    pub fn contended(&self) -> &[ContendedWrite] {
+        &self.contended
+    }
+
+    pub fn refused(&self) -> &[RefusedCall] {
+        &self.refused
+    }
+
+    pub fn late(&self) -> &[LateAction] {
+        &self.late
     }
 }
 

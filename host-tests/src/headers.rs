@@ -1,5 +1,6 @@
 //! An HTTP header map with Envoy's semantics: lower-case names, repeated names kept in order,
-//! `get` answering the first value.
+//! `get` answering the first value; and the [`Message`] Envoy hands around (headers, body,
+//! trailers).
 //!
 //! Envoy stores every name lower-cased (`Http::LowerCaseString`), so a filter that adds
 //! `X-Thing` reads it back as `x-thing`; `replace` is Envoy's `setCopy`, which rewrites the
@@ -154,6 +155,14 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for HeaderMap {
         }
         map
     }
+}
+
+/// An HTTP message as Envoy hands it around: headers (with pseudo-headers), body, trailers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub trailers: HeaderMap,
 }
 
 #[cfg(test)]

@@ -5,54 +5,15 @@
 //! the count per request is a figure of its own beside fuel, and as deterministic.
 //!
 //! # How
-//! [`instrument`] gives each VM's store a linker of its own whose every function counts the call
+//! Each VM's store gets (`crate::vm`) a linker of its own whose every function counts the call
 //! and then runs the function the harness registered (`abi::add_to_linker`), unchanged. Imports
 //! the harness does not provide are left out, so instantiation fails on them as before. Calls
 //! the host makes into the module (`proxy_on_memory_allocate` while it copies a value out) are
 //! exports, not imports, and are not counted.
 
+use crate::observe::Callback;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use wasmtime::{Extern, Linker, Module, Store};
-
-use crate::host::HostState;
-use crate::observe::Callback;
-
-/// A linker for one store that counts every call of `module`'s imports, each then served by
-/// `linker`'s own definition.
-pub(crate) fn instrument(
-    linker: &Linker<HostState>,
-    store: &mut Store<HostState>,
-    module: &Module,
-) -> wasmtime::Result<Linker<HostState>> {
-    let mut counted = Linker::<HostState>::new(module.engine());
-    for import in module.imports() {
-        let defined = counted.get_by_import(&mut *store, &import).is_some();
-        let Some(Extern::Func(inner)) = linker.get_by_import(&mut *store, &import) else {
-            continue;
-        };
-        if defined {
-            // The module imports this function more than once: one definition serves all.
-            continue;
-        }
-        let ty = inner.ty(&*store);
-        let name: Arc<str> = Arc::from(import.name());
-        counted.func_new(
-            import.module(),
-            import.name(),
-            ty,
-            move |mut caller, params, results| {
-                let callback = caller.data().call.callback;
-                if let Some(core) = caller.data().core.upgrade() {
-                    core.state.borrow_mut().host_calls.charge(callback, &name);
-                }
-                inner.call(&mut caller, params, results)
-            },
-        )?;
-    }
-    Ok(counted)
-}
 
 /// Host calls so far, by the callback they were made in and the import called.
 #[derive(Debug, Default, Clone)]
@@ -62,7 +23,7 @@ pub(crate) struct HostCallLedger {
 }
 
 impl HostCallLedger {
-    fn charge(&mut self, callback: Option<Callback>, import: &Arc<str>) {
+    pub fn charge(&mut self, callback: Option<Callback>, import: &Arc<str>) {
         self.total += 1;
         let imports = self.by_callback.entry(callback).or_default();
         match imports.get_mut(&**import) {

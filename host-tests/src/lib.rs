@@ -30,7 +30,7 @@
 //! `envoy/stream_info/stream_info.h`). Each module's docs state its rules:
 //! - the plugin lifecycle, the configuration canary, reconfiguration and ticks: [`lifecycle`];
 //! - a stream's callbacks, pauses, local replies, and its end: [`stream`]; what a local reply
-//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`stream::local`]; a request body that
+//!   looks like (gRPC, `HEAD`, `local_reply_config`): [`local_reply`]; a request body that
 //!   streams in over time: [`stream::feed`]; what reaches the upstream, and when it answers:
 //!   [`stream::forward`];
 //! - scripted upstreams and how their failures reach the filter: [`upstream`] and [`calls`];
@@ -47,6 +47,30 @@
 //! the filter's wasm work per callback and per request ([`World::fuel`]); every host call is
 //! counted by import and callback too ([`World::host_calls`]).
 //!
+//! # Layers
+//! Each module uses only the ones below it (no module imports one above it, so there is no
+//! cycle among them):
+//! 1. **Data**: plain types and their bookkeeping, no behaviour: [`HeaderMap`] and messages,
+//!    the observations a test reads ([`StreamState`], [`Response`], [`flags`], ...), [`pairs`],
+//!    [`clock`], [`metrics`], [`shared`] data and queues, scheduled events, the
+//!    [`Interleaving`], proxy-wasm statuses, errors, compiled modules, the [`upstream`] script
+//!    language, attempt record and failure model, [`clusters`], [`faults`], [`local_reply`],
+//!    host-call counts, [`plugins`]' descriptions; on top of them the world's state, which holds
+//!    them all and imports nothing that acts, and the [`props`] read from it.
+//! 2. **VMs**: a wasmtime instance, its host state (contexts, the callback in progress, deferred
+//!    actions), and the core that keeps the world's state beside the slots holding the VMs: one
+//!    module, because those types hold each other.
+//! 3. **Contexts**: what Envoy does with the filter's contexts: [`stream`]s, root contexts
+//!    through the [`lifecycle`], dispatched [`calls`], and the actions deferred to after each VM
+//!    call. They call each other (a deferred action moves a stream, a stream's end shuts a root
+//!    down), so they are one module.
+//! 4. **Engine**: the event loop in virtual time, and the preemption points.
+//! 5. **Host functions** ([`abi`]): the imports the module calls. They sit above the engine and
+//!    the contexts because they drive them: a host call that touches shared state is a
+//!    preemption point that may run another VM first, and `proxy_http_call` starts a call.
+//! 6. **World**: the API a test drives: [`World`], [`WorldBuilder`], [`RequestBuilder`], what a
+//!    test reads back, and the world's side of faults and plugins.
+//!
 //! # Not modeled
 //! gRPC calls (they trap by name), foreign functions (`NotFound`), network filters, HTTP/2
 //! specifics, Envoy's own retries and per-try timeouts (the filter's retries are what is under
@@ -55,55 +79,60 @@
 //! share one VM per thread because their VM keys match ([`plugins`]). `local_reply_config` is a
 //! hook a test writes ([`LocalReplyEdit`]), not Envoy's mapper and format configuration.
 
-pub mod abi;
-pub mod calls;
+// The layers, from the bottom (see "Layers" above).
+// 1. Data.
 pub mod clock;
 pub mod clusters;
+mod error;
+mod events;
 pub mod faults;
-pub mod lifecycle;
+mod headers;
+mod host_calls;
+mod interleave;
+pub mod local_reply;
 pub mod metrics;
+mod module;
+mod observe;
 pub mod pairs;
 pub mod plugins;
 pub mod props;
 pub mod shared;
-pub mod stream;
+mod state;
+mod status;
 pub mod upstream;
 
-mod builder;
-mod engine;
-mod error;
-mod events;
-mod headers;
-mod host;
-mod host_calls;
-mod inspect;
-mod interleave;
-mod module;
-mod observe;
-mod request;
-mod state;
+// 2. VMs.
 mod vm;
+
+// 3. Contexts.
+mod contexts;
+
+// 4. Engine.
+mod engine;
+
+// 5. Host functions.
+pub mod abi;
+
+// 6. World.
 mod world;
 
-pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
+pub use contexts::{calls, lifecycle, stream};
 pub use error::{Failure, HarnessError};
 pub use faults::{CallRefusal, ContendedWrite, Contention, LateAction, Refusal, RefusedCall};
 pub use headers::HeaderMap;
 pub use host_calls::HostCallReport;
-pub use inspect::SharedValue;
 pub use interleave::Interleaving;
+pub use local_reply::LocalReplyEdit;
 pub use metrics::{MetricKind, MetricValue};
 pub use observe::{
     flags, Callback, LogLevel, LogLine, PluginId, Response, Source, StreamId, StreamState, VmId,
 };
 pub use plugins::Plugin;
-pub use request::RequestBuilder;
 pub use state::{CallbackFuel, FuelReport};
-pub use stream::local::LocalReplyEdit;
 pub use upstream::{
     Attempt, AttemptKind, Reply, Sequence, UpstreamRequest, UpstreamScript, MID_BODY_DEFAULT_LEN,
 };
-pub use world::World;
+pub use world::{RequestBuilder, SharedValue, World, WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
 
 /// `Duration::from_millis`, for readable scenarios.
 pub const fn ms(millis: u64) -> std::time::Duration {

@@ -27,8 +27,7 @@
 
 use crate::observe::Source;
 use crate::pairs;
-use crate::state::State;
-use crate::stream::Stream;
+use crate::state::{State, Stream};
 use crate::HeaderMap;
 
 /// Splits a NUL-separated property path.

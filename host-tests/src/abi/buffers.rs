@@ -11,7 +11,7 @@
 //!   `start >= len` appends; anything else is `BadArgument`.
 
 use super::{allowed, copy_out, ok_if, read, status, write_u32, Ctx};
-use crate::host::{CallResponse, Ctx as Context, HostState};
+use crate::vm::{CallResponse, Ctx as Context, HostState};
 use wasmtime::Linker;
 
 const REQUEST_BODY: u32 = 0;

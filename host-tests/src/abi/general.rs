@@ -4,9 +4,9 @@
 use super::{allowed, copy_out, core, ok_if, read, status, text, write_u32, write_u64, Ctx};
 use crate::clock;
 use crate::events::EventKind;
-use crate::host::{Deferred, HostState};
 use crate::observe::{LogLevel, LogLine};
 use crate::props;
+use crate::vm::{Deferred, HostState};
 use std::time::Duration;
 use wasmtime::Linker;
 

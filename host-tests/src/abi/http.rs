@@ -1,14 +1,14 @@
 //! Stream control and dispatched calls: `proxy_continue_stream`, `proxy_close_stream`,
 //! `proxy_send_local_response`, `proxy_http_call`.
 //!
-//! The first three act only after the VM call returns (see [`crate::host`]) and only on an HTTP
+//! The first three act only after the VM call returns (see [`crate::vm`]) and only on an HTTP
 //! context: from a root they silently do nothing unless the root first made a stream's context
 //! effective (`proxy_set_effective_context`), as in Envoy.
 
 use super::{allowed, read, status, text, write_u32, Ctx};
-use crate::calls;
-use crate::host::{Deferred, Direction, HostState};
+use crate::contexts::calls;
 use crate::pairs;
+use crate::vm::{Deferred, Direction, HostState};
 use crate::HeaderMap;
 use wasmtime::Linker;
 

@@ -9,9 +9,9 @@
 //! The dispatched-call maps exist only during `on_http_call_response`, and are read-only.
 
 use super::{allowed, copy_out, ok_if, read, status, text, Ctx};
-use crate::host::{CallResponse, Ctx as Context, HostState};
 use crate::pairs;
 use crate::state::State;
+use crate::vm::{CallResponse, Ctx as Context, HostState};
 use crate::HeaderMap;
 use wasmtime::Linker;
 

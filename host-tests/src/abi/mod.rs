@@ -21,22 +21,11 @@ mod maps;
 mod shared;
 mod wasi;
 
-use crate::host::HostState;
+use crate::vm::HostState;
 use std::rc::Rc;
 use wasmtime::{Caller, Linker};
 
-/// proxy-wasm statuses (`WasmResult` in `proxy_wasm_common.h`).
-pub(crate) mod status {
-    pub const OK: u32 = 0;
-    pub const NOT_FOUND: u32 = 1;
-    pub const BAD_ARGUMENT: u32 = 2;
-    pub const INVALID_MEMORY_ACCESS: u32 = 6;
-    pub const EMPTY: u32 = 7;
-    pub const CAS_MISMATCH: u32 = 8;
-    pub const INTERNAL_FAILURE: u32 = 10;
-    pub const BROKEN_CONNECTION: u32 = 11;
-    pub const UNIMPLEMENTED: u32 = 12;
-}
+pub(crate) use crate::status;
 
 /// Registers every import the harness provides.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -52,7 +41,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 type Ctx<'a> = Caller<'a, HostState>;
 
 /// The world of the VM being called.
-fn core(caller: &Ctx<'_>) -> Rc<crate::state::Core> {
+fn core(caller: &Ctx<'_>) -> Rc<crate::vm::Core> {
     caller.data().core()
 }
 

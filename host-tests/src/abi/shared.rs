@@ -7,9 +7,12 @@
 
 use super::{allowed, copy_out, ok_if, read, status, write_u32, write_u64, Ctx};
 use crate::events::EventKind;
-use crate::host::HostState;
+use crate::faults::ContendedWrite;
 use crate::metrics::{MetricError, MetricKind};
+use crate::observe::VmId;
 use crate::shared::QueueOwner;
+use crate::state::State;
+use crate::vm::HostState;
 use wasmtime::Linker;
 
 pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -101,12 +104,36 @@ fn set_shared_data(
     let mut state = core.state.borrow_mut();
     let vm_id = state.plugins[host.plugin].vm_id.clone();
     if cas != 0 {
-        crate::faults::before_cas_write(&mut state, host.vm, &vm_id, &key, &value);
+        before_cas_write(&mut state, host.vm, &vm_id, &key, &value);
     }
     match state.shared.set(&vm_id, &key, &value, cas) {
         Ok(_) => Ok(status::OK),
         Err(_) => Ok(status::CAS_MISMATCH),
     }
+}
+
+/// Called just before a compare-and-swap write (cas ≠ 0) of `vm` lands: a matching contention
+/// fault ([`crate::faults`]) writes the key first.
+fn before_cas_write(state: &mut State, vm: VmId, vm_id: &str, key: &[u8], attempted: &[u8]) {
+    let Some(write) = state.faults.interloper(key) else {
+        return;
+    };
+    let current = state.shared.get(vm_id, key).map(|(v, _)| v.to_vec());
+    let bytes = write(current.as_deref(), attempted);
+    // cas 0 never fails: the interloper's write always lands.
+    let _ = state.shared.set(vm_id, key, &bytes, 0);
+    let at = state.now;
+    state.faults.record_contended(ContendedWrite {
+        at,
+        vm,
+        key: key.to_vec(),
+    });
+    state.trace(|| {
+        format!(
+            "another worker wrote '{}' before {vm}",
+            String::from_utf8_lossy(key)
+        )
+    });
 }
 
 /// The queue's deliveries go to the root of the registering context.

@@ -12,8 +12,8 @@
 use super::general::push_log;
 use super::{read, write, write_u32, write_u64, Ctx};
 use crate::clock;
-use crate::host::HostState;
 use crate::observe::LogLevel;
+use crate::vm::HostState;
 use rand::Rng;
 use wasmtime::Linker;
 

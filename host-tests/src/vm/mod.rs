@@ -1,15 +1,48 @@
 //! One VM: a wasmtime instance of the module in its own `Store<HostState>`, the proxy-wasm
 //! exports Envoy calls, and the one place that calls them ([`Vm::call`]), which meters fuel and
-//! turns a trap into a [`Failure`] carrying the panic message and the log.
+//! turns a trap into a [`Failure`] carrying the panic message and the log; the VM's host state
+//! ([`HostState`]: its contexts, the call in progress, the actions deferred to after it); and
+//! the [`Core`], the world's state beside the slots that hold its VMs.
+//!
+//! These are one module because their types hold each other: the world's slots hold the VMs,
+//! each VM's store holds its host state, and the host state points back at the world, which a
+//! host function reaches through it.
+//!
+//! A VM being called is taken out of its [`Slot`] for the duration of the call, so that a host
+//! call of that VM may run another VM (preemption, see [`crate::Interleaving`]) without the two
+//! borrowing each other.
+
+mod host;
+mod instrument;
+
+pub(crate) use host::{
+    CallOutcome, CallResponse, Ctx, Deferred, Direction, HostState, PendingCall, Root,
+};
 
 use crate::error::Failure;
-use crate::host::HostState;
 use crate::observe::{Callback, LogLevel, VmId};
-use crate::state::Core;
+use crate::state::State;
 use crate::HarnessError;
 use rand::rngs::StdRng;
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasmtime::{Instance, Linker, Module, Store, TypedFunc, WasmParams, WasmResults};
+
+/// Everything the world owns.
+pub(crate) struct Core {
+    pub state: RefCell<State>,
+    pub slots: RefCell<Vec<Slot>>,
+}
+
+/// One VM's place: empty while the VM is being called, dead once a canary is killed or its
+/// plugin removed.
+pub(crate) struct Slot {
+    pub id: VmId,
+    /// The plugin it runs (an index into [`State::plugins`](crate::state::State::plugins); 0 is the primary).
+    pub plugin: usize,
+    pub vm: Option<Vm>,
+    pub alive: bool,
+}
 
 pub(crate) struct Vm {
     pub store: Store<HostState>,
@@ -64,7 +97,7 @@ impl Vm {
             reason: format!("{e:#}"),
         };
         let counted =
-            crate::host_calls::instrument(linker, &mut store, module).map_err(instantiate_error)?;
+            instrument::instrument(linker, &mut store, module).map_err(instantiate_error)?;
         let instance = counted
             .instantiate(&mut store, module)
             .map_err(instantiate_error)?;

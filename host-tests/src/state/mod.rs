@@ -1,42 +1,33 @@
-//! The world's state: what every VM shares (clock, shared data, metrics, upstreams, streams),
-//! and the VMs themselves.
+//! The world's data: what every VM shares (clock, shared data, metrics, upstreams, streams,
+//! faults, the log), as plain data with no behaviour of its own.
 //!
-//! A VM being called is taken out of its [`Slot`] for the duration of the call, so that a host
-//! call of that VM may run another VM (preemption, see [`crate::Interleaving`]) without the two
-//! borrowing each other. [`State`] is borrowed only briefly, never across a call into wasm.
+//! It sits at the bottom of the crate: every behaviour module reads and writes it, and it
+//! imports none of them, only other data. The VMs are not here: they live in their slots beside
+//! it ([`crate::vm`]). [`State`] is borrowed only briefly, never across a call into wasm.
 
+mod feed;
+mod stream;
+
+pub(crate) use feed::{arrivals, Feed, Part};
+pub(crate) use stream::{Flow, Info, Stream};
+
+use crate::clock::WallStep;
+use crate::clusters::Unavailable;
 use crate::error::Failure;
 use crate::events::Events;
 use crate::faults::Faults;
+use crate::host_calls::HostCallLedger;
 use crate::interleave::Interleaving;
+use crate::local_reply::LocalReplyHook;
 use crate::metrics::Metrics;
-use crate::observe::{Callback, LogLevel, LogLine, VmId};
+use crate::observe::{Callback, LogLevel, LogLine};
 use crate::shared::{Queues, SharedData};
-use crate::stream::Stream;
-use crate::upstream::{Attempt, UpstreamScript};
-use crate::vm::Vm;
+use crate::upstream::{Attempts, UpstreamScript};
 use rand::rngs::StdRng;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Module;
-
-/// Everything the world owns.
-pub(crate) struct Core {
-    pub state: RefCell<State>,
-    pub slots: RefCell<Vec<Slot>>,
-}
-
-/// One VM's place: empty while the VM is being called, dead once a canary is killed or its
-/// plugin removed.
-pub(crate) struct Slot {
-    pub id: VmId,
-    /// The plugin it runs (an index into [`State::plugins`]; 0 is the primary).
-    pub plugin: usize,
-    pub vm: Option<Vm>,
-    pub alive: bool,
-}
 
 /// One plugin: its module, names and configuration (see [`crate::plugins`]).
 pub(crate) struct PluginSettings {
@@ -70,7 +61,7 @@ pub(crate) struct State {
     /// Virtual time since the world started: the monotonic clock, and every timer.
     pub now: Duration,
     /// How far the test stepped the wall clock (see [`crate::clock`]).
-    pub wall_step: crate::clock::WallStep,
+    pub wall_step: WallStep,
     pub events: Events,
     pub shared: SharedData,
     pub queues: Queues,
@@ -78,20 +69,19 @@ pub(crate) struct State {
     pub logs: Vec<LogLine>,
     pub upstreams: BTreeMap<String, Box<dyn UpstreamScript>>,
     /// Clusters the router cannot send to ([`crate::clusters`]); every other one is ready.
-    pub unavailable: BTreeMap<String, crate::clusters::Unavailable>,
-    pub attempts: Vec<Attempt>,
-    pub per_cluster: BTreeMap<String, usize>,
+    pub unavailable: BTreeMap<String, Unavailable>,
+    pub attempts: Attempts,
     pub streams: Vec<Stream>,
     pub interleaving: Interleaving,
     pub failure: Option<Failure>,
     pub fuel: FuelLedger,
-    pub host_calls: crate::host_calls::HostCallLedger,
+    pub host_calls: HostCallLedger,
     pub trace: VecDeque<String>,
     pub rng: StdRng,
     pub canaries: u32,
     pub faults: Faults,
-    /// The connection manager's `local_reply_config` ([`crate::stream::local`]).
-    pub local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
+    /// The connection manager's `local_reply_config` ([`crate::local_reply`]).
+    pub local_reply_hook: Option<LocalReplyHook>,
 }
 
 /// How many scheduling steps the trace keeps.

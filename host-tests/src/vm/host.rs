@@ -12,10 +12,10 @@
 //! do not act inside the host call: they queue an action that runs when the VM call returns
 //! (`wasm()->addAfterVmCallAction` in Envoy's `context.cc`).
 
+use super::Core;
+use crate::headers::Message;
 use crate::metrics::MetricIds;
 use crate::observe::{Callback, StreamId, VmId};
-use crate::state::Core;
-use crate::upstream::Message;
 use rand::rngs::StdRng;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::{Rc, Weak};

@@ -13,12 +13,12 @@
 //! The request comes over time ([`super::feed`]): each pump hands the filter what has arrived,
 //! then lets the router send on what passed ([`super::forward`]). The response comes whole.
 
-use super::{drain, forward, reply, Part, Stream};
+use super::{forward, reply};
+use crate::contexts::drain;
 use crate::error::Failure;
-use crate::host::Direction;
 use crate::observe::{Callback, StreamId};
-use crate::state::{Core, State};
-use crate::vm::Vm;
+use crate::state::{Part, State, Stream};
+use crate::vm::{Core, Direction, Vm};
 
 /// Runs the request through the filter as far as it has arrived, then sends on what passed.
 pub(crate) fn pump_request(core: &Core, vm: &mut Vm, id: StreamId) -> Result<(), Failure> {

@@ -1,18 +1,19 @@
 //! How a stream ends: the upstream's answer or failure, local replies, and the end of the
 //! stream (the request's way to the upstream is in [`super::forward`]).
 
-use super::local::{self, Given};
-use super::{drain, pump_response, Flow};
+use super::pump_response;
+use crate::contexts::drain;
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::flags;
+use crate::local_reply::{self as local, Given};
 use crate::observe::{Callback, Response, Source, StreamId, StreamState};
-use crate::state::Core;
+use crate::state::Flow;
 use crate::upstream::{self, ReplyKind, UpstreamFailure};
-use crate::vm::Vm;
+use crate::vm::{Core, Vm};
 
 /// A reply Envoy sends instead of the upstream's (the filter's, or its own), as given to
-/// `sendLocalReply`; [`super::local`] makes the response of it.
+/// `sendLocalReply`; [`crate::local_reply`] makes the response of it.
 pub(crate) struct LocalReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -178,7 +179,7 @@ fn envoy_failure(
 }
 
 /// Envoy's `sendLocalReply`; see the module docs of [`crate::stream`] for the three cases, and
-/// [`super::local`] for the response it makes.
+/// [`crate::local_reply`] for the response it makes.
 pub(crate) fn local_reply(
     core: &Core,
     vm: &mut Vm,
@@ -303,5 +304,5 @@ pub(crate) fn finish(core: &Core, vm: &mut Vm, id: StreamId, end: End) -> Result
         drain(core, vm)?;
     }
     vm.store.data_mut().contexts.remove(&ctx);
-    crate::lifecycle::release_root(core, vm, root)
+    crate::contexts::lifecycle::release_root(core, vm, root)
 }

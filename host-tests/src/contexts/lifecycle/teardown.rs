@@ -1,14 +1,12 @@
 //! A plugin going away: its roots shut down, its VMs destroyed, and its VM id's shared data and
-//! queues deleted with the last VM that held the VM id (see the [`super`] docs for the Envoy and
-//! proxy-wasm-cpp-host sources).
+//! queues deleted with the last VM that held the VM id (see the [`crate::plugins`] docs for the Envoy
+//! and proxy-wasm-cpp-host sources).
 
+use super::{delete_root, put, take};
+use crate::contexts::drain;
 use crate::error::Failure;
-use crate::host::Ctx;
-use crate::lifecycle::{delete_root, put, take};
 use crate::observe::Callback;
-use crate::state::Core;
-use crate::stream::drain;
-use crate::vm::Vm;
+use crate::vm::{Core, Ctx, Vm};
 
 /// Envoy drops the plugin's configuration: every root of every VM of the plugin gets `on_done`
 /// and, if done, `on_delete`; VMs left without a root are destroyed.

@@ -19,18 +19,15 @@
 //!   never delivered: a cluster without a healthy host ([`crate::clusters`]), or a refusal a
 //!   test injects ([`crate::faults`]).
 
-use crate::abi::status;
 use crate::clusters::Unavailable;
 use crate::error::Failure;
 use crate::events::EventKind;
-use crate::faults::{self, CallRefusal, RefusedCall};
-use crate::host::{CallOutcome, CallResponse, HostState, PendingCall};
+use crate::faults::{CallRefusal, RefusedCall};
 use crate::observe::Callback;
-use crate::state::Core;
-use crate::upstream::{
-    self, Attempt, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest,
-};
-use crate::vm::Vm;
+use crate::state::State;
+use crate::status;
+use crate::upstream::{self, AttemptKind, Cut, ReplyKind, UpstreamFailure, UpstreamRequest};
+use crate::vm::{CallOutcome, CallResponse, Core, HostState, PendingCall, Vm};
 use crate::HeaderMap;
 use std::time::Duration;
 
@@ -57,9 +54,19 @@ pub(crate) fn dispatch(host: &mut HostState, call: CallRequest) -> Result<u32, u
             status,
             injected,
         };
-        faults::record_refusal(&mut state, refused);
+        record_refusal(&mut state, refused);
     }
     result.map_err(|(status, _)| status)
+}
+
+/// Records a refused dispatch.
+fn record_refusal(state: &mut State, refused: RefusedCall) {
+    let line = format!(
+        "{}: proxy_http_call to '{}' refused with status {}",
+        refused.vm, refused.cluster, refused.status
+    );
+    state.trace(|| line);
+    state.faults.record_refused(refused);
 }
 
 /// `Err((status, injected))` when the call does not start.
@@ -87,7 +94,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         host.alloc_call_token();
         return Err(refused(status::INTERNAL_FAILURE));
     }
-    match faults::refusal_for(&mut state, &call.cluster) {
+    match state.faults.refusal_for(&call.cluster) {
         Some(CallRefusal::BadArgument) => return Err((status::BAD_ARGUMENT, true)),
         Some(CallRefusal::InternalFailure) => {
             // Envoy takes the token before `send` fails inline.
@@ -102,11 +109,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
     }
     let token = host.alloc_call_token();
     let timeout = Some(Duration::from_millis(u64::from(call.timeout_ms))).filter(|t| !t.is_zero());
-    let number = {
-        let count = state.per_cluster.entry(call.cluster.clone()).or_default();
-        *count += 1;
-        *count
-    };
+    let number = state.attempts.next_number(&call.cluster);
     let request = UpstreamRequest {
         cluster: call.cluster.clone(),
         kind: AttemptKind::Call {
@@ -158,12 +161,7 @@ fn start(host: &mut HostState, mut call: CallRequest) -> Result<u32, (u32, bool)
         ReplyKind::Refuse => Some((reply.delay, synthesized(UpstreamFailure::Refused))),
         ReplyKind::Reset => Some((reply.delay, synthesized(UpstreamFailure::Reset))),
     };
-    state.attempts.push(Attempt {
-        request,
-        reply,
-        delivered: false,
-    });
-    let attempt = state.attempts.len() - 1;
+    let attempt = state.attempts.record(request, reply);
     if let Some((delay, outcome)) = outcome {
         state
             .events
@@ -185,7 +183,7 @@ fn timed_out(timeout: Option<Duration>) -> Option<(Duration, CallOutcome)> {
 }
 
 fn synthesized(failure: UpstreamFailure) -> CallOutcome {
-    CallOutcome::Answered(crate::stream::local::plain(
+    CallOutcome::Answered(crate::local_reply::plain(
         failure.status(),
         failure.body().as_bytes(),
     ))
@@ -231,7 +229,7 @@ pub(crate) fn complete(core: &Core, vm: &mut Vm, token: u32) -> Result<(), Failu
         root.status.1.clear();
     }
     result?;
-    crate::stream::drain(core, vm)
+    crate::contexts::drain(core, vm)
 }
 
 fn count(n: usize) -> u32 {

@@ -13,9 +13,9 @@
 
 use crate::error::Failure;
 use crate::events::EventKind;
+use crate::headers::Message;
 use crate::observe::StreamId;
-use crate::stream::{arrivals, Feed, Info, Stream};
-use crate::upstream::Message;
+use crate::state::{arrivals, Feed, Info, Stream};
 use crate::world::World;
 use crate::HeaderMap;
 use rand::Rng;

@@ -56,6 +56,7 @@ impl World {
             .state
             .borrow()
             .attempts
+            .all()
             .iter()
             .filter(|a| a.request.cluster == cluster)
             .cloned()
@@ -64,7 +65,7 @@ impl World {
 
     /// Every request that reached any upstream, in order.
     pub fn attempts(&self) -> Vec<Attempt> {
-        self.core().state.borrow().attempts.clone()
+        self.core().state.borrow().attempts.all().to_vec()
     }
 
     /// Everything logged so far.

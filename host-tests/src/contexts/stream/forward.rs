@@ -23,8 +23,9 @@
 use crate::error::Failure;
 use crate::events::EventKind;
 use crate::observe::StreamId;
-use crate::state::{Core, State};
-use crate::upstream::{Attempt, AttemptKind, ReplyKind, UpstreamRequest};
+use crate::state::State;
+use crate::upstream::{AttemptKind, ReplyKind, UpstreamRequest};
+use crate::vm::Core;
 use crate::HeaderMap;
 
 /// Sends on to the router everything of the request the filter was handed and let go: headers,
@@ -92,9 +93,7 @@ fn ask(state: &mut State, id: StreamId) -> Result<(), Failure> {
         complete: s.sent.end,
         number: 0,
     };
-    let number = state.per_cluster.entry(cluster.clone()).or_default();
-    *number += 1;
-    request.number = *number;
+    request.number = state.attempts.next_number(&cluster);
     let Some(script) = state.upstreams.get_mut(&cluster) else {
         let message = format!(
             "{id} was routed to cluster `{cluster}`, which has no upstream: script it with \
@@ -107,12 +106,7 @@ fn ask(state: &mut State, id: StreamId) -> Result<(), Failure> {
     let reply = script.reply(&request);
     let early = reply.early && reply.kind != ReplyKind::Timeout;
     let delay = reply.delay;
-    state.attempts.push(Attempt {
-        request,
-        reply,
-        delivered: false,
-    });
-    let attempt = state.attempts.len() - 1;
+    let attempt = state.attempts.record(request, reply);
     let s = &mut state.streams[id.0];
     s.upstream = Some(attempt);
     s.sending = Some(attempt);

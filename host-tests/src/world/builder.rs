@@ -1,16 +1,17 @@
 //! [`WorldBuilder`]: which module, how many workers, the plugin's names and configuration.
 
 use crate::abi;
+use crate::contexts::lifecycle;
 use crate::events::Events;
 use crate::interleave::Interleaving;
-use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::module;
 use crate::observe::{LogLevel, VmId};
 use crate::plugins::Plugin;
 use crate::shared::{Queues, SharedData};
-use crate::state::{Core, FuelLedger, Settings, State};
-use crate::upstream::UpstreamScript;
+use crate::state::{FuelLedger, Settings, State};
+use crate::upstream::{Attempts, UpstreamScript};
+use crate::vm::Core;
 use crate::world::World;
 use crate::HarnessError;
 use rand::rngs::StdRng;
@@ -41,7 +42,7 @@ pub struct WorldBuilder {
     idle_limit: Duration,
     interleaving: Interleaving,
     upstreams: Vec<(String, Box<dyn UpstreamScript>)>,
-    local_reply_hook: Option<crate::stream::local::LocalReplyHook>,
+    local_reply_hook: Option<crate::local_reply::LocalReplyHook>,
 }
 
 impl Default for WorldBuilder {
@@ -189,7 +190,7 @@ impl WorldBuilder {
     /// The connection manager's `local_reply_config`: `hook` sees every local reply (the
     /// filter's and Envoy's own) before it is sent and may change its status, headers, body and
     /// content type, as Envoy's response mappers and body format do (see
-    /// [`crate::stream::local`]).
+    /// [`crate::local_reply`]).
     pub fn local_reply_config(
         mut self,
         hook: impl FnMut(&mut crate::LocalReplyEdit<'_>) + 'static,
@@ -231,8 +232,7 @@ impl WorldBuilder {
             logs: Vec::new(),
             upstreams: self.upstreams.into_iter().collect(),
             unavailable: BTreeMap::new(),
-            attempts: Vec::new(),
-            per_cluster: BTreeMap::new(),
+            attempts: Attempts::default(),
             streams: Vec::new(),
             interleaving: self.interleaving,
             failure: None,

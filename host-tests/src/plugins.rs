@@ -1,7 +1,7 @@
 //! More than one plugin in one Envoy, and what ties them together: the VM id.
 //!
 //! A world runs one primary plugin, the one its streams go through (the filter under test).
-//! [`World::add_plugin`] starts another one beside it, as a second `WasmPlugin` or another
+//! [`World::add_plugin`](crate::World::add_plugin) starts another one beside it, as a second `WasmPlugin` or another
 //! listener's filter would: its own canary, main-thread VM and worker VMs, its own names and
 //! configuration. It serves no streams here, but it ticks, dispatches calls, and reads and
 //! writes shared data and queues, which is what it shares with the primary, or not.
@@ -12,7 +12,7 @@
 //! plugin the empty one) sees all of them.
 //!
 //! # Removing a plugin
-//! [`World::remove_plugin`] is Envoy dropping the plugin's configuration: every root context of
+//! [`World::remove_plugin`](crate::World::remove_plugin) is Envoy dropping the plugin's configuration: every root context of
 //! each of its VMs gets `proxy_on_done`, then `proxy_on_delete` (cpp-host
 //! `WasmBase::startShutdown`); a root that answers false waits for `proxy_done`, and its VM
 //! lives until then. When a VM has no root left it is destroyed, and when no VM of its VM id is
@@ -24,16 +24,8 @@
 //! per thread, each with its own root context (cpp-host `getOrCreateThreadLocalWasm`), so they
 //! also share that VM's memory. Here every plugin has VMs of its own.
 
-mod teardown;
-
-pub(crate) use teardown::{discard_plugin, remove_plugin, retire_if_done};
-
-use crate::engine;
-use crate::lifecycle;
-use crate::observe::PluginId;
 use crate::state::PluginSettings;
-use crate::world::World;
-use crate::{HarnessError, SharedValue};
+use crate::HarnessError;
 use std::path::PathBuf;
 
 /// Where a plugin's module comes from.
@@ -44,7 +36,7 @@ enum ModuleSource {
 }
 
 /// A plugin's module, names and configuration: the primary one given to
-/// [`World::builder`](crate::World::builder), or another one for [`World::add_plugin`].
+/// [`World::builder`](crate::World::builder), or another one for [`World::add_plugin`](crate::World::add_plugin).
 /// Defaults: plugin name and root id `breakwater`, empty VM id and configurations.
 #[derive(Debug, Clone)]
 pub struct Plugin {
@@ -159,89 +151,5 @@ impl Plugin {
             env: self.env,
             installed: true,
         })
-    }
-}
-
-impl World {
-    /// Starts another plugin beside the primary one, as Envoy would for a second filter
-    /// configuration: its canary (if the world runs canaries), then a main-thread VM (if the
-    /// world has one) and one VM per worker, each through `_initialize`, `on_vm_start` and
-    /// `on_configure`. It serves no streams; see the [`crate::plugins`] docs. A configuration
-    /// that its canary (or a VM) rejects is an error, and nothing of the plugin stays.
-    pub fn add_plugin(&mut self, plugin: Plugin) -> Result<PluginId, HarnessError> {
-        engine::check(self.core())?;
-        let settings = plugin.settings()?;
-        let configuration = settings.configuration.clone();
-        let index = {
-            let mut state = self.core().state.borrow_mut();
-            state.plugins.push(settings);
-            state.plugins.len() - 1
-        };
-        let started = self.start_plugin_vms(index, &configuration);
-        if let Err(error) = started {
-            discard_plugin(self.core(), index);
-            return Err(error);
-        }
-        Ok(PluginId(index))
-    }
-
-    fn start_plugin_vms(&mut self, index: usize, configuration: &[u8]) -> Result<(), HarnessError> {
-        let (core, linker) = self.core_and_linker();
-        if core.state.borrow().settings.canary {
-            lifecycle::canary(core, linker, index, configuration)?;
-        }
-        let threads = self.main_slot().is_some().then_some(crate::VmId::Main);
-        let workers = (0..self.workers()).map(crate::VmId::Worker);
-        for id in threads.into_iter().chain(workers) {
-            lifecycle::start_vm(core, linker, index, id, configuration)?;
-        }
-        Ok(())
-    }
-
-    /// Removes a plugin added with [`World::add_plugin`], as Envoy does when its configuration
-    /// goes away: `on_done` and `on_delete` for each root, the VMs destroyed, and, once no VM of
-    /// its VM id is left, that VM id's shared data and queues deleted. The primary plugin serves
-    /// the streams and cannot be removed.
-    pub fn remove_plugin(&mut self, plugin: PluginId) -> Result<(), HarnessError> {
-        engine::check(self.core())?;
-        let installed = self
-            .core()
-            .state
-            .borrow()
-            .plugins
-            .get(plugin.0)
-            .map(|p| p.installed);
-        match installed {
-            _ if plugin == PluginId::PRIMARY => Err(HarnessError::Invalid(
-                "the primary plugin serves the streams: it cannot be removed".into(),
-            )),
-            None | Some(false) => Err(HarnessError::Invalid(format!("{plugin} is not installed"))),
-            Some(true) => Ok(remove_plugin(self.core(), plugin.0)?),
-        }
-    }
-
-    /// A shared-data value of VM id `vm_id` and its cas (see [`World::shared_data`] for the
-    /// primary plugin's).
-    pub fn shared_data_in(&self, vm_id: &str, key: impl AsRef<[u8]>) -> Option<SharedValue> {
-        self.core()
-            .state
-            .borrow()
-            .shared
-            .get(vm_id, key.as_ref())
-            .map(|(bytes, cas)| SharedValue {
-                bytes: bytes.to_vec(),
-                cas,
-            })
-    }
-
-    /// Every shared-data key of VM id `vm_id`, in byte order.
-    pub fn shared_data_keys_in(&self, vm_id: &str) -> Vec<Vec<u8>> {
-        self.core()
-            .state
-            .borrow()
-            .shared
-            .keys(vm_id)
-            .map(<[u8]>::to_vec)
-            .collect()
     }
 }

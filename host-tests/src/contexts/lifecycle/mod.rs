@@ -30,13 +30,15 @@
 //! A root's timer fires `proxy_on_tick(root)` every period, re-armed after each tick; a new
 //! period re-arms it from now, 0 stops it (Envoy's `Wasm::setTimerPeriod`, `tickHandler`).
 
+mod teardown;
+
+pub(crate) use teardown::{discard_plugin, remove_plugin};
+
+use crate::contexts::drain;
 use crate::error::Failure;
 use crate::events::EventKind;
-use crate::host::{Ctx, HostState, Root};
 use crate::observe::{Callback, VmId};
-use crate::state::{Core, Slot};
-use crate::stream::drain;
-use crate::vm::Vm;
+use crate::vm::{Core, Ctx, HostState, Root, Slot, Vm};
 use crate::HarnessError;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -289,7 +291,7 @@ pub(crate) fn delete_root(core: &Core, vm: &mut Vm, root: u32) -> Result<(), Fai
     }
     vm.store.data_mut().contexts.remove(&root);
     drain(core, vm)?;
-    crate::plugins::retire_if_done(core, vm);
+    teardown::retire_if_done(core, vm);
     Ok(())
 }
 

@@ -1,16 +1,27 @@
 //! [`World`]: Envoy with N workers around one module, a virtual clock, and scripted upstreams.
+//!
+//! This is the API a test drives, at the top of the crate: the world ([`World`]) and its builder
+//! ([`WorldBuilder`]), requests ([`RequestBuilder`]), what a test reads back, and
+//! the world's side of faults and plugins.
 
-use crate::builder::WorldBuilder;
+mod builder;
+mod faults;
+mod inspect;
+mod plugins;
+mod request;
+
+pub use builder::{WorldBuilder, DEFAULT_ROUTE_TIMEOUT};
+pub use inspect::SharedValue;
+pub use request::RequestBuilder;
+
+use crate::contexts::lifecycle;
 use crate::engine;
 use crate::error::Failure;
 use crate::events::EventKind;
-use crate::host::HostState;
 use crate::interleave::Interleaving;
-use crate::lifecycle;
 use crate::observe::StreamId;
-use crate::request::RequestBuilder;
-use crate::state::Core;
 use crate::upstream::UpstreamScript;
+use crate::vm::{Core, HostState};
 use crate::HarnessError;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};

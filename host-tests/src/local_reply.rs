@@ -31,7 +31,7 @@
 //! before any filter ran (`FilterManager::requestHeadersInitialized`,
 //! `source/common/http/filter_manager.h`).
 
-use crate::upstream::Message;
+use crate::headers::Message;
 use crate::HeaderMap;
 
 /// A local reply as the connection manager's `local_reply_config` sees it: the test's hook
