@@ -9,7 +9,9 @@
 //!    type of every field (unknown fields, repeated fields and wrong types included) and its
 //!    rule, every problem reported with the scope where the value was written. The [`raw`]
 //!    types describe the same JSON for serde and the schema; a property test holds the reader
-//!    to exactly the shapes they accept.
+//!    to exactly the shapes they accept. Each field of `circuit_breaker` and `retry` is
+//!    declared once, in one table (`fields`): its raw type, its checked type, its default and
+//!    its reader, from which the raw types, the layers, their merge and the defaults are made.
 //! 3. Layers merge `default` → the `services` keys that an Istio cluster name matches (`HOST`,
 //!    `HOST:PORT`, `HOST#SUBSET`, `HOST:PORT#SUBSET`, see `istio`) → `clusters.<name>` →
 //!    `routes.<name>` like a JSON merge patch (`layer`); the defaults ([`defaults`]) fill the rest; the rules that relate
@@ -62,6 +64,7 @@ pub mod bounds;
 mod build;
 pub mod defaults;
 mod duration;
+mod fields;
 mod istio;
 mod json;
 mod layer;

@@ -11,8 +11,9 @@
 //!
 //! # Why one shared reader per kind of value
 //!
-//! Every field is one `match` arm calling one of the readers below (a count, a duration, an
-//! outcome list, ...), which check the JSON type and the field's bounds together. Deriving,
+//! Every field is one line of the field table (`fields`) calling one of the readers below (a
+//! count, a duration, an outcome list, ...), which check the JSON type and the field's bounds
+//! together. Deriving,
 //! then converting, then checking each field in its own code cost several times more in the
 //! `.wasm`, which must stay small.
 

@@ -1,67 +1,25 @@
 //! Reading `circuit_breaker` (in `default` or `clusters.<name>`) into a [`BreakerLayer`]: the
-//! values it sets, checked.
+//! values it sets, checked. The field table (`fields`) reads each field; here are the readers
+//! of its own kinds of value and the rule between two fields of one scope.
 
 use super::bounds::*;
 use super::duration;
 use super::json::{quote, show, Node};
-use super::layer::{BreakerLayer, FailureRateLayer, FallbackLayer, SlowCallLayer};
+use super::layer::{BreakerLayer, Fields};
 use super::names::{seen_before, NameMap};
 use super::problem::At;
-use super::raw::Toggle;
-use super::read::{self, count, integer, object, rate, text, time, toggle};
+use super::read::{self, count, object, text};
 use super::types::BreakerMode;
-
-const FIELDS: &[&str] = &[
-    "failure_threshold",
-    "failure_rate",
-    "slow_call",
-    "timeout",
-    "max_timeout",
-    "half_open_attempts",
-    "probe_timeout",
-    "failure_on",
-    "count_retries",
-    "fallback",
-    "mode",
-];
 
 /// Reads a `circuit_breaker` object; `at` is at it.
 pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
     let mut l = BreakerLayer::default();
     let mut written_max = None;
-    let is_object = object(node, at, FIELDS, &mut |name, node, at| match name {
-        "failure_threshold" => {
-            l.failure_threshold = count(node, at, FAILURE_THRESHOLD);
-            if let Some(n) = l.failure_threshold {
-                if n > 0 && n < FAILURE_THRESHOLD_WARN_BELOW {
-                    let rule = "is below 3, so the breaker trips on transient errors";
-                    at.warning(n.to_string(), rule);
-                }
-            }
-        }
-        "failure_rate" => l.failure_rate = toggle(node, at, failure_rate),
-        "slow_call" => l.slow_call = toggle(node, at, slow_call),
-        "timeout" => l.timeout = time(node, at, OPEN_TIME),
-        "max_timeout" => {
-            l.max_timeout = time(node, at, OPEN_TIME);
+    let is_object = object(node, at, BreakerLayer::FIELDS, &mut |name, node, at| {
+        if name == "max_timeout" {
             written_max = Some(show_written(node));
         }
-        "half_open_attempts" => l.half_open_attempts = count(node, at, HALF_OPEN_ATTEMPTS),
-        "probe_timeout" => l.probe_timeout = time(node, at, PROBE_TIMEOUT),
-        "failure_on" => {
-            l.failure_on = read::outcomes(
-                node,
-                at,
-                |code| FAILURE_CODES.contains(&code),
-                "is not a failure status, a failure_on code must be 400..=599",
-                None,
-            )
-        }
-        "count_retries" => l.count_retries = read::flag(node, at),
-        // Not a part that null turns off: an open breaker must answer something.
-        "fallback" => l.fallback = fallback(node, at).map_or(Toggle::Unset, Toggle::On),
-        "mode" => l.mode = mode(node, at),
-        _ => {}
+        l.read_field(name, node, at);
     });
     // Both written here: a cap below the start is a mistake. Written in different scopes, the
     // cap follows the raised timeout instead (see `resolve`).
@@ -78,6 +36,19 @@ pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
     is_object.then_some(l)
 }
 
+/// `failure_threshold`: a count, with a warning when it is low enough to trip on transient
+/// errors.
+pub(crate) fn failure_threshold(node: &Node, at: &mut At) -> Option<u32> {
+    let threshold = count(node, at, FAILURE_THRESHOLD);
+    if let Some(n) = threshold {
+        if n > 0 && n < FAILURE_THRESHOLD_WARN_BELOW {
+            let rule = "is below 3, so the breaker trips on transient errors";
+            at.warning(n.to_string(), rule);
+        }
+    }
+    threshold
+}
+
 /// A duration as written: `90`, not `90.0`.
 fn show_written(node: &Node) -> String {
     match node {
@@ -86,7 +57,7 @@ fn show_written(node: &Node) -> String {
     }
 }
 
-fn mode(node: &Node, at: &mut At) -> Option<BreakerMode> {
+pub(crate) fn mode(node: &Node, at: &mut At) -> Option<BreakerMode> {
     let mode = match node {
         Node::String(s) => match s.as_str() {
             "enforce" => Some(BreakerMode::Enforce),
@@ -105,49 +76,8 @@ fn mode(node: &Node, at: &mut At) -> Option<BreakerMode> {
     mode
 }
 
-fn failure_rate(node: &Node, at: &mut At) -> Option<FailureRateLayer> {
-    let mut l = FailureRateLayer::default();
-    let known = &["threshold", "minimum_requests", "window"];
-    let is_object = object(node, at, known, &mut |name, node, at| match name {
-        "threshold" => l.threshold = rate(node, at),
-        "minimum_requests" => l.minimum_requests = count(node, at, MINIMUM_REQUESTS),
-        "window" => l.window = time(node, at, WINDOW),
-        _ => {}
-    });
-    is_object.then_some(l)
-}
-
-fn slow_call(node: &Node, at: &mut At) -> Option<SlowCallLayer> {
-    let mut l = SlowCallLayer::default();
-    let known = &["duration", "rate_threshold"];
-    let is_object = object(node, at, known, &mut |name, node, at| match name {
-        "duration" => l.duration = time(node, at, SLOW_CALL_DURATION),
-        "rate_threshold" => l.rate_threshold = rate(node, at),
-        _ => {}
-    });
-    is_object.then_some(l)
-}
-
-fn fallback(node: &Node, at: &mut At) -> Option<FallbackLayer> {
-    let mut l = FallbackLayer::default();
-    let known = &["status", "grpc_status", "headers", "body"];
-    let is_object = object(node, at, known, &mut |name, node, at| match name {
-        "status" => {
-            let status = integer(node, at, FALLBACK_STATUS);
-            l.status = status.and_then(|s| u16::try_from(s).ok());
-        }
-        "grpc_status" => {
-            let code = integer(node, at, FALLBACK_GRPC_STATUS);
-            l.grpc_status = code.and_then(|c| u8::try_from(c).ok());
-        }
-        "headers" => l.headers = headers(node, at),
-        "body" => l.body = text(node, at).and_then(|body| self::body(body, at)),
-        _ => {}
-    });
-    is_object.then_some(l)
-}
-
-fn body(body: &str, at: &mut At) -> Option<String> {
+/// The fallback `body`: at most [`MAX_FALLBACK_BODY_BYTES`].
+pub(crate) fn body(body: &str, at: &mut At) -> Option<String> {
     if body.len() <= MAX_FALLBACK_BODY_BYTES {
         return Some(body.to_owned());
     }
@@ -161,7 +91,7 @@ fn body(body: &str, at: &mut At) -> Option<String> {
 
 /// The fallback headers: lower-cased valid names, each once, valid values, and none of the
 /// headers that the filter or Envoy set themselves. In the order written.
-fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>> {
+pub(crate) fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>> {
     let Node::Object(entries) = node else {
         at.shape(show(node), "is not an object");
         return None;

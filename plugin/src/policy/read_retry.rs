@@ -1,4 +1,5 @@
-//! Reading `retry` (in any scope) into a [`RetryLayer`]: the values it sets, checked.
+//! Reading `retry` (in any scope) into a [`RetryLayer`]: the values it sets, checked. The field
+//! table (`fields`) reads each field; here are the readers of its own kinds of value.
 //!
 //! # The budget is per cluster
 //!
@@ -32,31 +33,16 @@
 
 use super::bounds::*;
 use super::json::{quote, show, Node};
-use super::layer::{BudgetLayer, RetryLayer};
+use super::layer::{Fields, RetryLayer};
 use super::problem::At;
 use super::raw::BUDGET_ON_ROUTE;
-use super::read::{self, count, integer, number, object, text, time, toggle};
+use super::read::{self, count, object, text};
 use super::types::Jitter;
 
 /// Why `retry_on` lists no gRPC status: the filter never retries a gRPC request.
-const GRPC_NOT_RETRIED: &str = "is a gRPC status, which retry_on may not list: the filter never \
-     retries a gRPC request (its relayed reply would lose its trailers), so it would never apply";
-
-const FIELDS: &[&str] = &[
-    "max_attempts",
-    "base_delay",
-    "max_delay",
-    "exponential_base",
-    "jitter",
-    "retry_on",
-    "methods",
-    "idempotency_header",
-    "per_try_timeout",
-    "deadline",
-    "respect_retry_after",
-    "budget",
-    "max_request_body",
-];
+pub(crate) const GRPC_NOT_RETRIED: &str = "is a gRPC status, which retry_on may not list: the \
+     filter never retries a gRPC request (its relayed reply would lose its trailers), so it \
+     would never apply";
 
 /// Reads a `retry` object of `default` or `clusters.<name>`; `at` is at it.
 pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
@@ -70,52 +56,32 @@ pub(crate) fn route_retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
 
 fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
     let mut l = RetryLayer::default();
-    let is_object = object(node, at, FIELDS, &mut |name, node, at| match name {
-        "max_attempts" => {
-            l.max_attempts = count(node, at, MAX_ATTEMPTS);
-            if let Some(n) = l.max_attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
-                let rule =
-                    "is above 5, so every failure multiplies the load on a struggling upstream";
-                at.warning(n.to_string(), rule);
-            }
-        }
-        "base_delay" => l.base_delay = time(node, at, DELAY),
-        "max_delay" => l.max_delay = time(node, at, DELAY),
-        "exponential_base" => l.exponential_base = number(node, at, EXPONENTIAL_BASE),
-        "jitter" => l.jitter = jitter(node, at),
-        "retry_on" => {
-            l.retry_on = read::outcomes(
-                node,
-                at,
-                |code| RETRYABLE_5XX.contains(&code) || RETRYABLE_4XX.contains(&code),
-                "is never retried, a retry_on code must be 408, 409, 429 or 500..=599",
-                Some(GRPC_NOT_RETRIED),
-            )
-        }
-        "methods" => l.methods = read::methods(node, at),
-        "idempotency_header" => l.idempotency_header = toggle(node, at, idempotency_header),
-        "per_try_timeout" => l.per_try_timeout = time(node, at, REQUEST_TIME),
-        "deadline" => l.deadline = time(node, at, REQUEST_TIME),
-        "respect_retry_after" => l.respect_retry_after = read::flag(node, at),
-        "budget" if on_route => {
+    let is_object = object(node, at, RetryLayer::FIELDS, &mut |name, node, at| {
+        if on_route && name == "budget" {
             // Pushed, not `format!`: every byte of this path is in the `.wasm`.
             let mut rule = String::from("is not allowed on a route: ");
             rule.push_str(BUDGET_ON_ROUTE);
             at.shape(show(node), &rule);
+        } else {
+            l.read_field(name, node, at);
         }
-        "budget" => l.budget = toggle(node, at, budget),
-        "max_request_body" => {
-            let bytes = integer(node, at, MAX_REQUEST_BODY);
-            l.max_request_body = bytes.and_then(|b| u64::try_from(b).ok());
-        }
-        _ => {}
     });
     is_object.then_some(l)
 }
 
+/// `max_attempts`: a count, with a warning when it is high enough to multiply an outage.
+pub(crate) fn max_attempts(node: &Node, at: &mut At) -> Option<u32> {
+    let attempts = count(node, at, MAX_ATTEMPTS);
+    if let Some(n) = attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
+        let rule = "is above 5, so every failure multiplies the load on a struggling upstream";
+        at.warning(n.to_string(), rule);
+    }
+    attempts
+}
+
 /// `idempotency_header`: a header name, lower-cased, that can mark a request safe to repeat
 /// (see the module docs).
-fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
+pub(crate) fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     let written = text(node, at)?;
     if written.starts_with(':') {
         at.problem(quote(written), "is a pseudo-header, on every request");
@@ -148,7 +114,7 @@ pub(super) fn unusable_key(name: &str) -> Option<&'static str> {
     })
 }
 
-fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
+pub(crate) fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
     let jitter = match node {
         Node::Bool(true) => Some(Jitter::Proportional),
         Node::Bool(false) => Some(Jitter::None),
@@ -168,16 +134,4 @@ fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
         at.shape(show(node), rule);
     }
     jitter
-}
-
-fn budget(node: &Node, at: &mut At) -> Option<BudgetLayer> {
-    let mut l = BudgetLayer::default();
-    let known = &["ratio", "min_per_second", "window"];
-    let is_object = object(node, at, known, &mut |name, node, at| match name {
-        "ratio" => l.ratio = number(node, at, BUDGET_RATIO),
-        "min_per_second" => l.min_per_second = count(node, at, MIN_PER_SECOND),
-        "window" => l.window = time(node, at, WINDOW),
-        _ => {}
-    });
-    is_object.then_some(l)
 }
