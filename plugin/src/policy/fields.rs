@@ -15,7 +15,8 @@ use super::problem::At;
 use super::raw::{Entries, RawDuration, RawJitter, RawMode, RawOutcome, Toggle, Written};
 use super::read::{self, count, integer, number, rate, text, time, toggle};
 use super::read_breaker::{body, failure_threshold, headers, mode};
-use super::read_retry::{idempotency_header, jitter, max_attempts, GRPC_NOT_RETRIED};
+use super::read_retry::{idempotency_header, jitter, max_attempts};
+use super::rule::Rule;
 use super::types::{BreakerMode, Jitter, OutcomeClass, OutcomeMatcher};
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ objects! {
                 node,
                 at,
                 |code| FAILURE_CODES.contains(&code),
-                "is not a failure status, a failure_on code must be 400..=599",
+                || Rule::NotAFailureStatus,
                 None,
             );
         /// false: one outcome per client request, after its retries; true: every attempt counts.
@@ -164,8 +165,8 @@ objects! {
                 node,
                 at,
                 |code| RETRYABLE_5XX.contains(&code) || RETRYABLE_4XX.contains(&code),
-                "is never retried, a retry_on code must be 408, 409, 429 or 500..=599",
-                Some(GRPC_NOT_RETRIED),
+                || Rule::NeverRetried,
+                Some(|| Rule::GrpcNotRetried),
             );
         /// Methods that may be retried. Default the idempotent methods GET, HEAD, OPTIONS, TRACE, PUT,
         /// DELETE.

@@ -76,11 +76,13 @@ mod read_breaker;
 mod read_retry;
 mod read_scope;
 mod resolve;
+mod rule;
 mod suggest;
 mod table;
 mod types;
 
 pub use problem::{PolicyErrors, Problem, TOP_LEVEL};
+pub use rule::{Across, Rule};
 pub use table::{Parsed, Policy};
 pub use types::*;
 

@@ -3,12 +3,12 @@
 //! of its own kinds of value and the rule between two fields of one scope.
 
 use super::bounds::*;
-use super::duration;
 use super::json::{quote, show, Node};
 use super::layer::{BreakerLayer, Fields};
 use super::names::{seen_before, NameMap};
 use super::problem::At;
 use super::read::{self, count, object, text};
+use super::rule::Rule;
 use super::types::BreakerMode;
 
 /// Reads a `circuit_breaker` object; `at` is at it.
@@ -25,11 +25,8 @@ pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
     // cap follows the raised timeout instead (see `resolve`).
     if let (Some(timeout), Some(max), Some(written)) = (l.timeout, l.max_timeout, written_max) {
         if max < timeout {
-            let rule = format!(
-                "is shorter than circuit_breaker.timeout {}, must be at least that",
-                duration::show(timeout)
-            );
-            at.field("max_timeout", |at| at.problem(written, &rule));
+            let rule = Rule::MaxTimeoutBelowTimeout(timeout);
+            at.field("max_timeout", |at| at.problem(written, rule));
             l.max_timeout = None;
         }
     }
@@ -42,8 +39,7 @@ pub(crate) fn failure_threshold(node: &Node, at: &mut At) -> Option<u32> {
     let threshold = count(node, at, FAILURE_THRESHOLD);
     if let Some(n) = threshold {
         if n > 0 && n < FAILURE_THRESHOLD_WARN_BELOW {
-            let rule = "is below 3, so the breaker trips on transient errors";
-            at.warning(n.to_string(), rule);
+            at.warning(n.to_string(), Rule::LowFailureThreshold);
         }
     }
     threshold
@@ -69,9 +65,7 @@ pub(crate) fn mode(node: &Node, at: &mut At) -> Option<BreakerMode> {
         _ => None,
     };
     if mode.is_none() {
-        let rule =
-            "is not a mode, must be \"enforce\", \"shadow\", \"forced_open\" or \"disabled\"";
-        at.shape(show(node), rule);
+        at.shape(show(node), Rule::NotAMode);
     }
     mode
 }
@@ -81,11 +75,7 @@ pub(crate) fn body(body: &str, at: &mut At) -> Option<String> {
     if body.len() <= MAX_FALLBACK_BODY_BYTES {
         return Some(body.to_owned());
     }
-    let rule = format!(
-        "is {} bytes long, must be at most {MAX_FALLBACK_BODY_BYTES}",
-        body.len()
-    );
-    at.problem(quote(body), &rule);
+    at.problem(quote(body), Rule::BodyTooLong(body.len()));
     None
 }
 
@@ -93,7 +83,7 @@ pub(crate) fn body(body: &str, at: &mut At) -> Option<String> {
 /// headers that the filter or Envoy set themselves. In the order written.
 pub(crate) fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>> {
     let Node::Object(entries) = node else {
-        at.shape(show(node), "is not an object");
+        at.shape(show(node), Rule::NotAnObject);
         return None;
     };
     let mut headers: Vec<(String, String)> = Vec::with_capacity(entries.len());
@@ -101,7 +91,7 @@ pub(crate) fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>>
     for (name, value) in entries {
         complete &= at.field(name, |at| {
             if seen_before(&mut written, name) {
-                at.shape(show(value), "is a second value for this key, set it once");
+                at.shape(show(value), Rule::RepeatedKey);
                 return false;
             }
             let value = text(value, at);
@@ -110,23 +100,28 @@ pub(crate) fn headers(node: &Node, at: &mut At) -> Option<Vec<(String, String)>>
                 return false;
             };
             let refused = if headers.iter().any(|(seen, _)| *seen == lower) {
-                Some("is a second value for this header (names are case-insensitive)")
+                Some(Rule::RepeatedHeader)
             } else if lower == "retry-after" || lower.starts_with("x-breakwater-") {
-                Some("is under a header that the filter sets on every fallback reply")
+                Some(Rule::FilterSetsHeader)
             } else if lower.starts_with("grpc-") {
-                Some("is under a gRPC header, which the filter and Envoy set on the fallback to a gRPC request")
+                Some(Rule::GrpcHeader)
             } else if lower == "content-length" || lower == "transfer-encoding" {
-                Some("is under a header that Envoy sets from the body")
+                Some(Rule::EnvoySetsFromBody)
             } else if !read::is_header_value(value) {
-                Some("is not a header value, must have no control characters and no spaces at either end")
+                Some(Rule::NotAHeaderValue)
             } else {
                 None
             };
             match refused {
-                Some(rule) => at.problem(quote(value), rule),
-                None => headers.push((lower, value.to_owned())),
+                Some(rule) => {
+                    at.problem(quote(value), rule);
+                    false
+                }
+                None => {
+                    headers.push((lower, value.to_owned()));
+                    true
+                }
             }
-            refused.is_none()
         });
     }
     complete.then_some(headers)

@@ -35,14 +35,9 @@ use super::bounds::*;
 use super::json::{quote, show, Node};
 use super::layer::{Fields, RetryLayer};
 use super::problem::At;
-use super::raw::BUDGET_ON_ROUTE;
 use super::read::{self, count, object, text};
+use super::rule::Rule;
 use super::types::Jitter;
-
-/// Why `retry_on` lists no gRPC status: the filter never retries a gRPC request.
-pub(crate) const GRPC_NOT_RETRIED: &str = "is a gRPC status, which retry_on may not list: the \
-     filter never retries a gRPC request (its relayed reply would lose its trailers), so it \
-     would never apply";
 
 /// Reads a `retry` object of `default` or `clusters.<name>`; `at` is at it.
 pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
@@ -58,10 +53,7 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
     let mut l = RetryLayer::default();
     let is_object = object(node, at, RetryLayer::FIELDS, &mut |name, node, at| {
         if on_route && name == "budget" {
-            // Pushed, not `format!`: every byte of this path is in the `.wasm`.
-            let mut rule = String::from("is not allowed on a route: ");
-            rule.push_str(BUDGET_ON_ROUTE);
-            at.shape(show(node), &rule);
+            at.shape(show(node), Rule::BudgetOnRoute);
         } else {
             l.read_field(name, node, at);
         }
@@ -73,8 +65,7 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
 pub(crate) fn max_attempts(node: &Node, at: &mut At) -> Option<u32> {
     let attempts = count(node, at, MAX_ATTEMPTS);
     if let Some(n) = attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
-        let rule = "is above 5, so every failure multiplies the load on a struggling upstream";
-        at.warning(n.to_string(), rule);
+        at.warning(n.to_string(), Rule::ManyAttempts);
     }
     attempts
 }
@@ -84,7 +75,7 @@ pub(crate) fn max_attempts(node: &Node, at: &mut At) -> Option<u32> {
 pub(crate) fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     let written = text(node, at)?;
     if written.starts_with(':') {
-        at.problem(quote(written), "is a pseudo-header, on every request");
+        at.problem(quote(written), Rule::PseudoHeader);
         return None;
     }
     let name = read::header_name(written, at)?;
@@ -95,21 +86,20 @@ pub(crate) fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     Some(name)
 }
 
-/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (Short: every
-/// byte of these messages is in the `.wasm`.)
-pub(super) fn unusable_key(name: &str) -> Option<&'static str> {
-    const EVERY: &str = "is added by Envoy to every request, so every request would be retried";
+/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (The rules are
+/// short: every byte of their wording is in the `.wasm`.)
+pub(super) fn unusable_key(name: &str) -> Option<Rule> {
     Some(match name {
-        _ if name.starts_with("x-breakwater-") => "is Breakwater's own, left out of retries",
-        "x-request-id" => EVERY,
-        _ if name.starts_with("x-forwarded-") => EVERY,
-        _ if name.starts_with("x-envoy-") => "is an x-envoy- header, set or removed by Envoy",
-        "traceparent" | "tracestate" | "b3" => "is a tracing header, on every traced request",
-        _ if name.starts_with("x-b3-") => "is a tracing header, on every traced request",
+        _ if name.starts_with("x-breakwater-") => Rule::BreakwaterHeader,
+        "x-request-id" => Rule::AddedByEnvoy,
+        _ if name.starts_with("x-forwarded-") => Rule::AddedByEnvoy,
+        _ if name.starts_with("x-envoy-") => Rule::EnvoyHeader,
+        "traceparent" | "tracestate" | "b3" => Rule::TracingHeader,
+        _ if name.starts_with("x-b3-") => Rule::TracingHeader,
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te"
-        | "trailer" | "upgrade" => "is a hop-by-hop header, removed by Envoy",
-        "host" => "is on every request",
-        "content-length" => "is on every request with a body",
+        | "trailer" | "upgrade" => Rule::HopByHopHeader,
+        "host" => Rule::OnEveryRequest,
+        "content-length" => Rule::OnEveryRequestWithBody,
         _ => return None,
     })
 }
@@ -129,9 +119,7 @@ pub(crate) fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
         _ => None,
     };
     if jitter.is_none() {
-        let rule = "is not a jitter, must be true, false, \"none\", \"proportional\", \"full\", \
-                    \"equal\" or \"decorrelated\"";
-        at.shape(show(node), rule);
+        at.shape(show(node), Rule::NotAJitter);
     }
     jitter
 }

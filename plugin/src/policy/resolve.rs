@@ -23,6 +23,7 @@
 use super::duration::show;
 use super::layer::{BreakerLayer, RetryLayer, ScopeLayer};
 use super::raw::Toggle;
+use super::rule::Across;
 use super::types::*;
 
 /// The effective policy of a merged layer.
@@ -122,7 +123,7 @@ fn retry(l: RetryLayer) -> RetryPolicy {
 pub(crate) struct Finding {
     pub path: &'static str,
     pub value: String,
-    pub rule: String,
+    pub rule: Across,
     /// Every field the rule reads: when one of them has its own problem, the rule is skipped.
     pub fields: &'static [&'static str],
     pub warning: bool,
@@ -136,9 +137,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             found.push(Finding {
                 path: "circuit_breaker.fallback.status",
                 value: b.fallback.status.to_string(),
-                rule: "is a status that has no body, but circuit_breaker.fallback.body is set; \
-                       drop the body or choose another status"
-                    .to_owned(),
+                rule: Across::StatusWithoutBody,
                 fields: &[
                     "circuit_breaker.fallback.status",
                     "circuit_breaker.fallback.body",
@@ -154,11 +153,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             found.push(Finding {
                 path: "circuit_breaker.max_timeout",
                 value: show(max),
-                rule: format!(
-                    "is shorter than circuit_breaker.timeout {} set in another scope, so the \
-                     open time does not grow on a re-open",
-                    show(b.timeout)
-                ),
+                rule: Across::MaxTimeoutFollowsTimeout(b.timeout),
                 fields: &["circuit_breaker.max_timeout", "circuit_breaker.timeout"],
                 warning: true,
             });
@@ -168,9 +163,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             found.push(Finding {
                 path: "circuit_breaker.failure_threshold",
                 value: "0".to_owned(),
-                rule: "turns off the only trigger (neither failure_rate nor slow_call is set), \
-                       so the breaker never opens"
-                    .to_owned(),
+                rule: Across::NeverOpens,
                 fields: &[
                     "circuit_breaker.failure_threshold",
                     "circuit_breaker.failure_rate",
@@ -188,10 +181,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.max_delay",
             value: show(r.backoff.max_delay),
-            rule: format!(
-                "is shorter than retry.base_delay {}, must be at least that",
-                show(r.backoff.base_delay)
-            ),
+            rule: Across::MaxDelayBelowBaseDelay(r.backoff.base_delay),
             fields: &["retry.max_delay", "retry.base_delay"],
             warning: false,
         });
@@ -201,11 +191,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.deadline",
             value: show(r.deadline),
-            rule: format!(
-                "is shorter than retry.per_try_timeout {}, so no retry could finish in time; \
-                 must be at least that",
-                show(r.per_try_timeout)
-            ),
+            rule: Across::DeadlineBelowPerTryTimeout(r.per_try_timeout),
             fields: &[
                 "retry.deadline",
                 "retry.per_try_timeout",
@@ -219,11 +205,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.per_try_timeout",
             value: show(r.per_try_timeout),
-            rule: format!(
-                "is longer than circuit_breaker.timeout {}, so one attempt outlasts the \
-                 breaker's open time",
-                show(b.timeout)
-            ),
+            rule: Across::PerTryTimeoutOutlastsOpenTime(b.timeout),
             fields: &[
                 "retry.per_try_timeout",
                 "circuit_breaker.timeout",
