@@ -10,6 +10,8 @@
 use super::bounds::*;
 use super::defaults as d;
 use super::json::Node;
+#[cfg(test)]
+use super::layer::FieldTypes;
 use super::layer::{merge_fields, objects, read_object, Fields, Merge, Slot};
 use super::problem::At;
 use super::raw::{Entries, RawDuration, RawJitter, RawMode, RawOutcome, Toggle, Written};

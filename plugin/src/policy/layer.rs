@@ -82,6 +82,10 @@ impl<T> Slot for Toggle<T> {
     }
 }
 
+/// An object's fields with the type of each one's raw form (see `objects!`).
+#[cfg(test)]
+pub(crate) type FieldTypes = &'static [(&'static str, fn() -> std::any::TypeId)];
+
 /// A layer read from a JSON object, field by field.
 pub(crate) trait Fields: Default {
     /// The fields, in the order declared.
@@ -152,6 +156,14 @@ macro_rules! objects {
                 )]
                 pub $field: $raw_ty,
             )*
+        }
+
+        #[cfg(test)]
+        impl $raw {
+            /// Each field's name and the type of its raw form, in order: the property tests
+            /// generate a value for each field from its type.
+            pub(crate) const FIELD_TYPES: FieldTypes =
+                &[$((stringify!($field), std::any::TypeId::of::<$raw_ty>)),*];
         }
 
         #[derive(Debug, Clone, Default, PartialEq)]
