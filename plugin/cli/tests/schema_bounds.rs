@@ -89,6 +89,7 @@ fn integers() -> Vec<(&'static str, RangeInclusive<i64>)> {
             MINIMUM_REQUESTS,
         ),
         ("circuit_breaker.fallback.status", FALLBACK_STATUS),
+        ("circuit_breaker.fallback.grpc_status", FALLBACK_GRPC_STATUS),
         ("retry.max_attempts", MAX_ATTEMPTS),
         ("retry.max_request_body", MAX_REQUEST_BODY),
         ("retry.budget.min_per_second", MIN_PER_SECOND),

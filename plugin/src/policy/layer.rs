@@ -121,14 +121,17 @@ pub(crate) use merge_fields;
 /// /// doc of the raw type (the schema's description)
 /// RawBreaker => BreakerLayer, BreakerValues {
 ///     /// doc of the field (the schema's description)
-///     failure_threshold: Option<i64> => Option<u32> = 5, |node, at| count(node, at, BOUNDS);
+///     failure_threshold: Option<i64> => Option<u32> = 5,
+///         Integer(FAILURE_THRESHOLD) => |node, at, bounds| count(node, at, bounds);
 /// }
 /// ```
 ///
 /// that is: the field's type in the raw serde type, its type in the layer (`Option` or
-/// [`Toggle`]), its default (a value of the layer type's [`Slot::Value`]), and how the reader
-/// reads it (an expression of the JSON node and the [`super::problem::At`] that returns the
-/// layer type). It writes the raw type; the layer with its [`Merge`] and its [`Fields`] (the
+/// [`Toggle`]), its default (a value of the layer type's [`Slot::Value`]), what it must be
+/// beyond its JSON type (a [`super::raw::Check`], with its bounds, if any) and how the reader
+/// reads it (an expression of the JSON node, the [`super::problem::At`] and the check's bounds,
+/// that returns the layer type). The bounds are written once, in the check: the schema states
+/// them and the reader enforces them. It writes the raw type with its `CHECKS`; the layer with its [`Merge`] and its [`Fields`] (the
 /// field names in order, for unknown-field messages, and the reader's dispatch); and the values
 /// (`values()`: every field filled, defaults for what no scope set).
 macro_rules! objects {
@@ -138,7 +141,8 @@ macro_rules! objects {
             $(
                 $(#[$field_meta:meta])*
                 $field:ident: $raw_ty:ty => $slot:ty = $default:expr,
-                    |$node:ident, $at:ident| $read:expr;
+                    $check:ident $(($bounds:expr))?
+                    => |$node:ident, $at:ident $(, $bound:ident)?| $read:expr;
             )*
         }
     )*) => {$(
@@ -156,6 +160,12 @@ macro_rules! objects {
                 )]
                 pub $field: $raw_ty,
             )*
+        }
+
+        impl $raw {
+            /// Each field's name and what it must be beyond its JSON type, in order.
+            pub const CHECKS: &'static [(&'static str, Check)] =
+                &[$((stringify!($field), Check::$check $(($bounds))?)),*];
         }
 
         #[cfg(test)]
@@ -186,6 +196,7 @@ macro_rules! objects {
                 match name {
                     $(stringify!($field) => {
                         let ($node, $at) = (node, at);
+                        $(let $bound = $bounds;)?
                         self.$field = $read;
                     })*
                     _ => {}

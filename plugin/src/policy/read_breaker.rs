@@ -10,6 +10,7 @@ use super::problem::At;
 use super::read::{self, count, object, text};
 use super::rule::Rule;
 use super::types::BreakerMode;
+use std::ops::RangeInclusive;
 
 /// Reads a `circuit_breaker` object; `at` is at it.
 pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
@@ -33,10 +34,14 @@ pub(crate) fn breaker(node: &Node, at: &mut At) -> Option<BreakerLayer> {
     is_object.then_some(l)
 }
 
-/// `failure_threshold`: a count, with a warning when it is low enough to trip on transient
-/// errors.
-pub(crate) fn failure_threshold(node: &Node, at: &mut At) -> Option<u32> {
-    let threshold = count(node, at, FAILURE_THRESHOLD);
+/// `failure_threshold`: a count within `bounds`, with a warning when it is low enough to trip
+/// on transient errors.
+pub(crate) fn failure_threshold(
+    node: &Node,
+    at: &mut At,
+    bounds: RangeInclusive<i64>,
+) -> Option<u32> {
+    let threshold = count(node, at, bounds);
     if let Some(n) = threshold {
         if n > 0 && n < FAILURE_THRESHOLD_WARN_BELOW {
             at.warning(n.to_string(), Rule::LowFailureThreshold);

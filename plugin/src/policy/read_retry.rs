@@ -38,6 +38,7 @@ use super::problem::At;
 use super::read::{self, count, object, text};
 use super::rule::Rule;
 use super::types::Jitter;
+use std::ops::RangeInclusive;
 
 /// Reads a `retry` object of `default` or `clusters.<name>`; `at` is at it.
 pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
@@ -61,9 +62,10 @@ fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
     is_object.then_some(l)
 }
 
-/// `max_attempts`: a count, with a warning when it is high enough to multiply an outage.
-pub(crate) fn max_attempts(node: &Node, at: &mut At) -> Option<u32> {
-    let attempts = count(node, at, MAX_ATTEMPTS);
+/// `max_attempts`: a count within `bounds`, with a warning when it is high enough to multiply
+/// an outage.
+pub(crate) fn max_attempts(node: &Node, at: &mut At, bounds: RangeInclusive<i64>) -> Option<u32> {
+    let attempts = count(node, at, bounds);
     if let Some(n) = attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
         at.warning(n.to_string(), Rule::ManyAttempts);
     }

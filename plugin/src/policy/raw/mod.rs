@@ -25,6 +25,9 @@
 
 mod wrappers;
 
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
 pub use super::fields::{
     RawBreaker, RawBudget, RawFailureRate, RawFallback, RawRetry, RawSlowCall,
 };
@@ -110,6 +113,32 @@ pub struct RawScope {
     /// Retries of failed attempts; `null` turns them off in this scope. On by default.
     #[serde(default, skip_serializing_if = "Toggle::is_unset")]
     pub retry: Toggle<RawRetry>,
+}
+
+/// What a field of the objects in the field table must be beyond its JSON type, with its bounds
+/// (`breakwater::policy::bounds`): the reader checks it, and `breakwater-cli` writes it into the
+/// schema. Each object lists its fields' checks in `CHECKS`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Nothing beyond the JSON type (a flag, a name from a list, an object).
+    Shape,
+    Integer(RangeInclusive<i64>),
+    Number(RangeInclusive<f64>),
+    /// A fraction above 0, at most 1.
+    Rate,
+    Duration(RangeInclusive<Duration>),
+    /// `failure_on`: outcome names, gRPC statuses and failure status codes.
+    FailureOutcomes,
+    /// `retry_on`: outcome names and the status codes that may be retried.
+    RetryOutcomes,
+    /// HTTP method tokens.
+    Methods,
+    /// A header name that only a client sets on purpose.
+    IdempotencyHeader,
+    /// Header names and values that the fallback may set.
+    FallbackHeaders,
+    /// A body within the fallback's size limit.
+    FallbackBody,
 }
 
 /// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker.
