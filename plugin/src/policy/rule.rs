@@ -115,6 +115,19 @@ pub enum Across {
     PerTryTimeoutOutlastsOpenTime(Duration),
 }
 
+/// Writes `before`, `value` and `after`. The rules with a value call this rather than each
+/// having its own format string: every byte of this is in the `.wasm`.
+fn around(
+    f: &mut fmt::Formatter,
+    before: &str,
+    value: &dyn fmt::Display,
+    after: &str,
+) -> fmt::Result {
+    f.write_str(before)?;
+    value.fmt(f)?;
+    f.write_str(after)
+}
+
 impl From<DurationError> for Rule {
     fn from(error: DurationError) -> Self {
         match error {
@@ -129,14 +142,14 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         use Rule::*;
         let text = match self {
-            InvalidJson(error) => return write!(f, "the policy is not valid JSON: {error}"),
+            InvalidJson(error) => return around(f, "the policy is not valid JSON: ", error, ""),
             NotAPolicy => "is not a policy, must be a JSON object",
             NotAnObject => "is not an object",
             NotAnObjectOfNames => "is not an object of names",
             UnknownField {
                 did_you_mean: Some(name),
                 ..
-            } => return write!(f, "is set on an unknown field, did you mean {name}?"),
+            } => return around(f, "is set on an unknown field, did you mean ", name, "?"),
             UnknownField { known, .. } => {
                 // Written one by one: `join` costs a kilobyte of `.wasm` for this one message.
                 f.write_str("is set on an unknown field, must be one of ")?;
@@ -177,7 +190,8 @@ impl fmt::Display for Rule {
                 BUDGET_ON_ROUTE
             }
             OutOfRange { low, high } => {
-                return write!(f, "is out of range, must be {low}..={high}");
+                around(f, "is out of range, must be ", low, "..=")?;
+                return f.write_str(high);
             }
             RateOutOfRange => "is out of range, must be greater than 0 and at most 1",
             NotADuration => {
@@ -204,10 +218,8 @@ impl fmt::Display for Rule {
                  end"
             }
             BodyTooLong(bytes) => {
-                return write!(
-                    f,
-                    "is {bytes} bytes long, must be at most {MAX_FALLBACK_BODY_BYTES}"
-                );
+                around(f, "is ", bytes, " bytes long, must be at most ")?;
+                return MAX_FALLBACK_BODY_BYTES.fmt(f);
             }
             RepeatedHeader => "is a second value for this header (names are case-insensitive)",
             FilterSetsHeader => "is under a header that the filter sets on every fallback reply",
@@ -225,17 +237,20 @@ impl fmt::Display for Rule {
             OnEveryRequest => "is on every request",
             OnEveryRequestWithBody => "is on every request with a body",
             NotAStateScope => {
-                return write!(
+                return around(
                     f,
-                    "is not a state scope, must be 1 to {STATE_SCOPE_BYTES} letters, digits, \
-                     `-`, `.` and `_`"
+                    "is not a state scope, must be 1 to ",
+                    &STATE_SCOPE_BYTES,
+                    " letters, digits, `-`, `.` and `_`",
                 );
             }
             NotAServiceKey(why) => {
-                return write!(
+                return around(
                     f,
                     "is not a service key, which is HOST, HOST:PORT, HOST#SUBSET or \
-                     HOST:PORT#SUBSET: {why}"
+                     HOST:PORT#SUBSET: ",
+                    why,
+                    "",
                 );
             }
             EmptyName => {
@@ -256,10 +271,11 @@ impl fmt::Display for Rule {
                  entry matches no cluster of Istio's; write it under services"
             }
             MaxTimeoutBelowTimeout(timeout) => {
-                return write!(
+                return around(
                     f,
-                    "is shorter than circuit_breaker.timeout {}, must be at least that",
-                    show(*timeout)
+                    "is shorter than circuit_breaker.timeout ",
+                    &show(*timeout),
+                    ", must be at least that",
                 );
             }
             Across(across) => return across.fmt(f),
@@ -269,15 +285,18 @@ impl fmt::Display for Rule {
                 routes,
                 size,
             } => {
-                write!(f, "{clusters} clusters")?;
+                around(f, "", clusters, " clusters")?;
                 if *service_rows > 0 {
-                    write!(f, ", {service_rows} combinations of services keys")?;
+                    around(f, ", ", service_rows, " combinations of services keys")?;
                 }
-                return write!(
+                around(f, " and ", routes, " routes resolve to ")?;
+                around(
                     f,
-                    " and {routes} routes resolve to {size} policies, which every worker keeps; \
-                     must be at most {MAX_RESOLVED}"
-                );
+                    "",
+                    size,
+                    " policies, which every worker keeps; must be at most ",
+                )?;
+                return MAX_RESOLVED.fmt(f);
             }
         };
         f.write_str(text)
@@ -289,11 +308,11 @@ impl fmt::Display for Across {
         use super::Across::*;
         let text = match self {
             MaxTimeoutFollowsTimeout(timeout) => {
-                return write!(
+                return around(
                     f,
-                    "is shorter than circuit_breaker.timeout {} set in another scope, so the \
-                     open time does not grow on a re-open",
-                    show(*timeout)
+                    "is shorter than circuit_breaker.timeout ",
+                    &show(*timeout),
+                    " set in another scope, so the open time does not grow on a re-open",
                 );
             }
             StatusWithoutBody => {
@@ -305,26 +324,27 @@ impl fmt::Display for Across {
                  breaker never opens"
             }
             MaxDelayBelowBaseDelay(base) => {
-                return write!(
+                return around(
                     f,
-                    "is shorter than retry.base_delay {}, must be at least that",
-                    show(*base)
+                    "is shorter than retry.base_delay ",
+                    &show(*base),
+                    ", must be at least that",
                 );
             }
             DeadlineBelowPerTryTimeout(per_try) => {
-                return write!(
+                return around(
                     f,
-                    "is shorter than retry.per_try_timeout {}, so no retry could finish in time; \
-                     must be at least that",
-                    show(*per_try)
+                    "is shorter than retry.per_try_timeout ",
+                    &show(*per_try),
+                    ", so no retry could finish in time; must be at least that",
                 );
             }
             PerTryTimeoutOutlastsOpenTime(timeout) => {
-                return write!(
+                return around(
                     f,
-                    "is longer than circuit_breaker.timeout {}, so one attempt outlasts the \
-                     breaker's open time",
-                    show(*timeout)
+                    "is longer than circuit_breaker.timeout ",
+                    &show(*timeout),
+                    ", so one attempt outlasts the breaker's open time",
                 );
             }
         };
