@@ -65,6 +65,7 @@ pub(crate) trait Slot {
 
 impl<T> Slot for Option<T> {
     type Value = T;
+    #[inline(always)]
     fn fill(self, default: impl FnOnce() -> T) -> T {
         self.unwrap_or_else(default)
     }
@@ -74,6 +75,7 @@ impl<T> Slot for Option<T> {
 /// whether the part is on when no scope wrote it).
 impl<T> Slot for Toggle<T> {
     type Value = Toggle<T>;
+    #[inline(always)]
     fn fill(self, default: impl FnOnce() -> Toggle<T>) -> Toggle<T> {
         match self {
             Toggle::Unset => default(),
