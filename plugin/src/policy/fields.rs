@@ -6,6 +6,10 @@
 //! circuit-breaker and retry recipes that many teams run in their application code, so `{}`
 //! behaves as those teams expect (`POLICY.md` "Where the defaults come from"). The longer ones
 //! are in [`super::defaults`], with why.
+//!
+//! The `///` lines are the schema's descriptions, line breaks included (so rustfmt, which leaves
+//! a macro's input alone, is not asked to wrap them): rewording one changes
+//! `examples/policy.schema.json`, which `breakwater-cli schema --check` compares.
 
 use super::bounds::*;
 use super::defaults as d;
