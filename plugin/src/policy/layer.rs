@@ -14,10 +14,12 @@
 //! # One declaration per field
 //!
 //! Each object of the policy (`circuit_breaker`, `retry`, ...) is declared once, in `fields`,
-//! with [`objects!`]: per field its JSON form, its layer form, its default and its reader. The
-//! macro writes from that the raw serde type (and so the schema), the layer, its merge, its
-//! values with the defaults filled in, and the reader's dispatch; a field added there is in all
-//! of them, and nowhere else can forget it.
+//! with [`objects!`]: per field its JSON form, its layer form, its default, its check (with its
+//! bounds) and its reader. The macro writes from that the raw serde type (and so the schema and
+//! its rules), the layer, its merge, its values with the defaults filled in, and the reader's
+//! dispatch; a field added there is in all of them, and none of them can forget it. What stays
+//! per field elsewhere is what the field means: its place in the domain types (`types`) and how
+//! `resolve` puts it there.
 
 pub(crate) use super::fields::{BreakerLayer, RetryLayer};
 use super::json::Node;
@@ -133,9 +135,10 @@ pub(crate) use merge_fields;
 /// beyond its JSON type (a [`super::raw::Check`], with its bounds, if any) and how the reader
 /// reads it (an expression of the JSON node, the [`super::problem::At`] and the check's bounds,
 /// that returns the layer type). The bounds are written once, in the check: the schema states
-/// them and the reader enforces them. It writes the raw type with its `CHECKS`; the layer with its [`Merge`] and its [`Fields`] (the
-/// field names in order, for unknown-field messages, and the reader's dispatch); and the values
-/// (`values()`: every field filled, defaults for what no scope set).
+/// them and the reader enforces them. It writes the raw type with its `CHECKS`; the layer with
+/// its [`Merge`] and its [`Fields`] (the field names in order, for unknown-field messages, and
+/// the reader's dispatch); and the values (`values()`: every field filled, defaults for what no
+/// scope set).
 macro_rules! objects {
     ($(
         $(#[$meta:meta])*
