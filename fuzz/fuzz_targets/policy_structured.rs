@@ -32,7 +32,7 @@ fuzz_target!(|bytes: &[u8]| {
                     "every problem names its scope: {problem:?}"
                 );
                 assert!(
-                    !problem.rule.is_empty(),
+                    !problem.rule.to_string().is_empty(),
                     "every problem states its rule: {problem:?}"
                 );
             }

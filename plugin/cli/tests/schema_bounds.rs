@@ -5,7 +5,7 @@
 //! each bound are accepted by both, so the schema is not stricter than the filter either.
 
 use breakwater::policy::bounds::*;
-use breakwater::policy::{Policy, OUTCOME_NAMES};
+use breakwater::policy::{Policy, Rule, OUTCOME_NAMES};
 use breakwater_cli::paths;
 use serde_json::{json, Value};
 use std::ops::RangeInclusive;
@@ -59,8 +59,10 @@ fn both_accept(schema: &jsonschema::Validator, policy: &Value, field: &str) {
     let errors: Vec<String> = schema.iter_errors(policy).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "the schema refuses {policy}: {errors:?}");
     if let Err(e) = Policy::parse(policy.to_string().as_bytes()) {
-        // A rule between fields names the other field in its message.
-        let between = |rule: &str| rule.contains("retry.") || rule.contains("circuit_breaker.");
+        // A rule between fields: `max_timeout` below `timeout` in one scope, or one checked on
+        // the merged scopes.
+        let between =
+            |rule: &Rule| matches!(rule, Rule::Across(_) | Rule::MaxTimeoutBelowTimeout(_));
         let own =
             e.0.iter()
                 .any(|p| field.is_empty() || (p.path == field && !between(&p.rule)));
@@ -87,6 +89,7 @@ fn integers() -> Vec<(&'static str, RangeInclusive<i64>)> {
             MINIMUM_REQUESTS,
         ),
         ("circuit_breaker.fallback.status", FALLBACK_STATUS),
+        ("circuit_breaker.fallback.grpc_status", FALLBACK_GRPC_STATUS),
         ("retry.max_attempts", MAX_ATTEMPTS),
         ("retry.max_request_body", MAX_REQUEST_BODY),
         ("retry.budget.min_per_second", MIN_PER_SECOND),

@@ -11,6 +11,7 @@ use super::names::NameMap;
 use super::problem::{taints, PolicyErrors, Problem, Report, TOP_LEVEL};
 use super::read_scope::{scopes, Scopes};
 use super::resolve::{cross_check, effective, Finding};
+use super::rule::Rule;
 use super::table::{Hosts, Parsed, Policy};
 use super::types::{Effective, SpecialClusters};
 
@@ -37,7 +38,7 @@ pub(crate) fn read(json: &[u8], report: &mut Report) -> Option<Scopes> {
                 scope: TOP_LEVEL.to_owned(),
                 path: String::new(),
                 value: String::new(),
-                rule: format!("the policy is not valid JSON: {e}"),
+                rule: Rule::InvalidJson(e.to_string()),
             });
             None
         }
@@ -76,19 +77,16 @@ fn resolve(scopes: &Scopes, report: &mut Report) -> Option<Policy> {
     let routes = scopes.routes.len();
     let size = rows.saturating_mul(routes.saturating_add(1));
     if size > MAX_RESOLVED {
-        let clusters = scopes.clusters.len();
-        let services = match service_rows {
-            0 => String::new(),
-            n => format!(", {n} combinations of services keys"),
-        };
         report.problems.push(Problem {
             scope: TOP_LEVEL.to_owned(),
             path: String::new(),
             value: String::new(),
-            rule: format!(
-                "{clusters} clusters{services} and {routes} routes resolve to {size} policies, \
-                 which every worker keeps; must be at most {MAX_RESOLVED}"
-            ),
+            rule: Rule::TableTooLarge {
+                clusters: scopes.clusters.len(),
+                service_rows,
+                routes,
+                size,
+            },
         });
         return None;
     }
@@ -409,7 +407,7 @@ impl Checker<'_> {
                 scope: scope.to_owned(),
                 path: finding.path.to_owned(),
                 value: finding.value.clone(),
-                rule: finding.rule.clone(),
+                rule: Rule::Across(finding.rule),
             };
             reported.push((finding.warning, problem));
         }

@@ -16,7 +16,6 @@
 //! A hand-written parser rather than a crate: `humantime` reads neither decimals nor bare
 //! numbers, and the grammar fits in a screen.
 
-use std::fmt;
 use std::time::Duration;
 
 /// The largest duration the parser reads, in milliseconds: 2^53, the largest integer an `f64`
@@ -28,25 +27,12 @@ pub(crate) const MAX_MILLIS: u64 = 1 << 53;
 /// with at most 12 digits the arithmetic below fits a `u64` (10^12 × 3.6 × 10^6 < 2^64).
 const MAX_FRACTION_DIGITS: usize = 12;
 
-/// Why a duration could not be read.
+/// Why a duration could not be read (worded by [`super::Rule`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DurationError {
     Negative,
     Malformed,
     TooLarge,
-}
-
-impl fmt::Display for DurationError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(match self {
-            DurationError::Negative => "is negative, a duration must be at least 0",
-            DurationError::Malformed => {
-                "is not a duration, must be a number of seconds or a string such as \
-                 \"250ms\", \"1.5s\", \"2m\" or \"1h\""
-            }
-            DurationError::TooLarge => "is too large for a duration",
-        })
-    }
 }
 
 /// Reads a duration string with a unit.

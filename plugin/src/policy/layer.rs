@@ -10,10 +10,22 @@
 //! what the earlier layers had set before the `null`. Lists (`methods`, `failure_on`, ...) and
 //! the fallback `headers` are values: a later layer replaces them whole, so a header or a method
 //! can be taken away.
+//!
+//! # One declaration per field
+//!
+//! Each object of the policy (`circuit_breaker`, `retry`, ...) is declared once, in `fields`,
+//! with [`objects!`]: per field its JSON form, its layer form, its default, its check (with its
+//! bounds) and its reader. The macro writes from that the raw serde type (and so the schema and
+//! its rules), the layer, its merge, its values with the defaults filled in, and the reader's
+//! dispatch; a field added there is in all of them, and none of them can forget it. What stays
+//! per field elsewhere is what the field means: its place in the domain types (`types`) and how
+//! `resolve` puts it there.
 
+pub(crate) use super::fields::{BreakerLayer, RetryLayer};
+use super::json::Node;
+use super::problem::At;
 use super::raw::Toggle;
-use super::types::{BreakerMode, Jitter, OutcomeMatcher};
-use std::time::Duration;
+use super::read::object;
 
 /// Merging a later layer over an earlier one.
 pub(crate) trait Merge {
@@ -45,6 +57,56 @@ impl<T: Merge + Default> Merge for Toggle<T> {
     }
 }
 
+/// A field of a layer, which no scope may have set: filled with its default when unset.
+pub(crate) trait Slot {
+    /// The field's value once filled.
+    type Value;
+    /// The value set, or `default()` when no scope set one.
+    fn fill(self, default: impl FnOnce() -> Self::Value) -> Self::Value;
+}
+
+impl<T> Slot for Option<T> {
+    type Value = T;
+    #[inline(always)]
+    fn fill(self, default: impl FnOnce() -> T) -> T {
+        self.unwrap_or_else(default)
+    }
+}
+
+/// A part that `null` turns off stays off; only an unset one takes the default (which says
+/// whether the part is on when no scope wrote it).
+impl<T> Slot for Toggle<T> {
+    type Value = Toggle<T>;
+    #[inline(always)]
+    fn fill(self, default: impl FnOnce() -> Toggle<T>) -> Toggle<T> {
+        match self {
+            Toggle::Unset => default(),
+            set => set,
+        }
+    }
+}
+
+/// An object's fields with the type of each one's raw form (see `objects!`).
+#[cfg(test)]
+pub(crate) type FieldTypes = &'static [(&'static str, fn() -> std::any::TypeId)];
+
+/// A layer read from a JSON object, field by field.
+pub(crate) trait Fields: Default {
+    /// The fields, in the order declared.
+    const FIELDS: &'static [&'static str];
+    /// Reads the known field `name` (see [`object`]).
+    fn read_field(&mut self, name: &str, node: &Node, at: &mut At);
+}
+
+/// Reads an object of `L`'s fields; `at` is at it.
+pub(crate) fn read_object<L: Fields>(node: &Node, at: &mut At) -> Option<L> {
+    let mut layer = L::default();
+    let is_object = object(node, at, L::FIELDS, &mut |name, node, at| {
+        layer.read_field(name, node, at)
+    });
+    is_object.then_some(layer)
+}
+
 /// Implements [`Merge`] field by field.
 macro_rules! merge_fields {
     ($name:ident { $($field:ident),* $(,)? }) => {
@@ -55,6 +117,107 @@ macro_rules! merge_fields {
         }
     };
 }
+pub(crate) use merge_fields;
+
+/// Declares objects of the policy, one field per line:
+///
+/// ```text
+/// /// doc of the raw type (the schema's description)
+/// RawBreaker => BreakerLayer, BreakerValues {
+///     /// doc of the field (the schema's description)
+///     failure_threshold: Option<i64> => Option<u32> = 5,
+///         Integer(FAILURE_THRESHOLD) => |node, at, bounds| count(node, at, bounds);
+/// }
+/// ```
+///
+/// that is: the field's type in the raw serde type, its type in the layer (`Option` or
+/// [`Toggle`]), its default (a value of the layer type's [`Slot::Value`]), what it must be
+/// beyond its JSON type (a [`super::raw::Check`], with its bounds, if any) and how the reader
+/// reads it (an expression of the JSON node, the [`super::problem::At`] and the check's bounds,
+/// that returns the layer type). The bounds are written once, in the check: the schema states
+/// them and the reader enforces them. It writes the raw type with its `CHECKS`; the layer with
+/// its [`Merge`] and its [`Fields`] (the field names in order, for unknown-field messages, and
+/// the reader's dispatch); and the values (`values()`: every field filled, defaults for what no
+/// scope set).
+macro_rules! objects {
+    ($(
+        $(#[$meta:meta])*
+        $raw:ident => $layer:ident, $values:ident {
+            $(
+                $(#[$field_meta:meta])*
+                $field:ident: $raw_ty:ty => $slot:ty = $default:expr,
+                    $check:ident $(($bounds:expr))?
+                    => |$node:ident, $at:ident $(, $bound:ident)?| $read:expr;
+            )*
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+        #[serde(deny_unknown_fields)]
+        pub struct $raw {
+            $(
+                $(#[$field_meta])*
+                #[serde(
+                    default,
+                    skip_serializing_if = "Written::is_unset",
+                    deserialize_with = "Written::written"
+                )]
+                pub $field: $raw_ty,
+            )*
+        }
+
+        impl $raw {
+            /// Each field's name and what it must be beyond its JSON type, in order.
+            pub const CHECKS: &'static [(&'static str, Check)] =
+                &[$((stringify!($field), Check::$check $(($bounds))?)),*];
+        }
+
+        #[cfg(test)]
+        impl $raw {
+            /// Each field's name and the type of its raw form, in order: the property tests
+            /// generate a value for each field from its type.
+            pub(crate) const FIELD_TYPES: FieldTypes =
+                &[$((stringify!($field), std::any::TypeId::of::<$raw_ty>)),*];
+        }
+
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub(crate) struct $layer {
+            $(pub $field: $slot,)*
+        }
+
+        merge_fields!($layer { $($field),* });
+
+        /// Every field filled: what a scope set, else the default.
+        #[derive(Debug, Clone, PartialEq)]
+        pub(crate) struct $values {
+            $(pub $field: <$slot as Slot>::Value,)*
+        }
+
+        impl Fields for $layer {
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn read_field(&mut self, name: &str, node: &Node, at: &mut At) {
+                match name {
+                    $(stringify!($field) => {
+                        let ($node, $at) = (node, at);
+                        $(let $bound = $bounds;)?
+                        self.$field = $read;
+                    })*
+                    _ => {}
+                }
+            }
+        }
+
+        impl $layer {
+            /// The values: what is set, the defaults for the rest.
+            pub fn values(self) -> $values {
+                $values { $($field: Slot::fill(self.$field, || $default),)* }
+            }
+        }
+    )*};
+}
+pub(crate) use objects;
 
 /// A scope: both halves.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,115 +226,3 @@ pub(crate) struct ScopeLayer {
     pub retry: Toggle<RetryLayer>,
 }
 merge_fields!(ScopeLayer { breaker, retry });
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct BreakerLayer {
-    pub failure_threshold: Option<u32>,
-    pub failure_rate: Toggle<FailureRateLayer>,
-    pub slow_call: Toggle<SlowCallLayer>,
-    pub timeout: Option<Duration>,
-    pub max_timeout: Option<Duration>,
-    pub half_open_attempts: Option<u32>,
-    pub probe_timeout: Option<Duration>,
-    pub failure_on: Option<OutcomeMatcher>,
-    pub count_retries: Option<bool>,
-    /// Merged field by field like the parts that null turns off, but never `Off`: the reader
-    /// refuses `"fallback": null` (an open breaker must answer something).
-    pub fallback: Toggle<FallbackLayer>,
-    pub mode: Option<BreakerMode>,
-}
-
-merge_fields!(BreakerLayer {
-    failure_threshold,
-    failure_rate,
-    slow_call,
-    timeout,
-    max_timeout,
-    half_open_attempts,
-    probe_timeout,
-    failure_on,
-    count_retries,
-    fallback,
-    mode,
-});
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct FailureRateLayer {
-    pub threshold: Option<f64>,
-    pub minimum_requests: Option<u32>,
-    pub window: Option<Duration>,
-}
-merge_fields!(FailureRateLayer {
-    threshold,
-    minimum_requests,
-    window
-});
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct SlowCallLayer {
-    pub duration: Option<Duration>,
-    pub rate_threshold: Option<f64>,
-}
-merge_fields!(SlowCallLayer {
-    duration,
-    rate_threshold
-});
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct FallbackLayer {
-    pub status: Option<u16>,
-    pub grpc_status: Option<u8>,
-    pub headers: Option<Vec<(String, String)>>,
-    pub body: Option<String>,
-}
-merge_fields!(FallbackLayer {
-    status,
-    grpc_status,
-    headers,
-    body
-});
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct RetryLayer {
-    pub max_attempts: Option<u32>,
-    pub base_delay: Option<Duration>,
-    pub max_delay: Option<Duration>,
-    pub exponential_base: Option<f64>,
-    pub jitter: Option<Jitter>,
-    pub retry_on: Option<OutcomeMatcher>,
-    pub methods: Option<Vec<String>>,
-    pub idempotency_header: Toggle<String>,
-    pub per_try_timeout: Option<Duration>,
-    pub deadline: Option<Duration>,
-    pub respect_retry_after: Option<bool>,
-    pub budget: Toggle<BudgetLayer>,
-    pub max_request_body: Option<u64>,
-}
-
-merge_fields!(RetryLayer {
-    max_attempts,
-    base_delay,
-    max_delay,
-    exponential_base,
-    jitter,
-    retry_on,
-    methods,
-    idempotency_header,
-    per_try_timeout,
-    deadline,
-    respect_retry_after,
-    budget,
-    max_request_body,
-});
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct BudgetLayer {
-    pub ratio: Option<f64>,
-    pub min_per_second: Option<u32>,
-    pub window: Option<Duration>,
-}
-merge_fields!(BudgetLayer {
-    ratio,
-    min_per_second,
-    window
-});

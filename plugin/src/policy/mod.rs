@@ -9,10 +9,13 @@
 //!    type of every field (unknown fields, repeated fields and wrong types included) and its
 //!    rule, every problem reported with the scope where the value was written. The [`raw`]
 //!    types describe the same JSON for serde and the schema; a property test holds the reader
-//!    to exactly the shapes they accept.
+//!    to exactly the shapes they accept. Each field of `circuit_breaker` and `retry` is
+//!    declared once, in one table (`fields`): its raw type, its checked type, its default, its
+//!    check with its bounds, and its reader; the raw types (and the schema's rules), the layers,
+//!    their merge, the defaults and the reader's dispatch are made from it.
 //! 3. Layers merge `default` → the `services` keys that an Istio cluster name matches (`HOST`,
 //!    `HOST:PORT`, `HOST#SUBSET`, `HOST:PORT#SUBSET`, see `istio`) → `clusters.<name>` →
-//!    `routes.<name>` like a JSON merge patch (`layer`); the defaults ([`defaults`]) fill the rest; the rules that relate
+//!    `routes.<name>` like a JSON merge patch (`layer`); the defaults (`fields`) fill the rest; the rules that relate
 //!    fields are checked on every merged combination (`resolve`).
 //! 4. The result is a table with one entry per combination of scopes a request can meet
 //!    ([`Policy`]), so a request only looks its entry up; Istio's special clusters
@@ -62,6 +65,7 @@ pub mod bounds;
 mod build;
 pub mod defaults;
 mod duration;
+mod fields;
 mod istio;
 mod json;
 mod layer;
@@ -73,11 +77,13 @@ mod read_breaker;
 mod read_retry;
 mod read_scope;
 mod resolve;
+mod rule;
 mod suggest;
 mod table;
 mod types;
 
 pub use problem::{PolicyErrors, Problem, TOP_LEVEL};
+pub use rule::{Across, Rule};
 pub use table::{Entry, Parsed, Policy, Row};
 pub use types::*;
 

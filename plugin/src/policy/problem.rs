@@ -7,6 +7,7 @@
 //!
 //! `circuit_breaker.half_open_attempts: 0 is out of range, must be 1..=1000 (at clusters.payments)`
 
+use super::rule::Rule;
 use std::fmt;
 
 /// The scope of problems outside `default`, `clusters` and `routes` entries.
@@ -24,7 +25,7 @@ pub struct Problem {
     /// The offending value as compact JSON (cut when long); empty when there is none.
     pub value: String,
     /// The rule, worded to follow the value: `is out of range, must be 1..=1000`.
-    pub rule: String,
+    pub rule: Rule,
 }
 
 /// Writes the text followed by a separator, or nothing when the text is empty.
@@ -129,7 +130,7 @@ impl<'r> At<'r> {
     }
 
     /// Records a problem at the current path.
-    pub fn problem(&mut self, value: String, rule: &str) {
+    pub fn problem(&mut self, value: String, rule: Rule) {
         self.record(false, value, rule);
     }
 
@@ -137,13 +138,13 @@ impl<'r> At<'r> {
     /// field, or a value of the wrong JSON type. These are exactly what the serde derives of the
     /// raw types refuse (a property test holds the two together); every other problem breaks a
     /// rule about a value of the right type.
-    pub fn shape(&mut self, value: String, rule: &str) {
+    pub fn shape(&mut self, value: String, rule: Rule) {
         self.report.shape_problems += 1;
         self.record(false, value, rule);
     }
 
     /// Records a warning at the current path.
-    pub fn warning(&mut self, value: String, rule: &str) {
+    pub fn warning(&mut self, value: String, rule: Rule) {
         self.record(true, value, rule);
     }
 
@@ -175,8 +176,8 @@ impl<'r> At<'r> {
     }
 
     #[inline(never)]
-    fn record(&mut self, warning: bool, value: String, rule: &str) {
-        let problem = self.make(value, rule.to_owned());
+    fn record(&mut self, warning: bool, value: String, rule: Rule) {
+        let problem = self.make(value, rule);
         let list = if warning {
             &mut self.report.warnings
         } else {
@@ -185,7 +186,7 @@ impl<'r> At<'r> {
         list.push(problem);
     }
 
-    fn make(&self, value: String, rule: String) -> Problem {
+    fn make(&self, value: String, rule: Rule) -> Problem {
         Problem {
             scope: self.scope.clone(),
             path: self.path.clone(),
@@ -204,7 +205,10 @@ mod tests {
             scope: "clusters.payments".into(),
             path: path.into(),
             value: value.into(),
-            rule: "is out of range, must be 1..=1000".into(),
+            rule: Rule::OutOfRange {
+                low: "1".into(),
+                high: "1000".into(),
+            },
         }
     }
 

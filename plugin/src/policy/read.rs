@@ -11,8 +11,9 @@
 //!
 //! # Why one shared reader per kind of value
 //!
-//! Every field is one `match` arm calling one of the readers below (a count, a duration, an
-//! outcome list, ...), which check the JSON type and the field's bounds together. Deriving,
+//! Every field is one line of the field table (`fields`) calling one of the readers below (a
+//! count, a duration, an outcome list, ...), which check the JSON type and the field's bounds
+//! together. Deriving,
 //! then converting, then checking each field in its own code cost several times more in the
 //! `.wasm`, which must stay small.
 
@@ -20,7 +21,8 @@ use super::duration::{self, DurationError};
 use super::json::{quote, show, show_number, Node};
 use super::problem::At;
 use super::raw::Toggle;
-use super::suggest::unknown_field;
+use super::rule::Rule;
+use super::suggest::did_you_mean;
 use super::types::{OutcomeClass, OutcomeMatcher};
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -31,20 +33,27 @@ use std::time::Duration;
 pub(crate) fn object(
     node: &Node,
     at: &mut At,
-    known: &[&'static str],
+    known: &'static [&'static str],
     read: &mut dyn FnMut(&str, &Node, &mut At),
 ) -> bool {
     let Node::Object(entries) = node else {
-        at.shape(show(node), "is not an object");
+        at.shape(show(node), Rule::NotAnObject);
         return false;
     };
     let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         at.field(key, |at| {
             if !known.contains(&key.as_str()) {
-                at.shape(show(value), &unknown_field(key, known));
+                let did_you_mean = did_you_mean(key, known);
+                at.shape(
+                    show(value),
+                    Rule::UnknownField {
+                        did_you_mean,
+                        known,
+                    },
+                );
             } else if seen.contains(&key.as_str()) {
-                at.shape(show(value), "is a second value for this field, set it once");
+                at.shape(show(value), Rule::RepeatedField);
             } else {
                 seen.push(key);
                 read(key, value, at);
@@ -71,18 +80,12 @@ pub(crate) fn toggle<T>(
 #[inline(never)]
 pub(crate) fn integer(node: &Node, at: &mut At, bounds: RangeInclusive<i64>) -> Option<i64> {
     let value = match node {
-        Node::Number(n) if n.is_f64() => {
-            return shape(
-                at,
-                node,
-                "is not an integer, must be written without a decimal point or exponent",
-            )
-        }
+        Node::Number(n) if n.is_f64() => return shape(at, node, Rule::NotAnInteger),
         Node::Number(n) => match n.as_i64() {
             Some(i) => i,
-            None => return shape(at, node, "is too large"),
+            None => return shape(at, node, Rule::IntegerTooLarge),
         },
-        _ => return shape(at, node, "is not a number, must be an integer"),
+        _ => return shape(at, node, Rule::NotANumberMustBeInteger),
     };
     if bounds.contains(&value) {
         Some(value)
@@ -90,8 +93,8 @@ pub(crate) fn integer(node: &Node, at: &mut At, bounds: RangeInclusive<i64>) -> 
         out_of_range(
             at,
             show(node),
-            &bounds.start().to_string(),
-            &bounds.end().to_string(),
+            bounds.start().to_string(),
+            bounds.end().to_string(),
         )
     }
 }
@@ -109,7 +112,7 @@ pub(crate) fn number(node: &Node, at: &mut At, bounds: RangeInclusive<f64>) -> O
         Some(value)
     } else {
         let (low, high) = (show_number(*bounds.start()), show_number(*bounds.end()));
-        out_of_range(at, show_number(value), &low, &high)
+        out_of_range(at, show_number(value), low, high)
     }
 }
 
@@ -119,18 +122,15 @@ pub(crate) fn rate(node: &Node, at: &mut At) -> Option<f64> {
     if value > 0.0 && value <= super::bounds::RATE_THRESHOLD_MAX {
         Some(value)
     } else {
-        at.problem(
-            show_number(value),
-            "is out of range, must be greater than 0 and at most 1",
-        );
+        at.problem(show_number(value), Rule::RateOutOfRange);
         None
     }
 }
 
 fn float(node: &Node, at: &mut At) -> Option<f64> {
     match node {
-        Node::Number(n) => n.as_f64().or_else(|| shape(at, node, "is not a number")),
-        _ => shape(at, node, "is not a number"),
+        Node::Number(n) => n.as_f64().or_else(|| shape(at, node, Rule::NotANumber)),
+        _ => shape(at, node, Rule::NotANumber),
     }
 }
 
@@ -143,16 +143,16 @@ pub(crate) fn time(node: &Node, at: &mut At, bounds: RangeInclusive<Duration>) -
             (duration::from_seconds(seconds), show_number(seconds))
         }
         Node::String(text) => (duration::parse_text(text), quote(text)),
-        _ => return shape(at, node, &DurationError::Malformed.to_string()),
+        _ => return shape(at, node, Rule::NotADuration),
     };
     match parsed {
         Ok(d) if bounds.contains(&d) => Some(d),
         Ok(_) | Err(DurationError::TooLarge) => {
             let low = duration::format(*bounds.start());
-            out_of_range(at, written, &low, &duration::format(*bounds.end()))
+            out_of_range(at, written, low, duration::format(*bounds.end()))
         }
         Err(e) => {
-            at.problem(written, &e.to_string());
+            at.problem(written, e.into());
             None
         }
     }
@@ -162,7 +162,7 @@ pub(crate) fn time(node: &Node, at: &mut At, bounds: RangeInclusive<Duration>) -
 pub(crate) fn flag(node: &Node, at: &mut At) -> Option<bool> {
     match node {
         Node::Bool(b) => Some(*b),
-        _ => shape(at, node, "is not true or false"),
+        _ => shape(at, node, Rule::NotABool),
     }
 }
 
@@ -170,7 +170,7 @@ pub(crate) fn flag(node: &Node, at: &mut At) -> Option<bool> {
 pub(crate) fn text<'n>(node: &'n Node, at: &mut At) -> Option<&'n str> {
     match node {
         Node::String(s) => Some(s),
-        _ => shape(at, node, "is not a string"),
+        _ => shape(at, node, Rule::NotAString),
     }
 }
 
@@ -182,7 +182,7 @@ pub(crate) fn list<T>(
     mut item: impl FnMut(&Node, &mut At) -> Option<T>,
 ) -> Option<Vec<T>> {
     let Node::Array(items) = node else {
-        return shape(at, node, "is not an array");
+        return shape(at, node, Rule::NotAnArray);
     };
     let mut read = Vec::with_capacity(items.len());
     let mut complete = true;
@@ -195,11 +195,6 @@ pub(crate) fn list<T>(
     complete.then_some(read)
 }
 
-/// What `failure_on` and `retry_on` entries may be.
-const OUTCOME_RULE: &str = "is not an outcome, must be \"5xx\", \"gateway-error\", \"reset\", \
-     \"connect-failure\", \"timeout\", \"no-healthy-upstream\", \"overflow\", a status code or a \
-     gRPC status (\"unavailable\", \"grpc-14\", ...)";
-
 /// `failure_on` or `retry_on`: class names, gRPC statuses and status codes, deduplicated.
 /// `code_allowed` says which codes the list may hold and `code_rule` why the others are
 /// refused; `grpc_refused`, when set, is why the list may hold no gRPC status.
@@ -208,33 +203,33 @@ pub(crate) fn outcomes(
     node: &Node,
     at: &mut At,
     code_allowed: fn(u16) -> bool,
-    code_rule: &str,
-    grpc_refused: Option<&str>,
+    code_rule: fn() -> Rule,
+    grpc_refused: Option<fn() -> Rule>,
 ) -> Option<OutcomeMatcher> {
     let items = list(node, at, |node, at| {
         let code = match node {
             Node::Number(n) if !n.is_f64() => match n.as_i64() {
                 Some(code) => code,
-                None => return shape(at, node, OUTCOME_RULE),
+                None => return shape(at, node, Rule::NotAnOutcome),
             },
             Node::String(name) if is_digits(name) => name.parse().unwrap_or(i64::MAX),
             Node::String(name) => match (outcome_name(name), grpc_refused) {
                 (Some(OutcomeClass::Grpc(_)), Some(rule)) => {
-                    at.problem(show(node), rule);
+                    at.problem(show(node), rule());
                     return None;
                 }
                 (Some(class), _) => return Some(Err(class)),
                 (None, _) => {
-                    at.problem(show(node), OUTCOME_RULE);
+                    at.problem(show(node), Rule::NotAnOutcome);
                     return None;
                 }
             },
-            _ => return shape(at, node, OUTCOME_RULE),
+            _ => return shape(at, node, Rule::NotAnOutcome),
         };
         match u16::try_from(code) {
             Ok(code) if code_allowed(code) => Some(Ok(code)),
             _ => {
-                at.problem(show(node), code_rule);
+                at.problem(show(node), code_rule());
                 None
             }
         }
@@ -279,10 +274,7 @@ pub(crate) fn methods(node: &Node, at: &mut At) -> Option<Vec<String>> {
         if is_token(method) {
             return Some(method.to_ascii_uppercase());
         }
-        at.problem(
-            show(node),
-            "is not an HTTP method, must be a token such as \"GET\"",
-        );
+        at.problem(show(node), Rule::NotAMethod);
         None
     })?;
     let mut methods: Vec<String> = Vec::with_capacity(items.len());
@@ -299,10 +291,7 @@ pub(crate) fn header_name(name: &str, at: &mut At) -> Option<String> {
     if is_token(name) {
         Some(name.to_ascii_lowercase())
     } else {
-        at.problem(
-            quote(name),
-            "is not a header name, must be letters, digits and !#$%&'*+-.^_`|~",
-        );
+        at.problem(quote(name), Rule::NotAHeaderName);
         None
     }
 }
@@ -322,12 +311,12 @@ pub(crate) fn is_header_value(s: &str) -> bool {
 }
 
 /// Records that `node` has the wrong JSON type (see [`At::shape`]) and reads nothing.
-fn shape<T>(at: &mut At, node: &Node, rule: &str) -> Option<T> {
+fn shape<T>(at: &mut At, node: &Node, rule: Rule) -> Option<T> {
     at.shape(show(node), rule);
     None
 }
 
-fn out_of_range<T>(at: &mut At, value: String, low: &str, high: &str) -> Option<T> {
-    at.problem(value, &format!("is out of range, must be {low}..={high}"));
+fn out_of_range<T>(at: &mut At, value: String, low: String, high: String) -> Option<T> {
+    at.problem(value, Rule::OutOfRange { low, high });
     None
 }

@@ -1,4 +1,5 @@
-//! Reading `retry` (in any scope) into a [`RetryLayer`]: the values it sets, checked.
+//! Reading `retry` (in any scope) into a [`RetryLayer`]: the values it sets, checked. The field
+//! table (`fields`) reads each field; here are the readers of its own kinds of value.
 //!
 //! # The budget is per cluster
 //!
@@ -32,31 +33,12 @@
 
 use super::bounds::*;
 use super::json::{quote, show, Node};
-use super::layer::{BudgetLayer, RetryLayer};
+use super::layer::{Fields, RetryLayer};
 use super::problem::At;
-use super::raw::BUDGET_ON_ROUTE;
-use super::read::{self, count, integer, number, object, text, time, toggle};
+use super::read::{self, count, object, text};
+use super::rule::Rule;
 use super::types::Jitter;
-
-/// Why `retry_on` lists no gRPC status: the filter never retries a gRPC request.
-const GRPC_NOT_RETRIED: &str = "is a gRPC status, which retry_on may not list: the filter never \
-     retries a gRPC request (its relayed reply would lose its trailers), so it would never apply";
-
-const FIELDS: &[&str] = &[
-    "max_attempts",
-    "base_delay",
-    "max_delay",
-    "exponential_base",
-    "jitter",
-    "retry_on",
-    "methods",
-    "idempotency_header",
-    "per_try_timeout",
-    "deadline",
-    "respect_retry_after",
-    "budget",
-    "max_request_body",
-];
+use std::ops::RangeInclusive;
 
 /// Reads a `retry` object of `default` or `clusters.<name>`; `at` is at it.
 pub(crate) fn retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
@@ -70,55 +52,32 @@ pub(crate) fn route_retry(node: &Node, at: &mut At) -> Option<RetryLayer> {
 
 fn read(node: &Node, at: &mut At, on_route: bool) -> Option<RetryLayer> {
     let mut l = RetryLayer::default();
-    let is_object = object(node, at, FIELDS, &mut |name, node, at| match name {
-        "max_attempts" => {
-            l.max_attempts = count(node, at, MAX_ATTEMPTS);
-            if let Some(n) = l.max_attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
-                let rule =
-                    "is above 5, so every failure multiplies the load on a struggling upstream";
-                at.warning(n.to_string(), rule);
-            }
+    let is_object = object(node, at, RetryLayer::FIELDS, &mut |name, node, at| {
+        if on_route && name == "budget" {
+            at.shape(show(node), Rule::BudgetOnRoute);
+        } else {
+            l.read_field(name, node, at);
         }
-        "base_delay" => l.base_delay = time(node, at, DELAY),
-        "max_delay" => l.max_delay = time(node, at, DELAY),
-        "exponential_base" => l.exponential_base = number(node, at, EXPONENTIAL_BASE),
-        "jitter" => l.jitter = jitter(node, at),
-        "retry_on" => {
-            l.retry_on = read::outcomes(
-                node,
-                at,
-                |code| RETRYABLE_5XX.contains(&code) || RETRYABLE_4XX.contains(&code),
-                "is never retried, a retry_on code must be 408, 409, 429 or 500..=599",
-                Some(GRPC_NOT_RETRIED),
-            )
-        }
-        "methods" => l.methods = read::methods(node, at),
-        "idempotency_header" => l.idempotency_header = toggle(node, at, idempotency_header),
-        "per_try_timeout" => l.per_try_timeout = time(node, at, REQUEST_TIME),
-        "deadline" => l.deadline = time(node, at, REQUEST_TIME),
-        "respect_retry_after" => l.respect_retry_after = read::flag(node, at),
-        "budget" if on_route => {
-            // Pushed, not `format!`: every byte of this path is in the `.wasm`.
-            let mut rule = String::from("is not allowed on a route: ");
-            rule.push_str(BUDGET_ON_ROUTE);
-            at.shape(show(node), &rule);
-        }
-        "budget" => l.budget = toggle(node, at, budget),
-        "max_request_body" => {
-            let bytes = integer(node, at, MAX_REQUEST_BODY);
-            l.max_request_body = bytes.and_then(|b| u64::try_from(b).ok());
-        }
-        _ => {}
     });
     is_object.then_some(l)
 }
 
+/// `max_attempts`: a count within `bounds`, with a warning when it is high enough to multiply
+/// an outage.
+pub(crate) fn max_attempts(node: &Node, at: &mut At, bounds: RangeInclusive<i64>) -> Option<u32> {
+    let attempts = count(node, at, bounds);
+    if let Some(n) = attempts.filter(|n| *n > MAX_ATTEMPTS_WARN_ABOVE) {
+        at.warning(n.to_string(), Rule::ManyAttempts);
+    }
+    attempts
+}
+
 /// `idempotency_header`: a header name, lower-cased, that can mark a request safe to repeat
 /// (see the module docs).
-fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
+pub(crate) fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     let written = text(node, at)?;
     if written.starts_with(':') {
-        at.problem(quote(written), "is a pseudo-header, on every request");
+        at.problem(quote(written), Rule::PseudoHeader);
         return None;
     }
     let name = read::header_name(written, at)?;
@@ -129,26 +88,25 @@ fn idempotency_header(node: &Node, at: &mut At) -> Option<String> {
     Some(name)
 }
 
-/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (Short: every
-/// byte of these messages is in the `.wasm`.)
-pub(super) fn unusable_key(name: &str) -> Option<&'static str> {
-    const EVERY: &str = "is added by Envoy to every request, so every request would be retried";
+/// Why a lower-cased header name cannot be the idempotency key, if it cannot. (The rules are
+/// short: every byte of their wording is in the `.wasm`.)
+pub(super) fn unusable_key(name: &str) -> Option<Rule> {
     Some(match name {
-        _ if name.starts_with("x-breakwater-") => "is Breakwater's own, left out of retries",
-        "x-request-id" => EVERY,
-        _ if name.starts_with("x-forwarded-") => EVERY,
-        _ if name.starts_with("x-envoy-") => "is an x-envoy- header, set or removed by Envoy",
-        "traceparent" | "tracestate" | "b3" => "is a tracing header, on every traced request",
-        _ if name.starts_with("x-b3-") => "is a tracing header, on every traced request",
+        _ if name.starts_with("x-breakwater-") => Rule::BreakwaterHeader,
+        "x-request-id" => Rule::AddedByEnvoy,
+        _ if name.starts_with("x-forwarded-") => Rule::AddedByEnvoy,
+        _ if name.starts_with("x-envoy-") => Rule::EnvoyHeader,
+        "traceparent" | "tracestate" | "b3" => Rule::TracingHeader,
+        _ if name.starts_with("x-b3-") => Rule::TracingHeader,
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te"
-        | "trailer" | "upgrade" => "is a hop-by-hop header, removed by Envoy",
-        "host" => "is on every request",
-        "content-length" => "is on every request with a body",
+        | "trailer" | "upgrade" => Rule::HopByHopHeader,
+        "host" => Rule::OnEveryRequest,
+        "content-length" => Rule::OnEveryRequestWithBody,
         _ => return None,
     })
 }
 
-fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
+pub(crate) fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
     let jitter = match node {
         Node::Bool(true) => Some(Jitter::Proportional),
         Node::Bool(false) => Some(Jitter::None),
@@ -163,21 +121,7 @@ fn jitter(node: &Node, at: &mut At) -> Option<Jitter> {
         _ => None,
     };
     if jitter.is_none() {
-        let rule = "is not a jitter, must be true, false, \"none\", \"proportional\", \"full\", \
-                    \"equal\" or \"decorrelated\"";
-        at.shape(show(node), rule);
+        at.shape(show(node), Rule::NotAJitter);
     }
     jitter
-}
-
-fn budget(node: &Node, at: &mut At) -> Option<BudgetLayer> {
-    let mut l = BudgetLayer::default();
-    let known = &["ratio", "min_per_second", "window"];
-    let is_object = object(node, at, known, &mut |name, node, at| match name {
-        "ratio" => l.ratio = number(node, at, BUDGET_RATIO),
-        "min_per_second" => l.min_per_second = count(node, at, MIN_PER_SECOND),
-        "window" => l.window = time(node, at, WINDOW),
-        _ => {}
-    });
-    is_object.then_some(l)
 }

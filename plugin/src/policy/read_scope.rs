@@ -11,6 +11,7 @@ use super::raw::Toggle;
 use super::read::{integer, object, text, toggle};
 use super::read_breaker::breaker;
 use super::read_retry::{retry, route_retry};
+use super::rule::Rule;
 use super::types::SpecialClusters;
 
 /// Every scope's own layer: what it sets, checked.
@@ -33,7 +34,7 @@ pub(crate) fn scopes(node: &Node, report: &mut Report) -> Scopes {
     let mut at = At::new(report, TOP_LEVEL);
     let mut scopes = Scopes::default();
     if !matches!(node, Node::Object(_)) {
-        at.shape(show(node), "is not a policy, must be a JSON object");
+        at.shape(show(node), Rule::NotAPolicy);
         return scopes;
     }
     let known = &[
@@ -69,11 +70,7 @@ fn state_scope(node: &Node, at: &mut At) -> Option<String> {
     let scope = text(node, at)?;
     let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
     if scope.is_empty() || scope.len() > STATE_SCOPE_BYTES || !scope.bytes().all(allowed) {
-        let rule = format!(
-            "is not a state scope, must be 1 to {STATE_SCOPE_BYTES} letters, digits, `-`, `.` \
-             and `_`"
-        );
-        at.problem(quote(scope), &rule);
+        at.problem(quote(scope), Rule::NotAStateScope);
         return None;
     }
     Some(scope.to_owned())
@@ -87,7 +84,7 @@ fn special(node: &Node, at: &mut At) -> Option<SpecialClusters> {
         _ => None,
     };
     if value.is_none() {
-        at.shape(show(node), "is not \"bypass\" or \"guard\"");
+        at.shape(show(node), Rule::NotSpecialClusters);
     }
     value
 }
@@ -101,21 +98,18 @@ fn named(
     into: &mut Vec<(String, ScopeLayer)>,
 ) {
     let Node::Object(entries) = node else {
-        at.shape(show(node), "is not an object of names");
+        at.shape(show(node), Rule::NotAnObjectOfNames);
         return;
     };
     let mut written = NameMap::default();
     for (name, value) in entries {
         if seen_before(&mut written, name) {
-            let rule = "is a second entry for this name, write each once";
-            at.field(name, |at| at.shape(show(value), rule));
+            at.field(name, |at| at.shape(show(value), Rule::RepeatedName));
         } else if name.is_empty() {
             // Envoy reports an empty name for whatever it left unnamed (a route without a
             // name), so an entry named "" would quietly apply to all of those. Its value is
             // still read, for its own problems.
-            let rule = "is an empty name, which matches whatever Envoy leaves unnamed; give the \
-                        entry a name";
-            at.field("\"\"", |at| at.problem(String::new(), rule));
+            at.field("\"\"", |at| at.problem(String::new(), Rule::EmptyName));
             at.scope(format!("{kind}.\"\""), |at| read(name, value, at));
         } else if let Some(layer) = at.scope(format!("{kind}.{name}"), |at| read(name, value, at)) {
             into.push((name.clone(), layer));
@@ -128,18 +122,11 @@ fn service(key: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
     match service_key(key) {
         Ok(parsed) => {
             if !parsed.host.contains('.') {
-                let rule = "has a host without a dot, which matches a cluster of that exact \
-                            host only; Istio names a Kubernetes service by its full name \
-                            (<name>.<namespace>.svc.cluster.local)";
-                at.warning(quote(key), rule);
+                at.warning(quote(key), Rule::HostWithoutDot);
             }
         }
         Err(why) => {
-            let rule = format!(
-                "is not a service key, which is HOST, HOST:PORT, HOST#SUBSET or \
-                 HOST:PORT#SUBSET: {why}"
-            );
-            at.problem(quote(key), &rule);
+            at.problem(quote(key), Rule::NotAServiceKey(why));
         }
     }
     scope(node, at)
@@ -150,9 +137,7 @@ fn cluster(name: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
     let host =
         !name.contains('|') && (name.ends_with(".svc.cluster.local") || name.ends_with(".svc"));
     if host {
-        let rule = "is a service's host, but Istio names clusters outbound|PORT|SUBSET|HOST, so \
-                    this entry matches no cluster of Istio's; write it under services";
-        at.warning(quote(name), rule);
+        at.warning(quote(name), Rule::ClusterIsServiceHost);
     }
     scope(node, at)
 }
@@ -178,10 +163,7 @@ fn route(_: &str, node: &Node, at: &mut At) -> Option<ScopeLayer> {
         "circuit_breaker" => match node {
             Node::Null => l.breaker = Toggle::Off,
             other => {
-                let rule = "is not allowed on a route: breaker settings are per cluster (set \
-                            them under clusters.<name>); a route may only set null to bypass \
-                            the breaker";
-                at.shape(show(other), rule);
+                at.shape(show(other), Rule::BreakerOnRoute);
             }
         },
         "retry" => l.retry = toggle(node, at, route_retry),

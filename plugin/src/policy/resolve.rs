@@ -20,10 +20,10 @@
 //! does not grow) and a warning says so. Written in the same scope, it is an error (see
 //! `read_breaker`): there it can only be a mistake.
 
-use super::defaults as d;
 use super::duration::show;
 use super::layer::{BreakerLayer, RetryLayer, ScopeLayer};
 use super::raw::Toggle;
+use super::rule::Across;
 use super::types::*;
 
 /// The effective policy of a merged layer.
@@ -43,89 +43,78 @@ fn part<T: Default + Clone>(toggle: &Toggle<T>) -> Option<T> {
     }
 }
 
-fn breaker(l: BreakerLayer) -> BreakerPolicy {
-    let rate = part_if_on(&l.failure_rate);
-    let slow = part_if_on(&l.slow_call);
-    let fallback = part(&l.fallback).unwrap_or_default();
-    let timeout = l.timeout.unwrap_or(d::TIMEOUT);
-    BreakerPolicy {
-        failure_threshold: l.failure_threshold.unwrap_or(d::FAILURE_THRESHOLD),
-        failure_rate: rate.map(|r| FailureRate {
-            threshold: r.threshold.unwrap_or(d::FAILURE_RATE_THRESHOLD),
-        }),
-        slow_call: slow.map(|s| SlowCall {
-            duration: s.duration.unwrap_or(d::SLOW_CALL_DURATION),
-            rate_threshold: s.rate_threshold.unwrap_or(d::SLOW_CALL_RATE_THRESHOLD),
-        }),
-        window: RateWindow {
-            window: rate.and_then(|r| r.window).unwrap_or(d::WINDOW),
-            minimum_requests: rate
-                .and_then(|r| r.minimum_requests)
-                .unwrap_or(d::MINIMUM_REQUESTS),
-        },
-        timeout,
-        // "= timeout" unless some scope set it, and never below it (see the module docs).
-        max_timeout: l.max_timeout.map_or(timeout, |max| max.max(timeout)),
-        half_open_attempts: l.half_open_attempts.unwrap_or(d::HALF_OPEN_ATTEMPTS),
-        probe_timeout: l.probe_timeout.unwrap_or(d::PROBE_TIMEOUT),
-        failure_on: l.failure_on.unwrap_or_else(|| classes(&d::FAILURE_ON)),
-        count_retries: l.count_retries.unwrap_or(d::COUNT_RETRIES),
-        fallback: Fallback {
-            status: fallback.status.unwrap_or(d::FALLBACK_STATUS),
-            grpc_status: fallback.grpc_status.unwrap_or(d::FALLBACK_GRPC_STATUS),
-            headers: fallback.headers.unwrap_or_else(|| {
-                let pairs = d::FALLBACK_HEADERS.iter();
-                pairs.map(|(n, v)| (n.to_string(), v.to_string())).collect()
-            }),
-            body: fallback.body.unwrap_or_else(|| d::FALLBACK_BODY.to_owned()),
-        },
-        mode: l.mode.unwrap_or(d::MODE),
-    }
-}
-
-/// An optional trigger: off unless some scope turned it on.
-fn part_if_on<T>(toggle: &Toggle<T>) -> Option<&T> {
+/// A part once its default is filled in: `None` when off.
+fn on<T>(toggle: Toggle<T>) -> Option<T> {
     match toggle {
-        Toggle::On(layer) => Some(layer),
+        Toggle::On(value) => Some(value),
         Toggle::Unset | Toggle::Off => None,
     }
 }
 
-fn retry(l: RetryLayer) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: l.max_attempts.unwrap_or(d::MAX_ATTEMPTS),
-        backoff: BackoffPolicy {
-            base_delay: l.base_delay.unwrap_or(d::BASE_DELAY),
-            max_delay: l.max_delay.unwrap_or(d::MAX_DELAY),
-            exponential_base: l.exponential_base.unwrap_or(d::EXPONENTIAL_BASE),
-            jitter: l.jitter.unwrap_or(d::JITTER),
-        },
-        retry_on: l.retry_on.unwrap_or_else(|| classes(&d::RETRY_ON)),
-        methods: l
-            .methods
-            .unwrap_or_else(|| d::METHODS.map(String::from).to_vec()),
-        idempotency_header: match l.idempotency_header {
-            Toggle::Off => None,
-            Toggle::Unset => Some(d::IDEMPOTENCY_HEADER.to_owned()),
-            Toggle::On(name) => Some(name),
-        },
-        per_try_timeout: l.per_try_timeout.unwrap_or(d::PER_TRY_TIMEOUT),
-        deadline: l.deadline.unwrap_or(d::DEADLINE),
-        respect_retry_after: l.respect_retry_after.unwrap_or(d::RESPECT_RETRY_AFTER),
-        // Unlike the triggers, the budget is on by default.
-        budget: part(&l.budget).map(|b| BudgetPolicy {
-            ratio: b.ratio.unwrap_or(d::BUDGET_RATIO),
-            min_per_second: b.min_per_second.unwrap_or(d::BUDGET_MIN_PER_SECOND),
-            window: b.window.unwrap_or(d::BUDGET_WINDOW),
+fn breaker(l: BreakerLayer) -> BreakerPolicy {
+    let b = l.values();
+    let rate = on(b.failure_rate);
+    // The window is `failure_rate`'s, or its default when only `slow_call` is on.
+    let window = rate.clone().unwrap_or_default().values();
+    let fallback = on(b.fallback).unwrap_or_default().values();
+    BreakerPolicy {
+        failure_threshold: b.failure_threshold,
+        failure_rate: rate.map(|r| FailureRate {
+            threshold: r.values().threshold,
         }),
-        max_request_body: l.max_request_body.unwrap_or(d::MAX_REQUEST_BODY),
+        slow_call: on(b.slow_call).map(|s| {
+            let s = s.values();
+            SlowCall {
+                duration: s.duration,
+                rate_threshold: s.rate_threshold,
+            }
+        }),
+        window: RateWindow {
+            window: window.window,
+            minimum_requests: window.minimum_requests,
+        },
+        timeout: b.timeout,
+        // "= timeout" unless some scope set it, and never below it (see the module docs).
+        max_timeout: b.max_timeout.max(b.timeout),
+        half_open_attempts: b.half_open_attempts,
+        probe_timeout: b.probe_timeout,
+        failure_on: b.failure_on,
+        count_retries: b.count_retries,
+        fallback: Fallback {
+            status: fallback.status,
+            grpc_status: fallback.grpc_status,
+            headers: fallback.headers,
+            body: fallback.body,
+        },
+        mode: b.mode,
     }
 }
 
-fn classes(list: &[OutcomeClass]) -> OutcomeMatcher {
-    OutcomeMatcher {
-        classes: list.to_vec(),
-        codes: Vec::new(),
+fn retry(l: RetryLayer) -> RetryPolicy {
+    let r = l.values();
+    RetryPolicy {
+        max_attempts: r.max_attempts,
+        backoff: BackoffPolicy {
+            base_delay: r.base_delay,
+            max_delay: r.max_delay,
+            exponential_base: r.exponential_base,
+            jitter: r.jitter,
+        },
+        retry_on: r.retry_on,
+        methods: r.methods,
+        idempotency_header: on(r.idempotency_header),
+        per_try_timeout: r.per_try_timeout,
+        deadline: r.deadline,
+        respect_retry_after: r.respect_retry_after,
+        budget: on(r.budget).map(|b| {
+            let b = b.values();
+            BudgetPolicy {
+                ratio: b.ratio,
+                min_per_second: b.min_per_second,
+                window: b.window,
+            }
+        }),
+        max_request_body: r.max_request_body,
     }
 }
 
@@ -134,7 +123,7 @@ fn classes(list: &[OutcomeClass]) -> OutcomeMatcher {
 pub(crate) struct Finding {
     pub path: &'static str,
     pub value: String,
-    pub rule: String,
+    pub rule: Across,
     /// Every field the rule reads: when one of them has its own problem, the rule is skipped.
     pub fields: &'static [&'static str],
     pub warning: bool,
@@ -148,9 +137,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             found.push(Finding {
                 path: "circuit_breaker.fallback.status",
                 value: b.fallback.status.to_string(),
-                rule: "is a status that has no body, but circuit_breaker.fallback.body is set; \
-                       drop the body or choose another status"
-                    .to_owned(),
+                rule: Across::StatusWithoutBody,
                 fields: &[
                     "circuit_breaker.fallback.status",
                     "circuit_breaker.fallback.body",
@@ -158,16 +145,15 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
                 warning: false,
             });
         }
-        let written_max = part_if_on(&merged.breaker).and_then(|l| l.max_timeout);
+        let written_max = match &merged.breaker {
+            Toggle::On(l) => l.max_timeout,
+            Toggle::Unset | Toggle::Off => None,
+        };
         if let Some(max) = written_max.filter(|max| *max < b.timeout) {
             found.push(Finding {
                 path: "circuit_breaker.max_timeout",
                 value: show(max),
-                rule: format!(
-                    "is shorter than circuit_breaker.timeout {} set in another scope, so the \
-                     open time does not grow on a re-open",
-                    show(b.timeout)
-                ),
+                rule: Across::MaxTimeoutFollowsTimeout(b.timeout),
                 fields: &["circuit_breaker.max_timeout", "circuit_breaker.timeout"],
                 warning: true,
             });
@@ -177,9 +163,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
             found.push(Finding {
                 path: "circuit_breaker.failure_threshold",
                 value: "0".to_owned(),
-                rule: "turns off the only trigger (neither failure_rate nor slow_call is set), \
-                       so the breaker never opens"
-                    .to_owned(),
+                rule: Across::NeverOpens,
                 fields: &[
                     "circuit_breaker.failure_threshold",
                     "circuit_breaker.failure_rate",
@@ -197,10 +181,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.max_delay",
             value: show(r.backoff.max_delay),
-            rule: format!(
-                "is shorter than retry.base_delay {}, must be at least that",
-                show(r.backoff.base_delay)
-            ),
+            rule: Across::MaxDelayBelowBaseDelay(r.backoff.base_delay),
             fields: &["retry.max_delay", "retry.base_delay"],
             warning: false,
         });
@@ -210,11 +191,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.deadline",
             value: show(r.deadline),
-            rule: format!(
-                "is shorter than retry.per_try_timeout {}, so no retry could finish in time; \
-                 must be at least that",
-                show(r.per_try_timeout)
-            ),
+            rule: Across::DeadlineBelowPerTryTimeout(r.per_try_timeout),
             fields: &[
                 "retry.deadline",
                 "retry.per_try_timeout",
@@ -228,11 +205,7 @@ pub(crate) fn cross_check(merged: &ScopeLayer, e: &Effective) -> Vec<Finding> {
         found.push(Finding {
             path: "retry.per_try_timeout",
             value: show(r.per_try_timeout),
-            rule: format!(
-                "is longer than circuit_breaker.timeout {}, so one attempt outlasts the \
-                 breaker's open time",
-                show(b.timeout)
-            ),
+            rule: Across::PerTryTimeoutOutlastsOpenTime(b.timeout),
             fields: &[
                 "retry.per_try_timeout",
                 "circuit_breaker.timeout",

@@ -1,31 +1,18 @@
-//! The message for an unknown field: a likely typo gets a suggestion, anything else the list of
-//! the fields the object may have.
+//! The suggestion for an unknown field: a likely typo gets the field it was meant to be, anything
+//! else the list of the fields the object may have (the wording is [`super::Rule`]'s).
 
 /// Shared leading characters that make a field a likely meaning (`timeout_ms` → `timeout`).
 const SHARED_PREFIX: usize = 4;
 
-/// The rule broken by a value under the unknown field `key`, where `known` are the fields the
-/// object may have.
-pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
+/// The field of `known` (the fields the object may have) that the unknown field `key` was likely
+/// meant to be, if any (see [`super::Rule::UnknownField`]).
+pub(crate) fn did_you_mean(key: &str, known: &[&'static str]) -> Option<&'static str> {
     let closest = known
         .iter()
         .map(|name| (distance(key, name), *name))
         .min_by_key(|(d, _)| *d)
         .filter(|(d, name)| likely_typo(key, name, *d));
-    match closest {
-        Some((_, name)) => format!("is set on an unknown field, did you mean {name}?"),
-        None => {
-            // Pushed one by one: `join` costs a kilobyte of `.wasm` for this one message.
-            let mut rule = String::from("is set on an unknown field, must be one of ");
-            for (i, name) in known.iter().enumerate() {
-                if i > 0 {
-                    rule.push_str(", ");
-                }
-                rule.push_str(name);
-            }
-            rule
-        }
-    }
+    closest.map(|(_, name)| name)
 }
 
 /// A typo changes few characters for its length, or keeps the start of the word.
@@ -69,6 +56,17 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Rule;
+
+    /// The rule as the reader reports it.
+    fn unknown_field(key: &str, known: &'static [&'static str]) -> String {
+        let did_you_mean = did_you_mean(key, known);
+        Rule::UnknownField {
+            did_you_mean,
+            known,
+        }
+        .to_string()
+    }
 
     #[test]
     fn edit_distance_counts_single_character_edits() {
@@ -86,15 +84,15 @@ mod tests {
 
     #[test]
     fn a_typo_gets_the_field_it_was_meant_to_be() {
-        let known = ["circuit_breaker", "retry"];
+        let known = &["circuit_breaker", "retry"];
         for typo in ["circuit_breakr", "retyr", "retries", "circuit-breaker"] {
             assert!(
-                unknown_field(typo, &known).contains("did you mean"),
+                unknown_field(typo, known).contains("did you mean"),
                 "{typo} is a likely typo"
             );
         }
         assert_eq!(
-            unknown_field("circuit_breakr", &known),
+            unknown_field("circuit_breakr", known),
             "is set on an unknown field, did you mean circuit_breaker?"
         );
     }

@@ -1,8 +1,10 @@
 //! The filter's single-field rules, written into the generated schema: ranges, the duration
-//! grammar, outcome names and status codes, header names and values, key shapes. Every bound
-//! comes from the filter's own constants (`breakwater::policy::bounds`), so the schema and the
-//! validator cannot drift apart; `tests/schema_bounds.rs` derives bad values from the same
-//! constants and checks that both refuse each one.
+//! grammar, outcome names and status codes, header names and values, key shapes. Which field
+//! gets which rule, and with which bounds, comes from the filter's own field table (each field's
+//! `breakwater::policy::raw::Check`, whose bounds the filter's reader enforces), so a field
+//! cannot be left out here and the schema and the validator cannot drift apart;
+//! `tests/schema_bounds.rs` derives bad values from the same constants
+//! (`breakwater::policy::bounds`) and checks that both refuse each one.
 //!
 //! # What JSON Schema cannot say
 //!
@@ -17,79 +19,30 @@
 
 use breakwater::core::outcome::grpc;
 use breakwater::policy::bounds::*;
+use breakwater::policy::raw::{
+    Check, RawBreaker, RawBudget, RawFailureRate, RawFallback, RawRetry, RawSlowCall,
+};
 use breakwater::policy::OUTCOME_NAMES;
 use serde_json::{json, Value};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-/// What one field must be.
-enum Rule {
-    Integer(RangeInclusive<i64>),
-    Number(RangeInclusive<f64>),
-    /// Above 0, at most 1.
-    Rate,
-    Duration(RangeInclusive<Duration>),
-    /// `failure_on` (`true`) or `retry_on` (`false`).
-    Outcomes {
-        failure: bool,
-    },
-    Methods,
-    IdempotencyHeader,
-    FallbackHeaders,
-    FallbackBody,
+/// Each object of the policy's field table, by its definition in the schema, with its fields'
+/// checks; `""` is the policy's top level, which is not in the table. `routes.<name>.retry`
+/// (`RawRouteRetry`) has `retry`'s fields.
+fn objects() -> [(&'static str, &'static [(&'static str, Check)]); 8] {
+    const TOP: &[(&str, Check)] = &[("max_worker_buffer", Check::Integer(MAX_WORKER_BUFFER))];
+    [
+        ("", TOP),
+        ("RawBreaker", RawBreaker::CHECKS),
+        ("RawFailureRate", RawFailureRate::CHECKS),
+        ("RawSlowCall", RawSlowCall::CHECKS),
+        ("RawFallback", RawFallback::CHECKS),
+        ("RawRetry", RawRetry::CHECKS),
+        ("RawRouteRetry", RawRetry::CHECKS),
+        ("RawBudget", RawBudget::CHECKS),
+    ]
 }
-
-/// (definition, property, rule); `""` is the policy's top level.
-const FIELDS: &[(&str, &str, Rule)] = &[
-    ("", "max_worker_buffer", Rule::Integer(MAX_WORKER_BUFFER)),
-    (
-        "RawBreaker",
-        "failure_threshold",
-        Rule::Integer(FAILURE_THRESHOLD),
-    ),
-    ("RawBreaker", "timeout", Rule::Duration(OPEN_TIME)),
-    ("RawBreaker", "max_timeout", Rule::Duration(OPEN_TIME)),
-    (
-        "RawBreaker",
-        "half_open_attempts",
-        Rule::Integer(HALF_OPEN_ATTEMPTS),
-    ),
-    ("RawBreaker", "probe_timeout", Rule::Duration(PROBE_TIMEOUT)),
-    ("RawBreaker", "failure_on", Rule::Outcomes { failure: true }),
-    ("RawFailureRate", "threshold", Rule::Rate),
-    (
-        "RawFailureRate",
-        "minimum_requests",
-        Rule::Integer(MINIMUM_REQUESTS),
-    ),
-    ("RawFailureRate", "window", Rule::Duration(WINDOW)),
-    (
-        "RawSlowCall",
-        "duration",
-        Rule::Duration(SLOW_CALL_DURATION),
-    ),
-    ("RawSlowCall", "rate_threshold", Rule::Rate),
-    ("RawFallback", "status", Rule::Integer(FALLBACK_STATUS)),
-    ("RawFallback", "headers", Rule::FallbackHeaders),
-    ("RawFallback", "body", Rule::FallbackBody),
-    ("RawBudget", "ratio", Rule::Number(BUDGET_RATIO)),
-    ("RawBudget", "min_per_second", Rule::Integer(MIN_PER_SECOND)),
-    ("RawBudget", "window", Rule::Duration(WINDOW)),
-];
-
-/// `retry`'s fields, in `RawRetry` and in its copy for routes, `RawRouteRetry`.
-const RETRY_FIELDS: &[(&str, Rule)] = &[
-    ("max_attempts", Rule::Integer(MAX_ATTEMPTS)),
-    ("base_delay", Rule::Duration(DELAY)),
-    ("max_delay", Rule::Duration(DELAY)),
-    ("exponential_base", Rule::Number(EXPONENTIAL_BASE)),
-    ("retry_on", Rule::Outcomes { failure: false }),
-    ("methods", Rule::Methods),
-    ("idempotency_header", Rule::IdempotencyHeader),
-    ("per_try_timeout", Rule::Duration(REQUEST_TIME)),
-    ("deadline", Rule::Duration(REQUEST_TIME)),
-    ("max_request_body", Rule::Integer(MAX_REQUEST_BODY)),
-];
 
 /// The grammar of a duration string: a decimal number without sign or exponent, then the unit.
 pub const DURATION_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$";
@@ -108,15 +61,10 @@ const PORT: &str =
 
 /// Writes every rule into `schema` (as generated from the raw types).
 pub fn constrain(schema: &mut Value) {
-    for (definition, property, rule) in FIELDS {
-        if let Some(field) = field(schema, definition, property) {
-            apply(field, rule);
-        }
-    }
-    for definition in ["RawRetry", "RawRouteRetry"] {
-        for (property, rule) in RETRY_FIELDS {
+    for (definition, checks) in objects() {
+        for (property, check) in checks {
             if let Some(field) = field(schema, definition, property) {
-                apply(field, rule);
+                apply(field, check);
             }
         }
     }
@@ -174,32 +122,34 @@ fn at<'s>(schema: &'s mut Value, path: &Value) -> Option<&'s mut Value> {
     Some(here)
 }
 
-fn apply(field: &mut Value, rule: &Rule) {
+fn apply(field: &mut Value, check: &Check) {
     let Value::Object(map) = field else { return };
-    let keywords = match rule {
-        Rule::Integer(range) => json!({
+    let keywords = match check {
+        Check::Shape => return,
+        Check::Integer(range) => json!({
             "type": "integer", "minimum": range.start(), "maximum": range.end()
         }),
-        Rule::Number(range) => json!({
+        Check::Number(range) => json!({
             "type": "number", "minimum": range.start(), "maximum": range.end()
         }),
-        Rule::Rate => json!({
+        Check::Rate => json!({
             "type": "number", "exclusiveMinimum": 0, "maximum": RATE_THRESHOLD_MAX
         }),
-        Rule::Duration(range) => {
+        Check::Duration(range) => {
             map.remove("$ref");
             duration(range)
         }
-        Rule::Outcomes { failure } => json!({ "type": "array", "items": outcome(*failure) }),
-        Rule::Methods => json!({
+        Check::FailureOutcomes => json!({ "type": "array", "items": outcome(true) }),
+        Check::RetryOutcomes => json!({ "type": "array", "items": outcome(false) }),
+        Check::Methods => json!({
             "type": "array", "items": { "type": "string", "pattern": TOKEN_PATTERN }
         }),
-        Rule::IdempotencyHeader => json!({
+        Check::IdempotencyHeader => json!({
             "type": "string",
             "pattern": TOKEN_PATTERN,
             "not": { "pattern": unusable_keys() },
         }),
-        Rule::FallbackHeaders => json!({
+        Check::FallbackHeaders => json!({
             "type": "object",
             "propertyNames": {
                 "pattern": TOKEN_PATTERN,
@@ -207,7 +157,7 @@ fn apply(field: &mut Value, rule: &Rule) {
             },
             "additionalProperties": { "type": "string", "pattern": HEADER_VALUE_PATTERN },
         }),
-        Rule::FallbackBody => json!({ "type": "string", "maxLength": MAX_FALLBACK_BODY_BYTES }),
+        Check::FallbackBody => json!({ "type": "string", "maxLength": MAX_FALLBACK_BODY_BYTES }),
     };
     if let Value::Object(keywords) = keywords {
         map.remove("format");

@@ -1,7 +1,9 @@
 //! The raw policy: the plugin JSON exactly as written, before any rule is checked.
 //!
 //! These types mirror `POLICY.md` field for field so that a JSON Schema can be generated from
-//! them and so that tools can read and write policies. Every field is optional (absent means
+//! them and so that tools can read and write policies. The objects inside a scope
+//! (`circuit_breaker`, `retry` and their parts) are declared in the policy's field table
+//! (`fields`), with the filter's own form of each field, and re-exported here. Every field is optional (absent means
 //! "inherit"), unknown fields are refused (`deny_unknown_fields`) and so is an object that sets
 //! one field twice.
 //!
@@ -23,7 +25,13 @@
 
 mod wrappers;
 
-pub use wrappers::{present, Entries, Null, Toggle};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+pub use super::fields::{
+    RawBreaker, RawBudget, RawFailureRate, RawFallback, RawRetry, RawSlowCall,
+};
+pub use wrappers::{present, Entries, Null, Toggle, Written};
 
 #[cfg(feature = "schema")]
 mod schema;
@@ -107,6 +115,32 @@ pub struct RawScope {
     pub retry: Toggle<RawRetry>,
 }
 
+/// What a field of the objects in the field table must be beyond its JSON type, with its bounds
+/// (`breakwater::policy::bounds`): the reader checks it, and `breakwater-cli` writes it into the
+/// schema. Each object lists its fields' checks in `CHECKS`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Nothing beyond the JSON type (a flag, a name from a list, an object).
+    Shape,
+    Integer(RangeInclusive<i64>),
+    Number(RangeInclusive<f64>),
+    /// A fraction above 0, at most 1.
+    Rate,
+    Duration(RangeInclusive<Duration>),
+    /// `failure_on`: outcome names, gRPC statuses and failure status codes.
+    FailureOutcomes,
+    /// `retry_on`: outcome names and the status codes that may be retried.
+    RetryOutcomes,
+    /// HTTP method tokens.
+    Methods,
+    /// A header name that only a client sets on purpose.
+    IdempotencyHeader,
+    /// Header names and values that the fallback may set.
+    FallbackHeaders,
+    /// A body within the fallback's size limit.
+    FallbackBody,
+}
+
 /// `routes.<name>`: breaker settings are per cluster, so a route may only bypass the breaker.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -150,310 +184,6 @@ impl serde::Serialize for RawRouteRetry {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(serializer)
     }
-}
-
-/// `circuit_breaker`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawBreaker {
-    /// Consecutive failed requests that open the breaker; 0 turns this trigger off. Default 5,
-    /// 0..=10000.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub failure_threshold: Option<i64>,
-    /// Also open when the failed fraction over a window reaches `threshold`. Off unless written;
-    /// `{}` turns it on with its defaults.
-    #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub failure_rate: Toggle<RawFailureRate>,
-    /// Also open when the fraction of responses slower than `duration` reaches `rate_threshold`
-    /// (over `failure_rate`'s window). Off unless written.
-    #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub slow_call: Toggle<RawSlowCall>,
-    /// How long the breaker stays open before it lets probes through (half-open). Default 60s,
-    /// 1ms..=24h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub timeout: Option<RawDuration>,
-    /// Cap of the open time, which doubles on each re-open after a failed probe. Default:
-    /// `timeout`; 1ms..=24h, at least `timeout`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub max_timeout: Option<RawDuration>,
-    /// Probes let through at once in half-open, across all workers; that many successes close the
-    /// breaker. Default 1, 1..=1000.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub half_open_attempts: Option<i64>,
-    /// A probe that never reports gives its slot back after this. Default 30s, 1ms..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub probe_timeout: Option<RawDuration>,
-    /// Outcomes that count as failures: "5xx", "gateway-error", "reset", "connect-failure",
-    /// "timeout", "no-healthy-upstream", "overflow", status codes 400..=599, or gRPC statuses
-    /// ("unavailable", "grpc-14", ...; they match gRPC replies only). Default ["5xx", "reset",
-    /// "connect-failure", "timeout", "no-healthy-upstream", "unknown", "deadline-exceeded",
-    /// "internal", "unavailable", "data-loss"].
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub failure_on: Option<Vec<RawOutcome>>,
-    /// false: one outcome per client request, after its retries; true: every attempt counts.
-    /// Default false.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub count_retries: Option<bool>,
-    /// The reply while the breaker is open. Default: 503, `content-type: application/json`, body
-    /// `{"source":"fallback"}`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub fallback: Option<RawFallback>,
-    /// "enforce" (default), "shadow" (counts and reports, never rejects), "forced_open" (every
-    /// request gets the fallback) or "disabled".
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub mode: Option<RawMode>,
-}
-
-/// `circuit_breaker.failure_rate`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawFailureRate {
-    /// Failed fraction at or above which the breaker opens. Default 0.5; above 0, at most 1.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub threshold: Option<f64>,
-    /// Requests that must finish in the window before a rate can open the breaker. Default 20,
-    /// 1..=1000000.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub minimum_requests: Option<i64>,
-    /// The sliding window of both rate triggers. Default 10s, 1s..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub window: Option<RawDuration>,
-}
-
-/// `circuit_breaker.slow_call`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawSlowCall {
-    /// A response slower than this counts as slow. Default 2s, 1ms..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub duration: Option<RawDuration>,
-    /// Slow fraction at or above which the breaker opens. Default 0.8; above 0, at most 1.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub rate_threshold: Option<f64>,
-}
-
-/// `circuit_breaker.fallback`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawFallback {
-    /// Status of the fallback reply. Default 503, 200..=599.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub status: Option<i64>,
-    /// The `grpc-status` of the fallback to a gRPC request, which gets a gRPC reply (HTTP 200,
-    /// trailers-only) instead of `status` and `body`. Default 14 (UNAVAILABLE), 1..=16.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub grpc_status: Option<i64>,
-    /// Header name to value, in the order written.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub headers: Option<Entries<String>>,
-    /// Body of the fallback reply. Default `{"source":"fallback"}`, at most 16384 bytes.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub body: Option<String>,
-}
-
-/// `retry`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawRetry {
-    /// Attempts in all, the first included; 1 turns retries off. Default 3, 1..=10.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub max_attempts: Option<i64>,
-    /// Delay before the first retry, before jitter. Default 1s, 1ms..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub base_delay: Option<RawDuration>,
-    /// Cap of every delay, `Retry-After` included. Default 60s, 1ms..=1h, at least `base_delay`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub max_delay: Option<RawDuration>,
-    /// Each retry waits this many times longer than the one before. Default 2.0, 1..=10.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub exponential_base: Option<f64>,
-    /// true or "proportional" (default: × U[0.5, 1.5]), false or "none", "full", "equal" or
-    /// "decorrelated".
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub jitter: Option<RawJitter>,
-    /// Outcomes that are retried: "5xx", "gateway-error", "reset", "connect-failure", "timeout" or
-    /// status codes 408, 409, 429, 500..=599. Default ["5xx", "reset", "connect-failure"].
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub retry_on: Option<Vec<RawOutcome>>,
-    /// Methods that may be retried. Default the idempotent methods GET, HEAD, OPTIONS, TRACE, PUT,
-    /// DELETE.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub methods: Option<Vec<String>>,
-    /// A request carrying this header may be retried whatever its method; `null`: no such header.
-    /// Default "idempotency-key". Not a pseudo-header, `x-breakwater-*`, `x-envoy-*`,
-    /// `x-request-id`, `x-forwarded-*`, tracing headers, hop-by-hop headers, `host` or
-    /// `content-length`.
-    #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub idempotency_header: Toggle<String>,
-    /// Timeout of each retried attempt. Default 10s, 1ms..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub per_try_timeout: Option<RawDuration>,
-    /// No retry starts that could not finish (delay + `per_try_timeout`) this long after the
-    /// request arrived. Default 30s, 1ms..=1h, at least `per_try_timeout`.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub deadline: Option<RawDuration>,
-    /// A failed reply's `Retry-After` sets the next delay (spread a little longer); one longer than
-    /// `max_delay` means no retry. Default true.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub respect_retry_after: Option<bool>,
-    /// Retries per cluster, across all workers, as a share of the traffic; `null` turns the budget
-    /// off. Default ratio 0.2, 10 per second, over 10s. Refused under `routes.<name>`: every
-    /// route uses its cluster's budget.
-    #[serde(default, skip_serializing_if = "Toggle::is_unset")]
-    pub budget: Toggle<RawBudget>,
-    /// Requests with a larger body (bytes) are forwarded but never retried. Default 65536,
-    /// 0..=16777216.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub max_request_body: Option<i64>,
-}
-
-/// `retry.budget`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawBudget {
-    /// Retries allowed per request in the window, on top of the floor. Default 0.2, 0..=10.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub ratio: Option<f64>,
-    /// Retries per second always allowed (the floor). Default 10, 0..=1000000.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub min_per_second: Option<i64>,
-    /// The sliding window that requests and retries are counted over. Default 10s, 1s..=1h.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
-    pub window: Option<RawDuration>,
 }
 
 /// A duration as written: a bare number of seconds (`60`, `1.5`) or a string with a unit

@@ -96,3 +96,30 @@ pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
 }
+
+/// A field of a raw type that may be left out: an `Option` (which refuses `null`, see
+/// [`present`]) or a [`Toggle`] (which reads `null` as off). Lets one serde attribute serve both.
+pub trait Written<'de>: Sized {
+    /// Whether the field was left out (and so is not written back).
+    fn is_unset(&self) -> bool;
+    /// Reads the field when it is present.
+    fn written<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+impl<'de, T: Deserialize<'de>> Written<'de> for Option<T> {
+    fn is_unset(&self) -> bool {
+        self.is_none()
+    }
+    fn written<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        present(deserializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Written<'de> for Toggle<T> {
+    fn is_unset(&self) -> bool {
+        Toggle::is_unset(self)
+    }
+    fn written<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Toggle::deserialize(deserializer)
+    }
+}

@@ -1,8 +1,14 @@
 //! Generators of policy-shaped JSON for the property tests: every field in its place, mostly with
 //! values of the right JSON type, sometimes with a wrong one, `null`, or an unknown field.
 
+use super::super::layer::FieldTypes;
+use super::super::raw::{
+    Entries, RawBreaker, RawBudget, RawDuration, RawFailureRate, RawFallback, RawJitter, RawMode,
+    RawOutcome, RawRetry, RawSlowCall, Toggle,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
+use std::any::TypeId;
 
 /// What a position in the policy holds.
 #[derive(Debug, Clone, Copy)]
@@ -41,10 +47,12 @@ pub(super) enum Named {
     Routes,
 }
 
-fn fields(kind: Kind) -> &'static [(&'static str, Kind)] {
+/// The fields of an object, each with what it holds. Those of `circuit_breaker`, `retry` and
+/// their parts come from the policy's field table, so a field added there is generated here.
+fn fields(kind: Kind) -> Vec<(&'static str, Kind)> {
     use Kind::*;
     match kind {
-        Policy => &[
+        Policy => vec![
             ("default", Scope),
             ("services", Names(Named::Services)),
             ("clusters", Names(Named::Clusters)),
@@ -52,50 +60,46 @@ fn fields(kind: Kind) -> &'static [(&'static str, Kind)] {
             ("special_clusters", Special),
             ("state_scope", StateScope),
         ],
-        Scope => &[("circuit_breaker", Breaker), ("retry", Retry)],
-        Route => &[("circuit_breaker", RouteBreaker), ("retry", Retry)],
-        Breaker => &[
-            ("failure_threshold", Int),
-            ("failure_rate", FailureRate),
-            ("slow_call", SlowCall),
-            ("timeout", Duration),
-            ("max_timeout", Duration),
-            ("half_open_attempts", Int),
-            ("probe_timeout", Duration),
-            ("failure_on", Outcomes),
-            ("count_retries", Bool),
-            ("fallback", Fallback),
-            ("mode", Mode),
-        ],
-        FailureRate => &[
-            ("threshold", Float),
-            ("minimum_requests", Int),
-            ("window", Duration),
-        ],
-        SlowCall => &[("duration", Duration), ("rate_threshold", Float)],
-        Fallback => &[("status", Int), ("headers", Headers), ("body", Header)],
-        Retry => &[
-            ("max_attempts", Int),
-            ("base_delay", Duration),
-            ("max_delay", Duration),
-            ("exponential_base", Float),
-            ("jitter", Jitter),
-            ("retry_on", Outcomes),
-            ("methods", Methods),
-            ("idempotency_header", Header),
-            ("per_try_timeout", Duration),
-            ("deadline", Duration),
-            ("respect_retry_after", Bool),
-            ("budget", Budget),
-            ("max_request_body", Int),
-        ],
-        Budget => &[
-            ("ratio", Float),
-            ("min_per_second", Int),
-            ("window", Duration),
-        ],
-        _ => &[],
+        Scope => vec![("circuit_breaker", Breaker), ("retry", Retry)],
+        Route => vec![("circuit_breaker", RouteBreaker), ("retry", Retry)],
+        Breaker => from_table(RawBreaker::FIELD_TYPES),
+        FailureRate => from_table(RawFailureRate::FIELD_TYPES),
+        SlowCall => from_table(RawSlowCall::FIELD_TYPES),
+        Fallback => from_table(RawFallback::FIELD_TYPES),
+        Retry => from_table(RawRetry::FIELD_TYPES),
+        Budget => from_table(RawBudget::FIELD_TYPES),
+        _ => Vec::new(),
     }
+}
+
+/// The fields of one object of the field table, each with what its raw type holds.
+fn from_table(fields: FieldTypes) -> Vec<(&'static str, Kind)> {
+    let kinds: [(TypeId, Kind); 15] = [
+        (TypeId::of::<Option<i64>>(), Kind::Int),
+        (TypeId::of::<Option<f64>>(), Kind::Float),
+        (TypeId::of::<Option<bool>>(), Kind::Bool),
+        (TypeId::of::<Option<RawDuration>>(), Kind::Duration),
+        (TypeId::of::<Option<RawJitter>>(), Kind::Jitter),
+        (TypeId::of::<Option<RawMode>>(), Kind::Mode),
+        (TypeId::of::<Option<Vec<RawOutcome>>>(), Kind::Outcomes),
+        (TypeId::of::<Option<Vec<String>>>(), Kind::Methods),
+        (TypeId::of::<Option<String>>(), Kind::Header),
+        (TypeId::of::<Toggle<String>>(), Kind::Header),
+        (TypeId::of::<Option<Entries<String>>>(), Kind::Headers),
+        (TypeId::of::<Toggle<RawFailureRate>>(), Kind::FailureRate),
+        (TypeId::of::<Toggle<RawSlowCall>>(), Kind::SlowCall),
+        (TypeId::of::<Option<RawFallback>>(), Kind::Fallback),
+        (TypeId::of::<Toggle<RawBudget>>(), Kind::Budget),
+    ];
+    let kind_of = |name: &str, ty: TypeId| {
+        let kind = kinds.iter().find(|(known, _)| *known == ty);
+        kind.map(|(_, kind)| *kind)
+            .unwrap_or_else(|| panic!("{name}: no generator for its raw type; add one to Kind"))
+    };
+    fields
+        .iter()
+        .map(|(name, ty)| (*name, kind_of(name, ty())))
+        .collect()
 }
 
 fn strings(options: &'static [&'static str]) -> BoxedStrategy<Value> {
@@ -235,9 +239,9 @@ pub(super) fn value(kind: Kind) -> BoxedStrategy<Value> {
 /// An object with some of `kind`'s fields, and sometimes one that is not.
 fn object(kind: Kind) -> BoxedStrategy<Value> {
     let present: Vec<BoxedStrategy<Option<(String, Value)>>> = fields(kind)
-        .iter()
+        .into_iter()
         .map(|(name, field)| {
-            proptest::option::weighted(0.4, value(*field).prop_map(move |v| (name.to_string(), v)))
+            proptest::option::weighted(0.4, value(field).prop_map(move |v| (name.to_string(), v)))
                 .boxed()
         })
         .collect();

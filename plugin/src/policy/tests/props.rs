@@ -76,7 +76,7 @@ proptest! {
             Err(errors) => {
                 prop_assert!(!errors.0.is_empty(), "a refusal says why");
                 for p in &errors.0 {
-                    prop_assert!(!p.rule.is_empty() && !p.scope.is_empty(), "{:?}", p);
+                    prop_assert!(!p.rule.to_string().is_empty() && !p.scope.is_empty(), "{:?}", p);
                 }
             }
         }
