@@ -39,17 +39,19 @@ pub const GROWTH_ALLOWANCE: u64 = 4 * MIB;
 /// of the ten-minute run the trend may rise 8.5 MiB in all: a leak of 100 bytes per request at
 /// 200 requests per second (10.3 MiB) fails the run.
 pub const GROWTH_PER_MINUTE: u64 = MIB / 2;
-/// The largest worker VM's wasm linear memory may never exceed this. A VM holds about 1 MiB at
-/// rest (`BENCHMARKS.md`, "Memory per worker VM"); the soak's copies (512-byte bodies) and
-/// retried responses add little. A filter that kept something per request would pass it within
-/// minutes at 200 requests per second.
+/// The largest VM's wasm linear memory may never exceed this. A VM holds about 1 MiB at rest
+/// (`BENCHMARKS.md`, "Memory per worker VM"); the soak's copies (512-byte bodies) and retried
+/// responses add little. A filter that kept something per request would pass it within minutes
+/// at 200 requests per second.
 pub const MAX_VM_MEMORY: u64 = 8 * MIB;
-/// Growth of the largest worker VM's memory allowed after the warm-up: a linear memory grows in
-/// 64 KiB pages and never shrinks, so once warm it should not move at all; the allowance is the
+/// Growth of all VMs' memory together allowed after the warm-up: a linear memory grows in 64 KiB
+/// pages and never shrinks, so once warm it should not move at all; the allowance is the
 /// allocator's slack for a burst of retries.
 pub const VM_GROWTH: u64 = MIB;
-/// The filter's gauge of the largest worker VM's linear memory, as Envoy shows it.
+/// The filter's stats of the VMs' linear memory, as Envoy shows them: the largest VM's, and all
+/// VMs' together.
 const VM_MEMORY_STAT: &str = "wasmcustom.breakwater.wasm_memory_bytes";
+const VM_MEMORY_TOTAL_STAT: &str = "wasmcustom.breakwater.wasm_memory_total_bytes";
 /// How often memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// How often the run looks at the clock (outages start and end on time to this).
@@ -179,8 +181,11 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Outcome, SoakError>
         if at >= next_row || at >= options.duration {
             upstream_requests += upstreams.drain();
             let stats = envoy.stats()?;
-            if let Some(bytes) = stats.number(VM_MEMORY_STAT) {
-                vm_memory.push(VmSample { at, bytes });
+            if let (Some(largest), Some(total)) = (
+                stats.number(VM_MEMORY_STAT),
+                stats.number(VM_MEMORY_TOTAL_STAT),
+            ) {
+                vm_memory.push(VmSample { at, largest, total });
             }
             let health = WasmHealth::read(&stats, &envoy.log());
             let tally = load.tally();

@@ -121,14 +121,14 @@ pub fn summary(
             m.last as f64 / MIB,
             b.max_rss as f64 / MIB,
         ));
-        if let Some((settled, max, last)) = vm_figures(&record.vm_memory, b) {
+        if let Some(vm) = vm_figures(&record.vm_memory, b) {
             lines.push(format!(
-                "largest worker VM's wasm memory: {:.2} MiB after the warm-up, max {:.2} MiB, \
-                 {:.2} MiB at the end (bound {:.0} MiB, growth allowed {:.1} MiB)",
-                settled as f64 / MIB,
-                max as f64 / MIB,
-                last as f64 / MIB,
+                "wasm VMs' memory: largest VM {:.2} MiB at most (bound {:.0} MiB); all VMs \
+                 {:.2} MiB after the warm-up, {:.2} MiB at the end (growth allowed {:.1} MiB)",
+                vm.largest as f64 / MIB,
                 b.max_vm_memory as f64 / MIB,
+                vm.total_after_warm_up as f64 / MIB,
+                vm.total_last as f64 / MIB,
                 b.vm_growth as f64 / MIB,
             ));
         }

@@ -12,11 +12,11 @@
 //!    and no VM replaced (see [`super::health`]).
 //! 4. Nothing is left in flight once the load stops: Envoy's active downstream and upstream
 //!    requests return to zero (a pending retry that leaked would hold its stream open).
-//! 5. Each worker VM's wasm memory is bounded and flat: the largest worker's linear memory (the
-//!    filter's `wasm_memory_bytes` gauge, read with every row) never exceeds
-//!    [`Bounds::max_vm_memory`], and grows by at most [`Bounds::vm_growth`] after the warm-up.
-//!    A VM's linear memory never shrinks, so a leak in the filter shows as growth there long
-//!    before it shows in Envoy's resident memory.
+//! 5. The VMs' wasm memory is bounded and flat, as the filter's stats show it with every row: the
+//!    largest VM's linear memory (`wasm_memory_bytes`) never exceeds [`Bounds::max_vm_memory`],
+//!    and the sum of every VM's (`wasm_memory_total_bytes`) grows by at most
+//!    [`Bounds::vm_growth`] after the warm-up. A VM's linear memory never shrinks, so a leak in
+//!    the filter shows there, in whichever VM, long before it shows in Envoy's resident memory.
 
 use std::time::Duration;
 
@@ -38,30 +38,43 @@ pub struct Bounds {
     pub growth_per_minute: u64,
     /// The largest worker VM's wasm linear memory may never exceed this many bytes.
     pub max_vm_memory: u64,
-    /// Growth of the largest worker VM's memory allowed after the warm-up, in bytes.
+    /// Growth of all VMs' memory together allowed after the warm-up, in bytes.
     pub vm_growth: u64,
 }
 
-/// The largest worker VM's wasm linear memory at one moment of the run, as the filter's gauge
-/// showed it.
+/// The VMs' wasm linear memory at one moment of the run, as the filter's stats showed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmSample {
     /// Time since the load started.
     pub at: Duration,
-    /// Bytes of linear memory.
-    pub bytes: u64,
+    /// The largest VM's linear memory, in bytes.
+    pub largest: u64,
+    /// Every VM's together, in bytes.
+    pub total: u64,
 }
 
-/// What the worker VMs' memory did: (at the first sample after the warm-up, the largest, the
-/// last), or `None` without samples.
-pub fn vm_figures(samples: &[VmSample], bounds: &Bounds) -> Option<(u64, u64, u64)> {
+/// What the VMs' memory did over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmFigures {
+    /// The largest VM's memory, the most it showed.
+    pub largest: u64,
+    /// All VMs' memory at the first sample after the warm-up, and at the end.
+    pub total_after_warm_up: u64,
+    pub total_last: u64,
+}
+
+/// The VMs' memory figures of a run; `None` without samples.
+pub fn vm_figures(samples: &[VmSample], bounds: &Bounds) -> Option<VmFigures> {
     let last = samples.last()?;
     let settled = samples
         .iter()
         .find(|s| s.at >= bounds.warm_up)
         .unwrap_or(last);
-    let max = samples.iter().map(|s| s.bytes).max().unwrap_or(0);
-    Some((settled.bytes, max, last.bytes))
+    Some(VmFigures {
+        largest: samples.iter().map(|s| s.largest).max().unwrap_or(0),
+        total_after_warm_up: settled.total,
+        total_last: last.total,
+    })
 }
 
 /// Envoy's resident memory at one moment of the run.
@@ -190,22 +203,21 @@ pub fn judge(record: &Record) -> Vec<String> {
         }
     }
     match vm_figures(&record.vm_memory, &record.bounds) {
-        None => problems.push(
-            "the worker VMs' memory was never read (no `wasm_memory_bytes` gauge)".to_string(),
-        ),
-        Some((settled, max, last)) => {
-            if max > record.bounds.max_vm_memory {
+        None => problems
+            .push("the VMs' wasm memory was never read (no `wasm_memory_bytes` stats)".to_string()),
+        Some(vm) => {
+            if vm.largest > record.bounds.max_vm_memory {
                 problems.push(format!(
-                    "a worker VM's wasm memory reached {:.1} MiB, above the bound of {:.1} MiB",
-                    max as f64 / MIB,
+                    "a VM's wasm memory reached {:.1} MiB, above the bound of {:.1} MiB",
+                    vm.largest as f64 / MIB,
                     record.bounds.max_vm_memory as f64 / MIB
                 ));
             }
-            let growth = last.saturating_sub(settled);
+            let growth = vm.total_last.saturating_sub(vm.total_after_warm_up);
             if growth > record.bounds.vm_growth {
                 problems.push(format!(
-                    "after the warm-up a worker VM's wasm memory grew by {:.1} MiB, more than \
-                     the {:.1} MiB allowed",
+                    "after the warm-up the VMs' wasm memory grew by {:.1} MiB, more than the \
+                     {:.1} MiB allowed",
                     growth as f64 / MIB,
                     record.bounds.vm_growth as f64 / MIB
                 ));
@@ -245,13 +257,19 @@ mod tests {
         }
     }
 
-    /// A gauge reading every 30 s for `seconds`, `bytes(t)` at second t.
-    fn vm_samples(seconds: u64, bytes: impl Fn(u64) -> u64) -> Vec<VmSample> {
+    /// Readings every 30 s for `seconds` of two VMs: one of `bytes(t)` at second t, the other
+    /// of 1 MiB and `leak(t)` more.
+    fn vm_samples(
+        seconds: u64,
+        bytes: impl Fn(u64) -> u64,
+        leak: impl Fn(u64) -> u64,
+    ) -> Vec<VmSample> {
         (0..=seconds)
             .step_by(30)
             .map(|t| VmSample {
                 at: Duration::from_secs(t),
-                bytes: bytes(t),
+                largest: bytes(t).max(MB + leak(t)),
+                total: bytes(t) + MB + leak(t),
             })
             .collect()
     }
@@ -275,7 +293,7 @@ mod tests {
             },
             errors: Vec::new(),
             memory,
-            vm_memory: vm_samples(600, |t| if t < 60 { MB + t * 1024 } else { 2 * MB }),
+            vm_memory: vm_samples(600, |t| if t < 60 { MB + t * 1024 } else { 2 * MB }, |_| 0),
             bounds: bounds(),
             health_before: WasmHealth::default(),
             health_after: WasmHealth::default(),
@@ -368,14 +386,16 @@ mod tests {
             Vec::<String>::new(),
             "growth during the warm-up is allowed"
         );
-        r.vm_memory = vm_samples(600, |t| 2 * MB + t * 4 * 1024);
+        // One VM leaks 4 KiB a second while the other stays larger: the largest does not move,
+        // the sum does.
+        r.vm_memory = vm_samples(600, |_| 6 * MB, |t| t * 4 * 1024);
         let problems = judge(&r);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].contains("grew by 2.1 MiB, more than the 1.0 MiB allowed"),
             "{problems:?}"
         );
-        r.vm_memory = vm_samples(600, |_| 17 * MB);
+        r.vm_memory = vm_samples(600, |_| 17 * MB, |_| 0);
         let problems = judge(&r);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
@@ -424,7 +444,7 @@ mod tests {
             vec![
                 "no request was sent".to_string(),
                 "Envoy's memory was never sampled".to_string(),
-                "the worker VMs' memory was never read (no `wasm_memory_bytes` gauge)".to_string()
+                "the VMs' wasm memory was never read (no `wasm_memory_bytes` stats)".to_string()
             ]
         );
     }

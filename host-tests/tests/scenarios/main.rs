@@ -5,6 +5,7 @@ mod common;
 
 mod breaker_open;
 mod budget;
+mod churn;
 mod completion_order;
 mod cost;
 mod disconnect;

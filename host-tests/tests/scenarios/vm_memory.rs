@@ -81,11 +81,16 @@ fn a_worker_vms_memory_stays_flat_over_a_long_healthy_run_and_within_its_byte_bu
     w.request(0).cluster(CLUSTER).send();
     w.request(1).cluster(CLUSTER).send();
     w.advance(ms(2_000));
-    let largest = memory(&w).into_iter().max();
+    let now = memory(&w);
     assert_eq!(
         w.gauge("breakwater.wasm_memory_bytes"),
-        largest,
+        now.into_iter().max(),
         "the memory gauge is the larger worker's linear memory once both have flushed"
+    );
+    assert_eq!(
+        w.counter("breakwater.wasm_memory_total_bytes"),
+        Some(now.iter().sum()),
+        "the memory counter adds each worker's growth: the sum of their memories"
     );
     for vm in 0..2 {
         assert!(

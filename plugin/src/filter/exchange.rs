@@ -283,12 +283,13 @@ impl Exchange {
         }
         if rates && !call.failed && takes_success_later(&first, permit, call) {
             // Only the rate window would change: held back, added with others at the flush.
-            if w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
-                w.record_held(&self.config, &self.cluster, clock.now());
-            } else {
-                super::retries::flush_later(w, self.root, clock);
+            match w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
+                Some(true) => return w.record_held(&self.config, &self.cluster, clock.now()),
+                Some(false) => return super::retries::flush_later(w, self.root, clock),
+                // Not held (the worker holds successes for as many clusters as it keeps
+                // apart): recorded now, below.
+                None => {}
             }
-            return;
         }
         let now = clock.now();
         let rng = &mut w.rng;

@@ -218,7 +218,7 @@ impl Stream {
         }
 
         if let Some(budget) = effective.retry.as_ref().and_then(|r| r.budget.as_ref()) {
-            w.count_request(&config.keys, slot, budget, &mut clock);
+            w.count_request(&config.keys, &cluster, slot, budget, &mut clock);
         }
         let length = shape.length;
         let copied = copy_limits(&config, effective, &shape).and_then(|limits| {

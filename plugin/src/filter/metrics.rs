@@ -12,6 +12,8 @@
 //! Metric ids are defined lazily, once per cluster and metric in each worker VM, and cached.
 //! Counters from all workers add up in the same Envoy stat.
 
+use std::rc::Rc;
+
 type HashMap<K, V> = hashbrown::HashMap<K, V, crate::policy::names::FnvBuildHasher>;
 
 use proxy_wasm::hostcalls;
@@ -161,10 +163,15 @@ pub const STATE_GAUGE: &str = "breaker_state";
 /// stays 0 while the cluster is in shadow mode.
 pub const SHADOW_STATE_GAUGE: &str = "breaker_shadow_state";
 
-/// The gauge of the largest wasm linear memory of this plugin's worker VMs, in bytes: each
-/// worker raises it at its flush when its own memory is larger (a VM's linear memory only
-/// grows). The stat is the whole name: it is not per cluster.
+/// The gauge of the largest wasm linear memory of the VMs running Breakwater in this Envoy, in
+/// bytes: each VM raises it at its flush when its own memory grew past it (a VM's linear memory
+/// only grows). One stat for the whole process, not per cluster nor per plugin.
 pub const MEMORY_GAUGE: &str = "breakwater.wasm_memory_bytes";
+
+/// The counter of the wasm linear memory of every VM that ran Breakwater in this Envoy, in
+/// bytes: each VM adds its growth at its flush. It only moves when some VM grows, so it shows a
+/// leak in any one VM however the others stand (a replaced VM keeps its share).
+pub const MEMORY_TOTAL: &str = "breakwater.wasm_memory_total_bytes";
 
 /// The stat name of `metric` for `cluster`.
 pub fn stat_name(cluster: &str, metric: &str) -> String {
@@ -182,11 +189,21 @@ pub fn skipped_name(cluster: &str, reason: SkipReason) -> String {
     )
 }
 
+/// Clusters a worker keeps apart in its stats and budget batches. Envoy's clusters are few, but a
+/// route may take its cluster from a request header (`cluster_header`), and Envoy names the
+/// route's cluster to the filter whether or not such a cluster exists. Past this many names, the
+/// stats of new names are counted together under [`OTHER_CLUSTERS`] and their budget writes are
+/// not batched, so clients can grow neither a worker's memory nor Envoy's stats through it.
+pub const MAX_CLUSTERS: usize = 1024;
+
+/// The `breakwater_cluster` of the stats of the clusters past [`MAX_CLUSTERS`].
+pub const OTHER_CLUSTERS: &str = "_other";
+
 /// Lazily defined metric ids of one cluster.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ClusterIds {
     /// The cluster's name (its stats are named after it).
-    name: String,
+    name: Rc<str>,
     counters: [Option<u32>; Counter::ALL.len()],
     skipped: [Option<u32>; SkipReason::ALL.len()],
     state: Option<u32>,
@@ -199,64 +216,86 @@ struct ClusterIds {
     pending: [u64; Counter::ALL.len()],
 }
 
+impl ClusterIds {
+    fn new(name: Rc<str>) -> ClusterIds {
+        ClusterIds {
+            name,
+            counters: Default::default(),
+            skipped: Default::default(),
+            state: None,
+            shadow_state: None,
+            phase: None,
+            shadow: false,
+            pending: Default::default(),
+        }
+    }
+}
+
 /// A cluster's place in this worker's tables ([`Metrics::slot`]): looked up once per request by
-/// name, then used by index. Slots are never reused, so a slot stays its cluster's.
+/// name, then used by index. Slots are never reused, so a slot stays its cluster's; the clusters
+/// past [`MAX_CLUSTERS`] share one slot that has no index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(usize);
 
+/// The slot of the clusters past [`MAX_CLUSTERS`].
+const OTHER: usize = usize::MAX;
+
 impl Slot {
-    /// The slot's position, for tables indexed like this worker's clusters.
-    pub fn index(self) -> usize {
-        self.0
+    /// The slot's position, for tables indexed like this worker's clusters; `None` for the
+    /// clusters past [`MAX_CLUSTERS`], which such tables do not hold.
+    pub fn index(self) -> Option<usize> {
+        (self.0 != OTHER).then_some(self.0)
     }
 
     /// The slot at `index` of such a table.
     pub fn at(index: usize) -> Slot {
-        Slot(index)
+        Slot(index.min(OTHER - 1))
     }
 }
 
 /// This worker's metric ids, per cluster.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Each cluster's slot, by name.
-    slots: HashMap<String, usize>,
+    /// Each cluster's slot, by name (the name shared with its entry).
+    slots: HashMap<Rc<str>, usize>,
     clusters: Vec<ClusterIds>,
+    /// The clusters past [`MAX_CLUSTERS`], counted together.
+    other: Option<ClusterIds>,
     /// Some cluster has counts waiting for the next flush.
     pending: bool,
-    /// The id of [`MEMORY_GAUGE`].
+    /// The ids of [`MEMORY_GAUGE`] and [`MEMORY_TOTAL`].
     memory: Option<u32>,
+    memory_total: Option<u32>,
+    /// The linear memory this VM last showed in them.
+    memory_shown: u64,
 }
 
 impl Metrics {
     /// Adds `n` to a counter of `cluster`. A host refusal is ignored: stats must never fail a
     /// request.
     pub fn add(&mut self, cluster: &str, counter: Counter, n: u64) {
-        if n == 0 {
-            return;
-        }
-        increment(self.ids(cluster), cluster, counter, n);
+        let slot = self.slot(cluster);
+        self.add_at(slot, counter, n);
     }
 
     /// [`Metrics::add`] for the cluster in `slot`, without looking its name up.
     pub fn add_at(&mut self, slot: Slot, counter: Counter, n: u64) {
-        let Some(ids) = self.clusters.get_mut(slot.0).filter(|_| n > 0) else {
-            return;
-        };
-        let cluster = std::mem::take(&mut ids.name);
-        increment(ids, &cluster, counter, n);
-        ids.name = cluster;
+        if n > 0 {
+            increment(self.entry(slot), counter, n);
+        }
     }
 
     /// Counts one skipped retry.
     pub fn skipped(&mut self, cluster: &str, reason: SkipReason) {
-        let ids = self.ids(cluster);
+        let slot = self.slot(cluster);
+        let ids = self.entry(slot);
         let index = SkipReason::ALL
             .iter()
             .position(|r| *r == reason)
             .unwrap_or_default();
+        let name = &ids.name;
         if let Some(id) = define(&mut ids.skipped[index], MetricType::Counter, || {
-            skipped_name(cluster, reason)
+            skipped_name(name, reason)
         }) {
             let _ = hostcalls::increment_metric(id, 1);
         }
@@ -265,16 +304,21 @@ impl Metrics {
     /// Sets the breaker-state gauge of `cluster` to its breaker's phase; in `shadow` mode the
     /// phase goes to the shadow gauge and the state gauge says closed (see [`SHADOW_STATE_GAUGE`]).
     pub fn state(&mut self, cluster: &str, value: u64) {
-        let ids = self.ids(cluster);
+        let slot = self.slot(cluster);
+        self.state_at(slot, value);
+    }
+
+    fn state_at(&mut self, slot: Slot, value: u64) {
+        let ids = self.entry(slot);
         ids.phase = Some(value);
         let (real, shadow) = if ids.shadow {
             (0, Some(value))
         } else {
             (value, None)
         };
-        record_gauge(&mut ids.state, cluster, STATE_GAUGE, real);
+        record_gauge(&mut ids.state, &ids.name, STATE_GAUGE, real);
         if let Some(value) = shadow {
-            record_gauge(&mut ids.shadow_state, cluster, SHADOW_STATE_GAUGE, value);
+            record_gauge(&mut ids.shadow_state, &ids.name, SHADOW_STATE_GAUGE, value);
         }
     }
 
@@ -283,15 +327,21 @@ impl Metrics {
     /// gauge takes the phase; leaving it, the phase is the real state again and the shadow gauge
     /// goes to 0.
     pub fn mode(&mut self, cluster: &str, shadow: bool) {
-        let ids = self.ids(cluster);
+        let slot = self.slot(cluster);
+        let ids = self.entry(slot);
         if ids.shadow == shadow {
             return;
         }
         ids.shadow = shadow;
         let Some(phase) = ids.phase else { return };
         let (real, shadowed) = if shadow { (0, phase) } else { (phase, 0) };
-        record_gauge(&mut ids.state, cluster, STATE_GAUGE, real);
-        record_gauge(&mut ids.shadow_state, cluster, SHADOW_STATE_GAUGE, shadowed);
+        record_gauge(&mut ids.state, &ids.name, STATE_GAUGE, real);
+        record_gauge(
+            &mut ids.shadow_state,
+            &ids.name,
+            SHADOW_STATE_GAUGE,
+            shadowed,
+        );
     }
 
     /// Sets the breaker-state gauge to `value` unless this worker last set it to that already
@@ -299,12 +349,8 @@ impl Metrics {
     /// gauge left by a mode that is gone (`forced_open` released) or by another worker's
     /// transition is put right by the next request.
     pub fn sync_state(&mut self, slot: Slot, value: u64) {
-        let Some(ids) = self.clusters.get(slot.0) else {
-            return;
-        };
-        if ids.phase != Some(value) {
-            let name = ids.name.clone();
-            self.state(&name, value);
+        if self.entry(slot).phase != Some(value) {
+            self.state_at(slot, value);
         }
     }
 
@@ -312,10 +358,7 @@ impl Metrics {
     /// most [`super::worker::FLUSH_AFTER`] later): for the counter of every request, whose host
     /// call would otherwise be paid on every request.
     pub fn add_later(&mut self, slot: Slot, counter: Counter, n: u64) {
-        let Some(ids) = self.clusters.get_mut(slot.0) else {
-            return;
-        };
-        let pending = &mut ids.pending[counter.index()];
+        let pending = &mut self.entry(slot).pending[counter.index()];
         *pending = pending.saturating_add(n);
         self.pending = true;
     }
@@ -330,23 +373,32 @@ impl Metrics {
         if !std::mem::take(&mut self.pending) {
             return;
         }
-        for ids in self.clusters.iter_mut() {
+        for ids in self.clusters.iter_mut().chain(self.other.as_mut()) {
             for counter in Counter::ALL {
                 let n = std::mem::take(&mut ids.pending[counter.index()]);
                 if n > 0 {
-                    let cluster = std::mem::take(&mut ids.name);
-                    increment(ids, &cluster, counter, n);
-                    ids.name = cluster;
+                    increment(ids, counter, n);
                 }
             }
         }
     }
 
-    /// Raises [`MEMORY_GAUGE`] to this VM's linear memory if that is larger than what the gauge
-    /// shows (two workers raising it at once may leave the smaller figure; the larger worker
-    /// puts it right at its next flush).
+    /// Shows this VM's linear memory if it grew since it was last shown: [`MEMORY_TOTAL`] adds
+    /// the growth, and [`MEMORY_GAUGE`] is raised to it if the gauge shows less (two workers
+    /// raising it at once may leave the smaller figure until the larger grows again). Nothing
+    /// to do, and no host call, while the memory stays as it was.
     pub fn record_memory(&mut self) {
         let bytes = linear_memory_bytes();
+        let grown = bytes.saturating_sub(self.memory_shown);
+        if grown == 0 {
+            return;
+        }
+        self.memory_shown = bytes;
+        if let Some(id) = define(&mut self.memory_total, MetricType::Counter, || {
+            MEMORY_TOTAL.to_owned()
+        }) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(grown).unwrap_or(i64::MAX));
+        }
         let Some(id) = define(&mut self.memory, MetricType::Gauge, || {
             MEMORY_GAUGE.to_owned()
         }) else {
@@ -358,34 +410,35 @@ impl Metrics {
         let _ = hostcalls::record_metric(id, bytes);
     }
 
-    /// The slot of `cluster`, made on its first use.
+    /// The slot of `cluster`, made on its first use (the shared one past [`MAX_CLUSTERS`]).
     pub fn slot(&mut self, cluster: &str) -> Slot {
         if let Some(&slot) = self.slots.get(cluster) {
             return Slot(slot);
         }
+        if self.clusters.len() >= MAX_CLUSTERS {
+            return Slot(OTHER);
+        }
         let slot = self.clusters.len();
-        self.clusters.push(ClusterIds {
-            name: cluster.to_owned(),
-            ..ClusterIds::default()
-        });
-        self.slots.insert(cluster.to_owned(), slot);
+        let name: Rc<str> = Rc::from(cluster);
+        self.clusters.push(ClusterIds::new(Rc::clone(&name)));
+        self.slots.insert(name, slot);
         Slot(slot)
     }
 
-    /// The name of the cluster in `slot`.
-    pub fn name(&self, slot: Slot) -> &str {
-        self.clusters
-            .get(slot.0)
-            .map_or("", |ids| ids.name.as_str())
+    /// The name of the cluster in `slot` (shared, not copied); `None` for the slot of the
+    /// clusters past [`MAX_CLUSTERS`].
+    pub fn name(&self, slot: Slot) -> Option<&Rc<str>> {
+        self.clusters.get(slot.index()?).map(|ids| &ids.name)
     }
 
-    fn ids(&mut self, cluster: &str) -> &mut ClusterIds {
-        let Slot(slot) = self.slot(cluster);
-        if slot >= self.clusters.len() {
-            // Never: `slot` made the entry. Kept so the index below cannot be out of range.
-            self.clusters.resize_with(slot + 1, ClusterIds::default);
+    /// The ids of the cluster in `slot`.
+    fn entry(&mut self, slot: Slot) -> &mut ClusterIds {
+        match slot.index() {
+            Some(i) if i < self.clusters.len() => &mut self.clusters[i],
+            _ => self
+                .other
+                .get_or_insert_with(|| ClusterIds::new(Rc::from(OTHER_CLUSTERS))),
         }
-        &mut self.clusters[slot]
     }
 }
 
@@ -396,10 +449,11 @@ fn record_gauge(slot: &mut Option<u32>, cluster: &str, name: &str, value: u64) {
 }
 
 /// Adds `n` to a counter of the cluster whose ids are `ids`, defining it on first use.
-fn increment(ids: &mut ClusterIds, cluster: &str, counter: Counter, n: u64) {
+fn increment(ids: &mut ClusterIds, counter: Counter, n: u64) {
+    let name = &ids.name;
     let slot = &mut ids.counters[counter.index()];
     if let Some(id) = define(slot, MetricType::Counter, || {
-        stat_name(cluster, counter.name())
+        stat_name(name, counter.name())
     }) {
         let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
     }

@@ -31,7 +31,7 @@ pub struct Config {
     pub keys: Keys,
     /// What this configuration found of each cluster it served on this worker (see
     /// [`Config::cluster`]).
-    known: RefCell<HashMap<String, Rc<Known>>>,
+    known: RefCell<HashMap<Rc<str>, Rc<Known>>>,
 }
 
 /// What a request needs of its cluster beyond the route: found once per cluster and
@@ -48,10 +48,11 @@ pub struct Known {
     pub breaker_key: Rc<str>,
 }
 
-/// Clusters a configuration remembers per worker. Envoy's clusters are few, but a route can
-/// take its cluster from a request header (`cluster_header`): past this many names the rest are
-/// looked up on each request, so clients cannot grow a worker's memory through it.
-const MAX_KNOWN: usize = 1024;
+/// Clusters a configuration remembers per worker: the clusters the worker keeps apart in its
+/// stats ([`super::metrics::MAX_CLUSTERS`]), with names of a sensible length. Past them (a route
+/// that takes its cluster from a request header can name any number), a request finds its
+/// cluster's facts again each time, and nothing is kept for it.
+const MAX_NAME: usize = 256;
 
 impl Config {
     pub fn new(policy: Policy, keys: Keys) -> Config {
@@ -67,15 +68,20 @@ impl Config {
         if let Some(known) = self.known.borrow().get(cluster) {
             return Rc::clone(known);
         }
+        let slot = metrics.slot(cluster);
+        // The name the worker's stats keep, shared rather than copied.
+        let kept = metrics
+            .name(slot)
+            .filter(|_| cluster.len() <= MAX_NAME)
+            .cloned();
         let known = Rc::new(Known {
-            name: Rc::from(cluster),
+            name: kept.clone().unwrap_or_else(|| Rc::from(cluster)),
             row: self.policy.row_of(cluster),
-            slot: metrics.slot(cluster),
+            slot,
             breaker_key: Rc::from(self.keys.breaker(cluster)),
         });
-        let mut table = self.known.borrow_mut();
-        if table.len() < MAX_KNOWN {
-            table.insert(cluster.to_owned(), Rc::clone(&known));
+        if let Some(name) = kept {
+            self.known.borrow_mut().insert(name, Rc::clone(&known));
         }
         known
     }

@@ -54,7 +54,7 @@ use crate::policy::BudgetPolicy;
 
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
-use super::metrics::{Counter, Metrics, Slot};
+use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
 use super::reply::Relay;
 use super::retries::Retries;
 use super::root::Config;
@@ -142,31 +142,40 @@ impl Worker {
     pub fn count_request(
         &mut self,
         keys: &Keys,
+        cluster: &str,
         slot: Slot,
         policy: &BudgetPolicy,
         clock: &mut Clock,
     ) {
-        let batch = self.batch(slot);
+        let Some(batch) = self.batch(slot) else {
+            // A cluster past the worker's table has no batch: its request is written at once.
+            let now = clock.now();
+            self.write_budget(keys, cluster, policy, now, |b| {
+                b.record_requests(policy, 1, now);
+                ((), true)
+            });
+            return;
+        };
         batch.count = batch.count.saturating_add(1);
         batch.policy = Some(*policy);
         if batch.count < FLUSH_EVERY && batch.refunds.is_empty() {
             return;
         }
-        let cluster = self.metrics.name(slot).to_owned();
-        self.write_budget(keys, &cluster, policy, clock.now(), add_owed);
+        self.write_budget(keys, cluster, policy, clock.now(), add_owed);
     }
 
-    /// The budget batch of the cluster in `slot`.
-    fn batch(&mut self, slot: Slot) -> &mut Batch {
-        let i = slot.index();
+    /// The budget batch of the cluster in `slot`; `None` past the worker's table of clusters
+    /// (see [`super::metrics::MAX_CLUSTERS`]).
+    fn batch(&mut self, slot: Slot) -> Option<&mut Batch> {
+        let i = slot.index()?;
         if i >= self.batches.len() {
             self.batches.resize_with(i + 1, Batch::default);
         }
-        &mut self.batches[i]
+        self.batches.get_mut(i)
     }
 
     /// The budget batch of `cluster`.
-    fn batch_of(&mut self, cluster: &str) -> &mut Batch {
+    fn batch_of(&mut self, cluster: &str) -> Option<&mut Batch> {
         let slot = self.metrics.slot(cluster);
         self.batch(slot)
     }
@@ -187,10 +196,21 @@ impl Worker {
     /// successes together, at the flush, at its next failure of the cluster, or once
     /// [`FLUSH_EVERY`] are held; whether that many are held now. Only successes of one epoch
     /// are held: an older one is stale and dropped, a newer one makes the held ones stale.
-    pub fn hold_success(&mut self, cluster: &str, route: &str, epoch: u64, slow: bool) -> bool {
+    /// `None`: not held, because the worker already holds successes for as many clusters as it
+    /// keeps apart (see [`super::metrics::MAX_CLUSTERS`]); the success is then recorded at once.
+    pub fn hold_success(
+        &mut self,
+        cluster: &str,
+        route: &str,
+        epoch: u64,
+        slow: bool,
+    ) -> Option<bool> {
+        if self.held.len() >= MAX_CLUSTERS && !self.held.contains_key(cluster) {
+            return None;
+        }
         let held = self.held.entry_ref(cluster).or_default();
         if epoch < held.successes.epoch {
-            return false;
+            return Some(false);
         }
         if epoch > held.successes.epoch || held.successes.total == 0 {
             held.successes = Successes {
@@ -205,7 +225,7 @@ impl Worker {
         }
         held.successes.total = held.successes.total.saturating_add(1);
         held.successes.slow = held.successes.slow.saturating_add(u32::from(slow));
-        held.successes.total >= FLUSH_EVERY
+        Some(held.successes.total >= FLUSH_EVERY)
     }
 
     /// Records the successes held back for `cluster` in its breaker (one read-modify-write; if
@@ -258,7 +278,7 @@ impl Worker {
             .iter()
             .enumerate()
             .filter(|(_, b)| b.count > 0 || !b.refunds.is_empty())
-            .filter_map(|(i, b)| Some((metrics.name(Slot::at(i)).to_owned(), b.policy?)))
+            .filter_map(|(i, b)| Some((metrics.name(Slot::at(i))?.to_string(), b.policy?)))
             .collect();
         for (cluster, policy) in due {
             self.write_budget(keys, &cluster, &policy, now, add_owed);
@@ -293,7 +313,14 @@ impl Worker {
         withdrawal: Withdrawal,
         now: Millis,
     ) {
-        let batch = self.batch_of(cluster);
+        let Some(batch) = self.batch_of(cluster) else {
+            // Past the worker's table: given back at once, and lost if the write is given up.
+            self.write_budget(keys, cluster, policy, now, |b| {
+                b.refund(policy, withdrawal, now);
+                ((), true)
+            });
+            return;
+        };
         batch.refunds.push(withdrawal);
         batch.policy = Some(*policy);
         self.write_budget(keys, cluster, policy, now, add_owed);
@@ -310,11 +337,10 @@ impl Worker {
         now: Millis,
         mut change: impl FnMut(&mut Budget) -> (R, bool),
     ) -> Option<R> {
-        let batch = self.batch_of(cluster);
-        let (requests, refunds) = (
-            std::mem::take(&mut batch.count),
-            std::mem::take(&mut batch.refunds),
-        );
+        let (requests, refunds) = match self.batch_of(cluster) {
+            Some(b) => (std::mem::take(&mut b.count), std::mem::take(&mut b.refunds)),
+            None => (0, Vec::new()),
+        };
         let key = keys.budget(cluster);
         let updated = shared::update::<Budget, _>(&key, |b| {
             if requests > 0 {
@@ -326,8 +352,7 @@ impl Worker {
             let (value, changed) = change(b);
             (value, changed || requests > 0 || !refunds.is_empty())
         });
-        if updated.value.is_none() {
-            let batch = self.batch_of(cluster);
+        if let (None, Some(batch)) = (&updated.value, self.batch_of(cluster)) {
             batch.count = batch.count.saturating_add(requests);
             let mut owed = refunds;
             owed.append(&mut batch.refunds);
