@@ -91,10 +91,42 @@ fn every_metric_appears_in_prometheus_with_its_cluster_label_and_exact_value() {
 
     breakwater_envoy::metrics::wait_for_flush();
     let prometheus = envoy.prometheus().expect("prometheus");
+    // Not per cluster: the VMs' wasm memory, the largest and all together (two workers, each
+    // with at least a MiB; the main thread's VM serves no request and never flushes).
+    let memory = |name: &str| {
+        let samples: Vec<_> = prometheus
+            .samples
+            .iter()
+            .filter(|s| s.name == name)
+            .collect();
+        assert_eq!(samples.len(), 1, "one unlabelled {name}: {samples:?}");
+        assert!(samples[0].labels.is_empty(), "{name} has no cluster");
+        samples[0].value
+    };
+    let largest = memory("breakwater_wasm_memory_bytes");
+    let total = memory("breakwater_wasm_memory_total_bytes");
+    assert!(
+        largest >= 1_048_576.0,
+        "a worker VM holds at least a MiB: {largest}"
+    );
+    assert!(
+        total >= largest && total <= 3.0 * largest,
+        "all VMs that flushed together, one or two workers: {total} against {largest}"
+    );
+    assert_eq!(
+        prometheus.type_of("breakwater_wasm_memory_bytes"),
+        Some("gauge")
+    );
+    assert_eq!(
+        prometheus.type_of("breakwater_wasm_memory_total_bytes"),
+        Some("counter")
+    );
     let seen: BTreeMap<(String, String), f64> = prometheus
         .samples
         .iter()
-        .filter(|s| s.name.starts_with("breakwater_"))
+        .filter(|s| {
+            s.name.starts_with("breakwater_") && !s.name.starts_with("breakwater_wasm_memory")
+        })
         .map(|s| {
             let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             ((s.name.clone(), labels.join(",")), s.value)
