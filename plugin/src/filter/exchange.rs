@@ -18,10 +18,10 @@ use crate::core::retry::{deadline_allows, plan, PlanInput, Stop, Verdict};
 use crate::core::{millis, Millis};
 use crate::policy::{BreakerMode, BreakerPolicy, Effective, Entry};
 
+use super::config::Config;
 use super::copy::{Dropped, RequestCopy};
 use super::host::{self, Clock};
 use super::metrics::{Counter, SkipReason, Slot};
-use super::root::Config;
 use super::shared;
 use super::worker::{read_breaker, Worker};
 

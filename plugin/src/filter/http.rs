@@ -36,6 +36,7 @@ use crate::core::retry::eligible;
 use crate::core::Millis;
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
+use super::config::Config;
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::{Exchange, Next};
 use super::grpc;
@@ -43,7 +44,6 @@ use super::host::{self, Clock};
 use super::metrics::Counter;
 use super::reply::{self, send_fallback};
 use super::retries::{self, Job, Last, Stage as JobStage};
-use super::root::Config;
 use super::shared;
 use super::worker::{self, Worker};
 

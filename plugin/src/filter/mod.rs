@@ -18,6 +18,7 @@
 //! unwraps host results or input: headers are read as bytes, properties are decoded leniently, and
 //! shared-data bytes that do not decode are replaced by a fresh state and reported.
 
+mod config;
 mod copy;
 mod events;
 mod exchange;

@@ -50,13 +50,13 @@ use crate::core::pairs::Pairs;
 use crate::core::retry::Stop;
 use crate::core::Millis;
 
+use super::config::Config;
 use super::exchange::{Exchange, Next};
 use super::host::{self, Clock};
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
 use super::reply::{self, Reply};
-use super::root::Config;
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 
 /// What the client gets if its retries stop now.

@@ -52,12 +52,12 @@ use crate::core::budget::{Budget, Withdrawal};
 use crate::core::Millis;
 use crate::policy::BudgetPolicy;
 
+use super::config::Config;
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
 use super::reply::Relay;
 use super::retries::Retries;
-use super::root::Config;
 use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
