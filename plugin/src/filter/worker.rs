@@ -387,7 +387,7 @@ impl Worker {
             self.metrics.mode(cluster, shadow);
         }
         match updated.value {
-            Some(events) => super::events::apply(self, cluster, &events),
+            Some(events) => super::events::apply(&mut self.metrics, cluster, &events),
             None => self.contention(cluster, key),
         }
     }
