@@ -14,7 +14,7 @@
 //! The first attempt's response is classified. A failure that will be retried is paused here and
 //! the request moves to the worker's retry queue ([`super::retries`]); otherwise the outcome goes to
 //! the breaker and the response flows on untouched. When the retries end, the held response is
-//! resumed (see [`super::reply::deliver`]); if a retry's response was written into its place,
+//! resumed (see [`super::relay::deliver`]); if a retry's response was written into its place,
 //! the held body and trailers that then pass this context's callbacks are replaced by the
 //! retry's. The filter's fallback at admission comes back through the response callbacks too,
 //! and passes through. A gRPC request is judged by its `grpc-status` instead, once known: at the
@@ -42,7 +42,8 @@ use super::exchange::{Exchange, Next};
 use super::grpc;
 use super::host::{self, Clock};
 use super::metrics::Counter;
-use super::reply::{self, send_fallback};
+use super::relay;
+use super::reply::send_fallback;
 use super::retries::{self, Job, Last, Stage as JobStage};
 use super::shared;
 use super::worker::{self, Worker};
@@ -336,7 +337,7 @@ impl Stream {
         let now = host::now();
         let id = self.id;
         worker::with(|w| {
-            reply::drop_relay(w, id);
+            relay::drop_relay(w, id);
             // A delivered retry has no job left: nothing to end, and no properties to read.
             if stage == Stage::Retrying && w.retries.pending(id) {
                 match ended_by_upstream_failure() {
@@ -530,11 +531,11 @@ impl HttpContext for Stream {
         worker::with(|w| self.judge(w, outcome, end_of_stream)).unwrap_or(Action::Continue)
     }
 
-    // A held response comes back through these once it is resumed (see `reply::deliver`).
+    // A held response comes back through these once it is resumed (see `relay::deliver`).
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let hold = self.stage == Stage::Retrying
-            && worker::with(|w| reply::write_body(w, self.id, body_size, end_of_stream))
+            && worker::with(|w| relay::write_body(w, self.id, body_size, end_of_stream))
                 .unwrap_or(false);
         if hold {
             Action::Pause
@@ -550,7 +551,7 @@ impl HttpContext for Stream {
                 worker::with(|w| self.judge(w, outcome, true)).unwrap_or(Action::Continue)
             }
             Stage::Retrying => {
-                worker::with(|w| reply::write_trailers(w, self.id));
+                worker::with(|w| relay::write_trailers(w, self.id));
                 Action::Continue
             }
             _ => Action::Continue,

@@ -8,7 +8,7 @@
 //! response (or its failure: an error from `dispatch_http_call`, a synthesized 503/504, or a
 //! callback with no headers) is judged like the first attempt: another retry, or the end, where
 //! the stream's held response is resumed, as it is or with that attempt's response written into
-//! its place (see [`reply::deliver`]).
+//! its place (see [`relay::deliver`]).
 //!
 //! # Refused dispatches
 //! Envoy may refuse a dispatch at once: `InternalFailure` when `AsyncClient::send` fails inline
@@ -56,6 +56,7 @@ use super::host::{self, Clock};
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
+use super::relay;
 use super::reply::{self, Reply};
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 
@@ -272,7 +273,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         let outcome = job.outcome;
         job.exchange
             .finish(w, &outcome, Some(stop), &mut Clock::at(now));
-        reply::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
+        relay::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
         return;
     }
     let attempt = exchange.attempts + 1;
@@ -282,7 +283,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         // a client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
-        reply::deliver(w, root_id, id, job, false, now);
+        relay::deliver(w, root_id, id, job, false, now);
         return;
     };
     let headers = reply::call_headers(copy, attempt);
@@ -415,7 +416,7 @@ fn conclude(
             let breaker_stop = stop == Some(Stop::Breaker);
             let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, &mut Clock::at(now));
-            reply::deliver(w, root_id, id, job, breaker_stop, now);
+            relay::deliver(w, root_id, id, job, breaker_stop, now);
         }
     }
 }
@@ -450,5 +451,5 @@ fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     job.exchange.inconclusive = true;
     let outcome = job.outcome;
     job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
-    reply::deliver(w, root_id, id, job, false, now);
+    relay::deliver(w, root_id, id, job, false, now);
 }
