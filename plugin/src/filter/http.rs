@@ -42,9 +42,10 @@ use super::exchange::{Exchange, Next};
 use super::grpc;
 use super::host::{self, Clock};
 use super::metrics::Counter;
+use super::queue::{Job, Last, Stage as JobStage};
 use super::relay;
 use super::reply::send_fallback;
-use super::retries::{self, Job, Last, Stage as JobStage};
+use super::retries;
 use super::shared;
 use super::worker::{self, Worker};
 

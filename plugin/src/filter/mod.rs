@@ -29,6 +29,7 @@ mod logs;
 mod memory;
 mod metrics;
 mod outbound;
+mod queue;
 mod relay;
 mod reply;
 mod retries;

@@ -19,8 +19,8 @@ use super::host;
 use super::memory::Lease;
 use super::metrics::Counter;
 use super::outbound;
+use super::queue::{Job, Last};
 use super::reply::{fallback, Relay, Reply, ATTEMPTS_HEADER};
-use super::retries::{Job, Last};
 use super::worker::{read_breaker, Worker};
 
 /// The headers of a reply: `headers`, plus `x-breakwater-attempts` after a retry.

@@ -1,8 +1,9 @@
-//! The worker's retries: a due-time queue driven by the root context's tick, dispatched HTTP
-//! calls, and the hand-back of the final response to the waiting client stream.
+//! The worker's retries: their due-time queue ([`super::queue`]) driven by the root context's
+//! tick, dispatched HTTP calls, and the hand-back of the final response to the waiting client
+//! stream.
 //!
 //! # Flow
-//! The stream pauses its failed response and hands its [`Exchange`] here ([`schedule`]). When the
+//! The stream pauses its failed response and hands its exchange here ([`schedule`]). When the
 //! retry is due, the tick checks the breaker again and dispatches the request copy to the same
 //! cluster with `x-breakwater-attempt: N` and `per_try_timeout` as the call's timeout. The call's
 //! response (or its failure: an error from `dispatch_http_call`, a synthesized 503/504, or a
@@ -37,11 +38,8 @@
 //! budget goes back, and its root's timer moves to the next waiting retry (or turns off). A response that arrives for a stream that is gone is dropped without touching
 //! the stream (`set_effective_context` on a finished context would fail).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use hashbrown::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
@@ -51,120 +49,15 @@ use crate::core::retry::Stop;
 use crate::core::Millis;
 
 use super::config::Config;
-use super::exchange::{Exchange, Next};
+use super::exchange::Next;
 use super::host::{self, Clock};
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
+use super::queue::{Job, Last, Stage};
 use super::relay;
 use super::reply::{self, Reply};
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
-
-/// What the client gets if its retries stop now.
-#[derive(Debug)]
-pub enum Last {
-    /// The first attempt's response, still paused in Envoy.
-    Held,
-    /// A retry's response.
-    Reply(Reply),
-    /// A retry that ended without a response (reset, refused, timed out).
-    Failed,
-}
-
-/// Where a retry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Waiting { due: Millis },
-    InFlight { token: u32 },
-}
-
-/// A client request with retries pending.
-#[derive(Debug)]
-pub struct Job {
-    /// The root context of the client's stream: the one that ticks for it and dispatches it.
-    pub root: u32,
-    pub exchange: Box<Exchange>,
-    pub stage: Stage,
-    pub last: Last,
-    /// The outcome of the latest attempt.
-    pub outcome: Outcome,
-    /// The held response has a body or trailers still to pass the filter (its head did not end
-    /// it): what a relayed response's body and trailers are written into.
-    pub held_body: bool,
-    /// The held response came from the upstream (not Envoy's own reply): it may still be
-    /// arriving when the retries end.
-    pub held_from_upstream: bool,
-}
-
-/// Due times of one root's waiting retries; entries of jobs since cancelled or moved on are
-/// skipped when popped.
-type Queue = BinaryHeap<Reverse<(Millis, u32)>>;
-
-/// The worker's pending retries.
-#[derive(Debug, Default)]
-pub struct Retries {
-    /// By HTTP context id.
-    jobs: HashMap<u32, Job>,
-    /// By root context id; a root's entry goes when its queue empties.
-    queues: HashMap<u32, Queue>,
-    /// Dispatched calls: token → HTTP context id.
-    calls: HashMap<u32, u32>,
-}
-
-impl Retries {
-    /// Whether the stream `context_id` has retries waiting or in flight.
-    pub fn pending(&self, context_id: u32) -> bool {
-        self.jobs.contains_key(&context_id)
-    }
-
-    fn insert_waiting(&mut self, context_id: u32, job: Job) {
-        if let Stage::Waiting { due } = job.stage {
-            self.queues
-                .entry(job.root)
-                .or_default()
-                .push(Reverse((due, context_id)));
-        }
-        self.jobs.insert(context_id, job);
-    }
-
-    /// The earliest due time of a retry waiting for `root`, after dropping stale queue entries.
-    fn next_due(&mut self, root: u32) -> Option<Millis> {
-        let queue = self.queues.get_mut(&root)?;
-        while let Some(Reverse((due, id))) = queue.peek().copied() {
-            if is_waiting(&self.jobs, id, due) {
-                return Some(due);
-            }
-            queue.pop();
-        }
-        self.queues.remove(&root);
-        None
-    }
-
-    /// Removes and returns the jobs of `root` due at `now`.
-    fn take_due(&mut self, root: u32, now: Millis) -> Vec<(u32, Job)> {
-        let mut due_jobs = Vec::new();
-        let Some(queue) = self.queues.get_mut(&root) else {
-            return due_jobs;
-        };
-        while let Some(Reverse((due, id))) = queue.peek().copied() {
-            if due > now {
-                break;
-            }
-            queue.pop();
-            if is_waiting(&self.jobs, id, due) {
-                if let Some(job) = self.jobs.remove(&id) {
-                    due_jobs.push((id, job));
-                }
-            }
-        }
-        due_jobs
-    }
-}
-
-fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, due: Millis) -> bool {
-    jobs.get(&id)
-        .is_some_and(|job| job.stage == Stage::Waiting { due })
-}
 
 /// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
 /// the timer of its own root).

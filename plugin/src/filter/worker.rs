@@ -56,8 +56,8 @@ use super::config::Config;
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
+use super::queue::Retries;
 use super::reply::Relay;
-use super::retries::Retries;
 use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
