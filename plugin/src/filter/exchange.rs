@@ -285,7 +285,7 @@ impl Exchange {
             // Only the rate window would change: held back, added with others at the flush.
             match w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
                 Some(true) => return w.record_held(&self.config, &self.cluster, clock.now()),
-                Some(false) => return super::retries::flush_later(w, self.root, clock),
+                Some(false) => return super::timer::flush_later(w, self.root, clock),
                 // Not held (the worker holds successes for as many clusters as it keeps
                 // apart): recorded now, below.
                 None => {}

@@ -47,6 +47,7 @@ use super::relay;
 use super::reply::send_fallback;
 use super::retries;
 use super::shared;
+use super::timer;
 use super::worker::{self, Worker};
 
 /// What the breaker's admission said, read inside the compare-and-swap loop.
@@ -131,7 +132,7 @@ impl Stream {
         self.grpc = shape.grpc;
         let slot = known.slot;
         w.metrics.add_later(slot, Counter::Requests, 1);
-        retries::flush_later(w, self.root, &mut clock);
+        timer::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
         if let Some(policy) = effective.breaker.as_ref() {

@@ -35,6 +35,7 @@ mod reply;
 mod retries;
 mod root;
 mod shared;
+mod timer;
 #[cfg(feature = "test-trap")]
 mod trap;
 mod worker;

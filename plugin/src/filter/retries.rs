@@ -38,8 +38,6 @@
 //! budget goes back, and its root's timer moves to the next waiting retry (or turns off). A response that arrives for a stream that is gone is dropped without touching
 //! the stream (`set_effective_context` on a finished context would fail).
 
-use std::time::Duration;
-
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
@@ -57,6 +55,7 @@ use super::outbound;
 use super::queue::{Job, Last, Stage};
 use super::relay;
 use super::reply::{self, Reply};
+use super::timer;
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 
 /// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
@@ -64,7 +63,7 @@ use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
 pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
     let root = job.root;
     w.retries.insert_waiting(context_id, job);
-    arm(w, root, now);
+    timer::arm(w, root, now);
 }
 
 /// The stream `context_id` ended while its retry waited or flew (the client left): drops the
@@ -105,7 +104,7 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
         }
         // The root's timer may point at this retry: point it at the next one, or turn it off.
         // The stream's callback acts on its own root's timer, which is this job's root.
-        Stage::Waiting { .. } => arm(w, job.root, now),
+        Stage::Waiting { .. } => timer::arm(w, job.root, now),
     }
     Some(job)
 }
@@ -123,32 +122,7 @@ pub fn tick(w: &mut Worker, root_id: u32, now: Millis, config: Option<&Config>) 
     for (id, job) in w.retries.take_due(root_id, now) {
         dispatch(w, root_id, id, job, now);
     }
-    arm(w, root_id, now);
-}
-
-/// A request under `root` was counted for the worker's flush: sets the flush timer on `root`
-/// unless it runs there already (reading the clock once per flush).
-pub fn flush_later(w: &mut Worker, root: u32, clock: &mut Clock) {
-    if w.flush_timer.is_some_and(|t| t.root == root) {
-        return;
-    }
-    let now = clock.now();
-    w.flush_timer = Some(FlushTimer {
-        root,
-        due: now.saturating_add(FLUSH_AFTER),
-    });
-    arm(w, root, now);
-}
-
-/// Points the timer of `root` (which must be the calling context's root) at the earliest retry
-/// due for it or the worker's flush if it runs on `root`, whichever is nearer, or turns it off.
-pub fn arm(w: &mut Worker, root: u32, now: Millis) {
-    let flush = w.flush_timer.filter(|t| t.root == root).map(|t| t.due);
-    let period = match w.retries.next_due(root).into_iter().chain(flush).min() {
-        Some(due) => due.saturating_sub(now).max(1),
-        None => 0,
-    };
-    let _ = hostcalls::set_tick_period(Duration::from_millis(period));
+    timer::arm(w, root_id, now);
 }
 
 fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {

@@ -19,6 +19,7 @@ use super::host;
 use super::http::Stream;
 use super::retries;
 use super::shared::Keys;
+use super::timer;
 use super::worker;
 
 /// The name breaker and budget state is kept under: the policy's `state_scope`, else the root
@@ -56,7 +57,7 @@ impl Context for Root {
         let id = self.id;
         worker::with(|w| {
             retries::call_response(w, id, token, num_headers, body_size, now);
-            retries::arm(w, id, now);
+            timer::arm(w, id, now);
         });
     }
 }

@@ -18,7 +18,7 @@
 //! # The flush
 //! The first request counted after a flush reads the clock and sets a [`FlushTimer`] due
 //! [`FLUSH_AFTER`] ms later on its root's timer, which it shares with the root's waiting retries
-//! (the period is the nearer of the two, see [`super::retries::arm`]). The root's tick then adds
+//! (the period is the nearer of the two, see [`super::timer::arm`]). The root's tick then adds
 //! every pending count, requests and budget alike, and the timer turns off until the next
 //! request. So a count reaches Envoy's stats and the shared budget at most [`FLUSH_AFTER`] ms
 //! (plus the lateness of Envoy's timer) after its request arrived; a budget batch of
