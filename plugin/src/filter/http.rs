@@ -38,9 +38,10 @@ use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
 use super::config::Config;
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
-use super::exchange::{Exchange, Next};
+use super::exchange::Exchange;
 use super::grpc;
 use super::host::{self, Clock};
+use super::judge::Next;
 use super::metrics::Counter;
 use super::queue::{Job, Last, Stage as JobStage};
 use super::relay;

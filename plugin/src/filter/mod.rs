@@ -25,6 +25,7 @@ mod exchange;
 mod grpc;
 mod host;
 mod http;
+mod judge;
 mod logs;
 mod memory;
 mod metrics;

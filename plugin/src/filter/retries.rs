@@ -47,8 +47,8 @@ use crate::core::retry::Stop;
 use crate::core::Millis;
 
 use super::config::Config;
-use super::exchange::Next;
 use super::host::{self, Clock};
+use super::judge::Next;
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
