@@ -40,7 +40,7 @@ use super::config::Config;
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
 use super::exchange::Exchange;
 use super::grpc;
-use super::host::{self, Clock};
+use super::host::{self, Clock, HostRng};
 use super::judge::Next;
 use super::metrics::Counter;
 use super::queue::{Job, Last, Stage as JobStage};
@@ -209,7 +209,7 @@ impl Stream {
                 // a probe slot, and must not become an unbounded extra probe).
                 None => {
                     if let Some((phase, retry_after)) =
-                        contended_rejection(w, policy, key, clock.now())
+                        contended_rejection(&mut w.rng, policy, key, clock.now())
                     {
                         w.metrics.state(&cluster, phase.gauge());
                         fallback(self.grpc, policy, phase, retry_after);
@@ -448,7 +448,7 @@ fn fallback(is_grpc: bool, policy: &BreakerPolicy, phase: Phase, retry_after: Du
 /// The fallback for a request whose admission was given up under contention, if the breaker (as
 /// last read) is not closed: its phase and when to come back.
 fn contended_rejection(
-    w: &mut Worker,
+    rng: &mut HostRng,
     policy: &BreakerPolicy,
     key: &str,
     now: Millis,
@@ -463,7 +463,7 @@ fn contended_rejection(
     // A dry run on a copy: the rejection a new request would get. Where it would be admitted (a
     // probe slot looked free, but taking it lost every write), the request waits like one that
     // found every slot taken.
-    Some(match breaker.admit(policy, now, &mut w.rng).value {
+    Some(match breaker.admit(policy, now, rng).value {
         Admission::Rejected(rejection) => (rejection.phase, rejection.retry_after),
         Admission::Admitted(_) => (Phase::HalfOpen, HALF_OPEN_RETRY_AFTER),
     })

@@ -20,7 +20,7 @@ use super::memory::Lease;
 use super::metrics::Counter;
 use super::outbound;
 use super::queue::{Job, Last};
-use super::reply::{fallback, Relay, Reply, ATTEMPTS_HEADER};
+use super::reply::{fallback, Relay, Relays, Reply, ATTEMPTS_HEADER};
 use super::worker::{read_breaker, Worker};
 
 /// The headers of a reply: `headers`, plus `x-breakwater-attempts` after a retry.
@@ -49,7 +49,16 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
     let place = held_place(&job);
     if breaker_stop {
         if let Some((status, headers, body)) = fallback_due(w, exchange, now) {
-            relay(w, id, place, status, &headers, body, Pairs::default(), None);
+            relay(
+                &mut w.relays,
+                id,
+                place,
+                status,
+                &headers,
+                body,
+                Pairs::default(),
+                None,
+            );
             let _ = hostcalls::set_effective_context(root_id);
             return;
         }
@@ -76,7 +85,16 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
                 held,
             } = reply;
             let headers = with_attempts(headers.iter(), &attempts, retried);
-            relay(w, id, place, status, &headers, body, trailers, Some(held));
+            relay(
+                &mut w.relays,
+                id,
+                place,
+                status,
+                &headers,
+                body,
+                trailers,
+                Some(held),
+            );
         }
         Last::Failed => {
             // What Envoy's router answers when an attempt gets no response.
@@ -88,7 +106,16 @@ pub fn deliver(w: &mut Worker, root_id: u32, id: u32, job: Job, breaker_stop: bo
             let content_type = (&b"content-type"[..], &b"text/plain"[..]);
             let headers = with_attempts(std::iter::once(content_type), &attempts, retried);
             let body = body.as_bytes().to_vec();
-            relay(w, id, place, status, &headers, body, Pairs::default(), None);
+            relay(
+                &mut w.relays,
+                id,
+                place,
+                status,
+                &headers,
+                body,
+                Pairs::default(),
+                None,
+            );
         }
     }
     let _ = hostcalls::set_effective_context(root_id);
@@ -128,7 +155,7 @@ fn held_place(job: &Job) -> Place {
 /// instead, which ends the stream at once (and skips the encoder filters before Breakwater).
 #[allow(clippy::too_many_arguments)]
 fn relay(
-    w: &mut Worker,
+    relays: &mut Relays,
     id: u32,
     place: Place,
     status: u16,
@@ -156,7 +183,7 @@ fn relay(
         return;
     }
     if place == Place::Whole {
-        w.relays.insert(id, Relay::new(body, trailers, lease));
+        relays.insert(id, Relay::new(body, trailers, lease));
     }
     let _ = hostcalls::resume_http_response();
 }

@@ -115,6 +115,9 @@ impl Relay {
     }
 }
 
+/// The relays a worker keeps, by HTTP context id.
+pub type Relays = hashbrown::HashMap<u32, Relay, crate::policy::names::FnvBuildHasher>;
+
 /// The request headers of attempt `attempt` of `copy`: the client's, without hop-by-hop ones,
 /// plus `x-breakwater-attempt`.
 pub fn call_headers(copy: &RequestCopy, attempt: u32) -> Pairs {

@@ -57,7 +57,7 @@ use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
 use super::queue::Retries;
-use super::reply::Relay;
+use super::reply::Relays;
 use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
@@ -117,7 +117,7 @@ pub struct Worker {
     pub rng: HostRng,
     pub retries: Retries,
     /// Retried responses being written into their streams' held responses, by HTTP context id.
-    pub relays: HashMap<u32, Relay>,
+    pub relays: Relays,
     /// Budget batches, by cluster slot ([`Metrics::slot`]).
     batches: Vec<Batch>,
     logs: Limiter,
