@@ -18,7 +18,7 @@
 //! among them):
 //! 1. **Host and bookkeeping**: reads from the host ([`host`]: clock, properties, header maps),
 //!    what the filter writes to it ([`outbound`]), [`shared`] data, [`metrics`], the worker's byte
-//!    budget ([`memory`]), rate-limited [`logs`], and the test-only [`trap`].
+//!    budget ([`memory`]), rate-limited [`logs`], and the test-only `trap`.
 //! 2. **Configuration and plain data**: a validated [`config`] and what it found of each cluster,
 //!    a request's [`copy`], and breaker [`events`] turned into logs and metrics.
 //! 3. **One request**: its [`exchange`] (admission, attempts, copy), what the filter sends and

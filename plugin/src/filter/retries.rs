@@ -25,8 +25,9 @@
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
 //! earliest due retry, or at the worker's flush of batched counts if that is nearer and runs on
-//! this root (see [`super::worker`]), and is 0 while neither waits. A stream's callback that queues a retry sets its
-//! root's timer (proxy-wasm-cpp-host sets the timer of the calling context's root), and the root
+//! this root (see [`super::worker`]), and is 0 while neither waits ([`super::timer`]). A stream's
+//! callback that queues a retry sets its root's timer (proxy-wasm-cpp-host sets the timer of the
+//! calling context's root), and the root
 //! dispatches the retry from its tick, so the call belongs to that root too. A root outlives its
 //! streams: after a reconfiguration the old root keeps ticking until its last stream ends, so a
 //! retry queued under an older configuration is still served. A root must never dispatch another

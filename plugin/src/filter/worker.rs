@@ -1,6 +1,11 @@
 //! What one worker VM keeps across callbacks: metric ids, randomness, the retry budget's batched
 //! request counts, and the retries that wait or are in flight.
 //!
+//! The [`Worker`] is the container, with the bookkeeping that needs nothing else (budget writes,
+//! held successes, breaker observations): the plain data it holds, the retry queue
+//! ([`super::queue`]) and the relays ([`super::reply::Relay`]), sits below it, and what acts on a
+//! request with it (a root's timer, judging attempts, relaying, the retries) sits above it.
+//!
 //! # One per VM
 //! Envoy runs one VM per worker thread, and a VM runs one callback at a time, so a thread-local
 //! `RefCell` is this worker's state. Host calls never call back into the VM while a callback
