@@ -14,8 +14,8 @@
 //! written through [`shared`] with bounded compare-and-swap loops.
 //!
 //! # Layers
-//! Each module uses only the ones below it (none imports one above it, so there is no cycle
-//! among them):
+//! Each module uses only the layers below its own and, in its layer, the modules named before it
+//! (none imports one above it, so there is no cycle among them):
 //! 1. **Host and bookkeeping**: reads from the host ([`host`]: clock, properties, header maps),
 //!    what the filter writes to it ([`outbound`]), [`shared`] data, [`metrics`], the worker's byte
 //!    budget ([`memory`]), rate-limited [`logs`], and the test-only `trap`.
