@@ -23,6 +23,7 @@
 //! them. The SDK dispatches only UTF-8 names and values (see [`super::outbound`]), so a request
 //! with any other header bytes is not kept: it is forwarded untouched and never replayed altered.
 
+use crate::core::outcome::grpc::is_grpc_content_type;
 use crate::core::pairs::Pairs;
 
 use super::memory::Lease;
@@ -88,7 +89,7 @@ impl<'a> Shape<'a> {
                 b":method" => shape.method = std::str::from_utf8(value).ok(),
                 b"upgrade" => shape.upgrade = true,
                 b"content-type" => {
-                    shape.grpc = super::grpc::is_grpc_content_type(value);
+                    shape.grpc = is_grpc_content_type(value);
                     shape.grpc_family = value.starts_with(b"application/grpc");
                 }
                 b"content-length" => {

@@ -11,11 +11,10 @@
 
 use crate::core::breaker::{Events, Phase};
 
-use super::metrics::Counter;
-use super::worker::Worker;
+use super::metrics::{Counter, Metrics};
 
 /// Logs and counts what a breaker transition reported.
-pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
+pub fn apply(metrics: &mut Metrics, cluster: &str, events: &Events) {
     if events.is_empty() {
         return;
     }
@@ -23,25 +22,24 @@ pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
         log::warn!(
             "breakwater: circuit breaker '{cluster}' state was beyond the policy's times; clamped"
         );
-        w.metrics.add(cluster, Counter::StateClamped, 1);
+        metrics.add(cluster, Counter::StateClamped, 1);
     }
     let reclaimed = events.probes_reclaimed();
     if reclaimed > 0 {
         log::info!(
             "breakwater: circuit breaker '{cluster}' reclaimed {reclaimed} probe slot(s) after probe_timeout"
         );
-        w.metrics
-            .add(cluster, Counter::ProbesReclaimed, u64::from(reclaimed));
+        metrics.add(cluster, Counter::ProbesReclaimed, u64::from(reclaimed));
     }
     if events.half_opened() {
         log::info!("breakwater: circuit breaker '{cluster}' entering HALF_OPEN");
-        w.metrics.add(cluster, Counter::BreakerHalfOpened, 1);
-        w.metrics.state(cluster, Phase::HalfOpen.gauge());
+        metrics.add(cluster, Counter::BreakerHalfOpened, 1);
+        metrics.state(cluster, Phase::HalfOpen.gauge());
     }
     if events.closed() {
         log::info!("breakwater: circuit breaker '{cluster}' closed");
-        w.metrics.add(cluster, Counter::BreakerClosed, 1);
-        w.metrics.state(cluster, Phase::Closed.gauge());
+        metrics.add(cluster, Counter::BreakerClosed, 1);
+        metrics.state(cluster, Phase::Closed.gauge());
     }
     if let Some(opening) = events.opened() {
         log::warn!(
@@ -49,15 +47,15 @@ pub fn apply(w: &mut Worker, cluster: &str, events: &Events) {
             opening.reason,
             crate::core::millis(opening.open_for)
         );
-        w.metrics.add(cluster, Counter::BreakerOpened, 1);
-        w.metrics.state(cluster, Phase::Open.gauge());
+        metrics.add(cluster, Counter::BreakerOpened, 1);
+        metrics.state(cluster, Phase::Open.gauge());
     }
     if let Some(opening) = events.would_open() {
         log::warn!(
             "breakwater: circuit breaker '{cluster}' would OPEN after {} (shadow mode)",
             opening.reason
         );
-        w.metrics.add(cluster, Counter::BreakerWouldOpen, 1);
-        w.metrics.state(cluster, Phase::Open.gauge());
+        metrics.add(cluster, Counter::BreakerWouldOpen, 1);
+        metrics.state(cluster, Phase::Open.gauge());
     }
 }

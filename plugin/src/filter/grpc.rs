@@ -36,12 +36,6 @@ use super::reply::BREAKER_HEADER;
 /// The header a gRPC server (or the fallback) uses to tell a client when to retry (gRFC A6).
 pub const PUSHBACK_HEADER: &str = "grpc-retry-pushback-ms";
 
-/// Whether a request with this `content-type` is a gRPC call (see
-/// `core::outcome::grpc::is_grpc_content_type`).
-pub fn is_grpc_content_type(value: &[u8]) -> bool {
-    grpc::is_grpc_content_type(value)
-}
-
 /// The response headers of a gRPC request: its outcome if they carry it, else `Pending` (the
 /// status comes in the trailers). `end_of_stream`: the headers end the response.
 pub fn at_headers(end_of_stream: bool) -> AtHeaders {

@@ -14,7 +14,7 @@
 //! The first attempt's response is classified. A failure that will be retried is paused here and
 //! the request moves to the worker's retry queue ([`super::retries`]); otherwise the outcome goes to
 //! the breaker and the response flows on untouched. When the retries end, the held response is
-//! resumed (see [`super::reply::deliver`]); if a retry's response was written into its place,
+//! resumed (see [`super::relay::deliver`]); if a retry's response was written into its place,
 //! the held body and trailers that then pass this context's callbacks are replaced by the
 //! retry's. The filter's fallback at admission comes back through the response callbacks too,
 //! and passes through. A gRPC request is judged by its `grpc-status` instead, once known: at the
@@ -36,15 +36,19 @@ use crate::core::retry::eligible;
 use crate::core::Millis;
 use crate::policy::{BreakerMode, BreakerPolicy, Effective};
 
+use super::config::Config;
 use super::copy::{Dropped, Limits, RequestCopy, Shape};
-use super::exchange::{Exchange, Next};
+use super::exchange::Exchange;
 use super::grpc;
-use super::host::{self, Clock};
+use super::host::{self, Clock, HostRng};
+use super::judge::Next;
 use super::metrics::Counter;
-use super::reply::{self, send_fallback};
-use super::retries::{self, Job, Last, Stage as JobStage};
-use super::root::Config;
+use super::queue::{Job, Last, Stage as JobStage};
+use super::relay;
+use super::reply::send_fallback;
+use super::retries;
 use super::shared;
+use super::timer;
 use super::worker::{self, Worker};
 
 /// What the breaker's admission said, read inside the compare-and-swap loop.
@@ -129,7 +133,7 @@ impl Stream {
         self.grpc = shape.grpc;
         let slot = known.slot;
         w.metrics.add_later(slot, Counter::Requests, 1);
-        retries::flush_later(w, self.root, &mut clock);
+        timer::flush_later(w, self.root, &mut clock);
 
         let mut permit = None;
         if let Some(policy) = effective.breaker.as_ref() {
@@ -205,7 +209,7 @@ impl Stream {
                 // a probe slot, and must not become an unbounded extra probe).
                 None => {
                     if let Some((phase, retry_after)) =
-                        contended_rejection(w, policy, key, clock.now())
+                        contended_rejection(&mut w.rng, policy, key, clock.now())
                     {
                         w.metrics.state(&cluster, phase.gauge());
                         fallback(self.grpc, policy, phase, retry_after);
@@ -336,7 +340,7 @@ impl Stream {
         let now = host::now();
         let id = self.id;
         worker::with(|w| {
-            reply::drop_relay(w, id);
+            relay::drop_relay(w, id);
             // A delivered retry has no job left: nothing to end, and no properties to read.
             if stage == Stage::Retrying && w.retries.pending(id) {
                 match ended_by_upstream_failure() {
@@ -444,7 +448,7 @@ fn fallback(is_grpc: bool, policy: &BreakerPolicy, phase: Phase, retry_after: Du
 /// The fallback for a request whose admission was given up under contention, if the breaker (as
 /// last read) is not closed: its phase and when to come back.
 fn contended_rejection(
-    w: &mut Worker,
+    rng: &mut HostRng,
     policy: &BreakerPolicy,
     key: &str,
     now: Millis,
@@ -459,7 +463,7 @@ fn contended_rejection(
     // A dry run on a copy: the rejection a new request would get. Where it would be admitted (a
     // probe slot looked free, but taking it lost every write), the request waits like one that
     // found every slot taken.
-    Some(match breaker.admit(policy, now, &mut w.rng).value {
+    Some(match breaker.admit(policy, now, rng).value {
         Admission::Rejected(rejection) => (rejection.phase, rejection.retry_after),
         Admission::Admitted(_) => (Phase::HalfOpen, HALF_OPEN_RETRY_AFTER),
     })
@@ -530,11 +534,11 @@ impl HttpContext for Stream {
         worker::with(|w| self.judge(w, outcome, end_of_stream)).unwrap_or(Action::Continue)
     }
 
-    // A held response comes back through these once it is resumed (see `reply::deliver`).
+    // A held response comes back through these once it is resumed (see `relay::deliver`).
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let hold = self.stage == Stage::Retrying
-            && worker::with(|w| reply::write_body(w, self.id, body_size, end_of_stream))
+            && worker::with(|w| relay::write_body(w, self.id, body_size, end_of_stream))
                 .unwrap_or(false);
         if hold {
             Action::Pause
@@ -550,7 +554,7 @@ impl HttpContext for Stream {
                 worker::with(|w| self.judge(w, outcome, true)).unwrap_or(Action::Continue)
             }
             Stage::Retrying => {
-                worker::with(|w| reply::write_trailers(w, self.id));
+                worker::with(|w| relay::write_trailers(w, self.id));
                 Action::Continue
             }
             _ => Action::Continue,

@@ -1,14 +1,15 @@
-//! The worker's retries: a due-time queue driven by the root context's tick, dispatched HTTP
-//! calls, and the hand-back of the final response to the waiting client stream.
+//! The worker's retries: their due-time queue ([`super::queue`]) driven by the root context's
+//! tick, dispatched HTTP calls, and the hand-back of the final response to the waiting client
+//! stream.
 //!
 //! # Flow
-//! The stream pauses its failed response and hands its [`Exchange`] here ([`schedule`]). When the
+//! The stream pauses its failed response and hands its exchange here ([`schedule`]). When the
 //! retry is due, the tick checks the breaker again and dispatches the request copy to the same
 //! cluster with `x-breakwater-attempt: N` and `per_try_timeout` as the call's timeout. The call's
 //! response (or its failure: an error from `dispatch_http_call`, a synthesized 503/504, or a
 //! callback with no headers) is judged like the first attempt: another retry, or the end, where
 //! the stream's held response is resumed, as it is or with that attempt's response written into
-//! its place (see [`reply::deliver`]).
+//! its place (see [`relay::deliver`]).
 //!
 //! # Refused dispatches
 //! Envoy may refuse a dispatch at once: `InternalFailure` when `AsyncClient::send` fails inline
@@ -24,8 +25,9 @@
 //! # Timer and roots
 //! Each root context serves the retries of its own streams: its tick period points at their
 //! earliest due retry, or at the worker's flush of batched counts if that is nearer and runs on
-//! this root (see [`super::worker`]), and is 0 while neither waits. A stream's callback that queues a retry sets its
-//! root's timer (proxy-wasm-cpp-host sets the timer of the calling context's root), and the root
+//! this root (see [`super::worker`]), and is 0 while neither waits ([`super::timer`]). A stream's
+//! callback that queues a retry sets its root's timer (proxy-wasm-cpp-host sets the timer of the
+//! calling context's root), and the root
 //! dispatches the retry from its tick, so the call belongs to that root too. A root outlives its
 //! streams: after a reconfiguration the old root keeps ticking until its last stream ends, so a
 //! retry queued under an older configuration is still served. A root must never dispatch another
@@ -37,11 +39,6 @@
 //! budget goes back, and its root's timer moves to the next waiting retry (or turns off). A response that arrives for a stream that is gone is dropped without touching
 //! the stream (`set_effective_context` on a finished context would fail).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::time::Duration;
-
-use hashbrown::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
@@ -50,127 +47,24 @@ use crate::core::pairs::Pairs;
 use crate::core::retry::Stop;
 use crate::core::Millis;
 
-use super::exchange::{Exchange, Next};
+use super::config::Config;
 use super::host::{self, Clock};
+use super::judge::Next;
 use super::memory::{self, Lease};
 use super::metrics::{Counter, SkipReason};
 use super::outbound;
+use super::queue::{Job, Last, Stage};
+use super::relay;
 use super::reply::{self, Reply};
-use super::root::Config;
+use super::timer;
 use super::worker::{FlushTimer, Worker, FLUSH_AFTER};
-
-/// What the client gets if its retries stop now.
-#[derive(Debug)]
-pub enum Last {
-    /// The first attempt's response, still paused in Envoy.
-    Held,
-    /// A retry's response.
-    Reply(Reply),
-    /// A retry that ended without a response (reset, refused, timed out).
-    Failed,
-}
-
-/// Where a retry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Waiting { due: Millis },
-    InFlight { token: u32 },
-}
-
-/// A client request with retries pending.
-#[derive(Debug)]
-pub struct Job {
-    /// The root context of the client's stream: the one that ticks for it and dispatches it.
-    pub root: u32,
-    pub exchange: Box<Exchange>,
-    pub stage: Stage,
-    pub last: Last,
-    /// The outcome of the latest attempt.
-    pub outcome: Outcome,
-    /// The held response has a body or trailers still to pass the filter (its head did not end
-    /// it): what a relayed response's body and trailers are written into.
-    pub held_body: bool,
-    /// The held response came from the upstream (not Envoy's own reply): it may still be
-    /// arriving when the retries end.
-    pub held_from_upstream: bool,
-}
-
-/// Due times of one root's waiting retries; entries of jobs since cancelled or moved on are
-/// skipped when popped.
-type Queue = BinaryHeap<Reverse<(Millis, u32)>>;
-
-/// The worker's pending retries.
-#[derive(Debug, Default)]
-pub struct Retries {
-    /// By HTTP context id.
-    jobs: HashMap<u32, Job>,
-    /// By root context id; a root's entry goes when its queue empties.
-    queues: HashMap<u32, Queue>,
-    /// Dispatched calls: token → HTTP context id.
-    calls: HashMap<u32, u32>,
-}
-
-impl Retries {
-    /// Whether the stream `context_id` has retries waiting or in flight.
-    pub fn pending(&self, context_id: u32) -> bool {
-        self.jobs.contains_key(&context_id)
-    }
-
-    fn insert_waiting(&mut self, context_id: u32, job: Job) {
-        if let Stage::Waiting { due } = job.stage {
-            self.queues
-                .entry(job.root)
-                .or_default()
-                .push(Reverse((due, context_id)));
-        }
-        self.jobs.insert(context_id, job);
-    }
-
-    /// The earliest due time of a retry waiting for `root`, after dropping stale queue entries.
-    fn next_due(&mut self, root: u32) -> Option<Millis> {
-        let queue = self.queues.get_mut(&root)?;
-        while let Some(Reverse((due, id))) = queue.peek().copied() {
-            if is_waiting(&self.jobs, id, due) {
-                return Some(due);
-            }
-            queue.pop();
-        }
-        self.queues.remove(&root);
-        None
-    }
-
-    /// Removes and returns the jobs of `root` due at `now`.
-    fn take_due(&mut self, root: u32, now: Millis) -> Vec<(u32, Job)> {
-        let mut due_jobs = Vec::new();
-        let Some(queue) = self.queues.get_mut(&root) else {
-            return due_jobs;
-        };
-        while let Some(Reverse((due, id))) = queue.peek().copied() {
-            if due > now {
-                break;
-            }
-            queue.pop();
-            if is_waiting(&self.jobs, id, due) {
-                if let Some(job) = self.jobs.remove(&id) {
-                    due_jobs.push((id, job));
-                }
-            }
-        }
-        due_jobs
-    }
-}
-
-fn is_waiting(jobs: &HashMap<u32, Job>, id: u32, due: Millis) -> bool {
-    jobs.get(&id)
-        .is_some_and(|job| job.stage == Stage::Waiting { due })
-}
 
 /// Queues a retry of the stream `context_id` and arms its root's timer (a stream's callback sets
 /// the timer of its own root).
 pub fn schedule(w: &mut Worker, context_id: u32, job: Job, now: Millis) {
     let root = job.root;
     w.retries.insert_waiting(context_id, job);
-    arm(w, root, now);
+    timer::arm(w, root, now);
 }
 
 /// The stream `context_id` ended while its retry waited or flew (the client left): drops the
@@ -211,7 +105,7 @@ fn remove(w: &mut Worker, context_id: u32, now: Millis) -> Option<Job> {
         }
         // The root's timer may point at this retry: point it at the next one, or turn it off.
         // The stream's callback acts on its own root's timer, which is this job's root.
-        Stage::Waiting { .. } => arm(w, job.root, now),
+        Stage::Waiting { .. } => timer::arm(w, job.root, now),
     }
     Some(job)
 }
@@ -229,32 +123,7 @@ pub fn tick(w: &mut Worker, root_id: u32, now: Millis, config: Option<&Config>) 
     for (id, job) in w.retries.take_due(root_id, now) {
         dispatch(w, root_id, id, job, now);
     }
-    arm(w, root_id, now);
-}
-
-/// A request under `root` was counted for the worker's flush: sets the flush timer on `root`
-/// unless it runs there already (reading the clock once per flush).
-pub fn flush_later(w: &mut Worker, root: u32, clock: &mut Clock) {
-    if w.flush_timer.is_some_and(|t| t.root == root) {
-        return;
-    }
-    let now = clock.now();
-    w.flush_timer = Some(FlushTimer {
-        root,
-        due: now.saturating_add(FLUSH_AFTER),
-    });
-    arm(w, root, now);
-}
-
-/// Points the timer of `root` (which must be the calling context's root) at the earliest retry
-/// due for it or the worker's flush if it runs on `root`, whichever is nearer, or turns it off.
-pub fn arm(w: &mut Worker, root: u32, now: Millis) {
-    let flush = w.flush_timer.filter(|t| t.root == root).map(|t| t.due);
-    let period = match w.retries.next_due(root).into_iter().chain(flush).min() {
-        Some(due) => due.saturating_sub(now).max(1),
-        None => 0,
-    };
-    let _ = hostcalls::set_tick_period(Duration::from_millis(period));
+    timer::arm(w, root_id, now);
 }
 
 fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
@@ -272,7 +141,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         let outcome = job.outcome;
         job.exchange
             .finish(w, &outcome, Some(stop), &mut Clock::at(now));
-        reply::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
+        relay::deliver(w, root_id, id, job, stop == Stop::Breaker, now);
         return;
     }
     let attempt = exchange.attempts + 1;
@@ -282,7 +151,7 @@ fn dispatch(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
         // a client without a response.
         let outcome = job.outcome;
         job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
-        reply::deliver(w, root_id, id, job, false, now);
+        relay::deliver(w, root_id, id, job, false, now);
         return;
     };
     let headers = reply::call_headers(copy, attempt);
@@ -415,7 +284,7 @@ fn conclude(
             let breaker_stop = stop == Some(Stop::Breaker);
             let outcome = job.outcome;
             job.exchange.finish(w, &outcome, stop, &mut Clock::at(now));
-            reply::deliver(w, root_id, id, job, breaker_stop, now);
+            relay::deliver(w, root_id, id, job, breaker_stop, now);
         }
     }
 }
@@ -450,5 +319,5 @@ fn unrelayed(w: &mut Worker, root_id: u32, id: u32, mut job: Job, now: Millis) {
     job.exchange.inconclusive = true;
     let outcome = job.outcome;
     job.exchange.finish(w, &outcome, None, &mut Clock::at(now));
-    reply::deliver(w, root_id, id, job, false, now);
+    relay::deliver(w, root_id, id, job, false, now);
 }

@@ -1,6 +1,11 @@
 //! What one worker VM keeps across callbacks: metric ids, randomness, the retry budget's batched
 //! request counts, and the retries that wait or are in flight.
 //!
+//! The [`Worker`] is the container, with the bookkeeping that needs nothing else (budget writes,
+//! held successes, breaker observations): the plain data it holds, the retry queue
+//! ([`super::queue`]) and the relays ([`super::reply::Relay`]), sits below it, and what acts on a
+//! request with it (a root's timer, judging attempts, relaying, the retries) sits above it.
+//!
 //! # One per VM
 //! Envoy runs one VM per worker thread, and a VM runs one callback at a time, so a thread-local
 //! `RefCell` is this worker's state. Host calls never call back into the VM while a callback
@@ -18,7 +23,7 @@
 //! # The flush
 //! The first request counted after a flush reads the clock and sets a [`FlushTimer`] due
 //! [`FLUSH_AFTER`] ms later on its root's timer, which it shares with the root's waiting retries
-//! (the period is the nearer of the two, see [`super::retries::arm`]). The root's tick then adds
+//! (the period is the nearer of the two, see [`super::timer::arm`]). The root's tick then adds
 //! every pending count, requests and budget alike, and the timer turns off until the next
 //! request. So a count reaches Envoy's stats and the shared budget at most [`FLUSH_AFTER`] ms
 //! (plus the lateness of Envoy's timer) after its request arrived; a budget batch of
@@ -52,12 +57,12 @@ use crate::core::budget::{Budget, Withdrawal};
 use crate::core::Millis;
 use crate::policy::BudgetPolicy;
 
+use super::config::Config;
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
 use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
-use super::reply::Relay;
-use super::retries::Retries;
-use super::root::Config;
+use super::queue::Retries;
+use super::reply::Relays;
 use super::shared::{self, Keys, Updated};
 
 /// Local requests counted before they are added to the shared budget.
@@ -117,7 +122,7 @@ pub struct Worker {
     pub rng: HostRng,
     pub retries: Retries,
     /// Retried responses being written into their streams' held responses, by HTTP context id.
-    pub relays: HashMap<u32, Relay>,
+    pub relays: Relays,
     /// Budget batches, by cluster slot ([`Metrics::slot`]).
     batches: Vec<Batch>,
     logs: Limiter,
@@ -387,7 +392,7 @@ impl Worker {
             self.metrics.mode(cluster, shadow);
         }
         match updated.value {
-            Some(events) => super::events::apply(self, cluster, &events),
+            Some(events) => super::events::apply(&mut self.metrics, cluster, &events),
             None => self.contention(cluster, key),
         }
     }
