@@ -68,25 +68,9 @@ impl IndexMut<usize> for Attempts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::StreamId;
-    use crate::upstream::AttemptKind;
-    use crate::HeaderMap;
-    use std::time::Duration;
 
     fn request(cluster: &str, number: usize) -> UpstreamRequest {
-        UpstreamRequest {
-            cluster: cluster.into(),
-            kind: AttemptKind::Stream {
-                stream: StreamId(0),
-                worker: 0,
-            },
-            at: Duration::ZERO,
-            headers: HeaderMap::new(),
-            body: Vec::new(),
-            trailers: HeaderMap::new(),
-            complete: true,
-            number,
-        }
+        UpstreamRequest::bare(cluster, number)
     }
 
     #[test]

@@ -277,6 +277,25 @@ pub struct UpstreamRequest {
 }
 
 impl UpstreamRequest {
+    /// A bare request as unit tests need one: the `number`th to `cluster`, from stream 0, no
+    /// headers, complete.
+    #[cfg(test)]
+    pub(crate) fn bare(cluster: &str, number: usize) -> UpstreamRequest {
+        UpstreamRequest {
+            cluster: cluster.into(),
+            kind: AttemptKind::Stream {
+                stream: StreamId(0),
+                worker: 0,
+            },
+            at: Duration::ZERO,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            trailers: HeaderMap::new(),
+            complete: true,
+            number,
+        }
+    }
+
     /// A request header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
@@ -300,19 +319,7 @@ mod tests {
     #[test]
     fn a_sequence_repeats_its_last_reply() {
         let mut seq = Reply::sequence([Reply::status(503), Reply::ok()]);
-        let req = UpstreamRequest {
-            cluster: "c".into(),
-            kind: AttemptKind::Stream {
-                stream: StreamId(0),
-                worker: 0,
-            },
-            at: Duration::ZERO,
-            headers: HeaderMap::new(),
-            body: Vec::new(),
-            trailers: HeaderMap::new(),
-            complete: true,
-            number: 1,
-        };
+        let req = UpstreamRequest::bare("c", 1);
         let statuses: Vec<ReplyKind> = (0..3).map(|_| seq.reply(&req).kind).collect();
         assert_eq!(statuses[0], Reply::status(503).kind);
         assert_eq!(statuses[1], Reply::ok().kind);

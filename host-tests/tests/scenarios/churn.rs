@@ -61,7 +61,7 @@ fn past_1024_cluster_names_stats_go_to_other_and_the_workers_memory_stops_growin
     // Each cluster keeps its own breaker and budget in shared data, kept apart or not.
     for i in [0, KEPT - 1, KEPT, 4 * KEPT - 1] {
         assert!(
-            w.shared_data(&budget_key(&name(i))).is_some(),
+            w.shared_data(budget_key(&name(i))).is_some(),
             "{}'s budget was written",
             name(i)
         );
