@@ -335,16 +335,20 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
         if let Some(timeout) = config.connect_timeout {
             fields.insert("connect_timeout".into(), duration(timeout));
         }
+        let endpoints: Vec<Value> = std::iter::once(&cluster.addr)
+            .chain(&cluster.more_endpoints)
+            .map(|addr| {
+                json!({ "endpoint": { "address": { "socket_address": {
+                    "address": addr.ip().to_string(),
+                    "port_value": addr.port()
+                }}}})
+            })
+            .collect();
         fields.insert(
             "load_assignment".into(),
             json!({
                 "cluster_name": cluster.name,
-                "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                    "socket_address": {
-                        "address": cluster.addr.ip().to_string(),
-                        "port_value": cluster.addr.port()
-                    }
-                }}}]}]
+                "endpoints": [{ "lb_endpoints": endpoints }]
             }),
         );
         if cluster.http2 {
@@ -378,6 +382,7 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
                 );
             }
         }
+        merge(&mut entry, &cluster.fields, "a cluster", file)?;
         rendered.push(entry);
     }
     *list = rendered;
