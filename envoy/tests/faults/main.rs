@@ -15,6 +15,7 @@
 mod common;
 
 mod disconnects;
+mod host_selection;
 mod mid_body;
 mod real_traffic;
 mod replies;
