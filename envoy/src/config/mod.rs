@@ -102,6 +102,8 @@ pub enum Match {
     Prefix(String),
     /// Requests carrying header `name` with exactly `value` (any path).
     Header { name: String, value: String },
+    /// `CONNECT` requests (Envoy's `connect_matcher`) for exactly `authority` (a `host:port`).
+    Connect { authority: String },
 }
 
 /// A named route (Envoy sets the `xds.route_name` property to its name) to a cluster.
@@ -148,6 +150,19 @@ impl Route {
             idle_timeout: None,
             entry: Vec::new(),
             action: Vec::new(),
+        }
+    }
+
+    /// Route `name` sends `CONNECT` requests for `authority` to `cluster`. Envoy forwards the
+    /// `CONNECT` itself unless the route's action terminates it (`upgrade_configs` with a
+    /// `connect_config`: Envoy answers 200 once it has a TCP connection to the cluster, then
+    /// relays the tunnel's bytes).
+    pub fn connect(name: &str, authority: &str, cluster: &str) -> Route {
+        Route {
+            matcher: Match::Connect {
+                authority: authority.to_string(),
+            },
+            ..Route::prefix(name, "/", cluster)
         }
     }
 

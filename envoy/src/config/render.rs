@@ -271,6 +271,10 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
                 "prefix": "/",
                 "headers": [{ "name": name, "string_match": { "exact": value } }]
             }),
+            Match::Connect { authority } => json!({
+                "connect_matcher": {},
+                "headers": [{ "name": ":authority", "string_match": { "exact": authority } }]
+            }),
         };
         fields.insert("match".into(), matcher);
         let action = object(at(&mut entry, &["route"], file)?, "a route's action", file)?;

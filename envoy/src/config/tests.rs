@@ -364,3 +364,21 @@ fn a_cluster_may_have_several_endpoints_and_fields_of_its_own() {
         "the field is the one cluster's"
     );
 }
+
+#[test]
+fn a_connect_route_matches_connect_requests_for_one_authority() {
+    let (_dir, b, _) = rendered(
+        &EnvoyConfig::new()
+            .cluster("a", addr(1))
+            .route(Route::connect("tunnel", "echo:1", "a")),
+    );
+    let route = &hcm(&b)["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["name"], "tunnel");
+    assert_eq!(route["match"]["connect_matcher"], serde_json::json!({}));
+    assert_eq!(route["match"]["headers"][0]["name"], ":authority");
+    assert_eq!(
+        route["match"]["headers"][0]["string_match"]["exact"],
+        "echo:1"
+    );
+    assert_eq!(route["route"]["cluster"], "a");
+}

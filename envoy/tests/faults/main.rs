@@ -14,6 +14,8 @@
 
 mod common;
 
+mod connect;
+
 mod disconnects;
 mod host_selection;
 mod mid_body;
