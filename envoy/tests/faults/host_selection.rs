@@ -18,14 +18,18 @@
 //! - The async client's route has no retry policy either, so Envoy's retry host predicates
 //!   (`previous_hosts`) never apply to a dispatched retry: a retry may reach the very host that
 //!   just failed, as here.
+//! - A dispatched call still goes through Envoy's router (the async client runs one) and the
+//!   cluster's load balancer, so outlier detection hears its outcome: one request whose three
+//!   attempts failed on one host is three consecutive 5xx for that host, and ejects it at a
+//!   threshold of three (the router's first attempt alone is one).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use breakwater_envoy::{Cluster, EnvoyConfig, RecordedRequest, Request, Route};
 
 use crate::common::{
-    assert_no_wasm_errors, assert_nothing_in_flight, breakwater, retries, start, upstream,
-    wasm_health,
+    assert_no_wasm_errors, assert_nothing_in_flight, breakwater, retries, start, stat, upstream,
+    wait_until, wasm_health,
 };
 
 /// Distinct users (the route's hash key) and authorities (the dispatched calls' hash key), every
@@ -216,4 +220,45 @@ fn on_a_ring_hash_cluster_retries_hash_on_the_authority_not_on_the_routes_hash_p
 #[test]
 fn on_a_maglev_cluster_retries_hash_on_the_authority_not_on_the_routes_hash_policy() {
     first_attempts_follow_the_route_hash_and_retries_the_authority("MAGLEV");
+}
+
+/// Outlier detection counts the outcomes of Breakwater's retries: one client request, three
+/// failed attempts on the only host, and the host is ejected for three consecutive 5xx (at a
+/// threshold of four it is not: measured when the test was written).
+#[test]
+fn outlier_detection_counts_each_failed_retry_as_a_5xx_of_its_host() {
+    let host = upstream("h0");
+    host.respond_with(503);
+    let envoy = start(
+        &EnvoyConfig::new()
+            .add_cluster(Cluster::new("ejecting", host.addr()).field(
+                "outlier_detection",
+                r#"{ "consecutive_5xx": 3, "enforcing_consecutive_5xx": 100,
+                     "max_ejection_percent": 100, "interval": "60s",
+                     "base_ejection_time": "60s" }"#,
+            ))
+            .filter(breakwater(&retries(3, "10ms", "2s"))),
+    );
+    let health = wasm_health(&envoy);
+    let ejections = "cluster.ejecting.outlier_detection.ejections_enforced_consecutive_5xx";
+    assert_eq!(stat(&envoy, ejections), 0);
+
+    let response = envoy.get("/once").expect("a response");
+    assert_eq!(response.status, 503);
+    assert_eq!(response.header("x-breakwater-attempts"), Some("3"));
+    assert_eq!(host.requests().len(), 3, "three attempts reached the host");
+    wait_until("the host to be ejected for three consecutive 5xx", || {
+        stat(&envoy, ejections) == 1
+    });
+    eprintln!(
+        "outlier detection after one request with three failed attempts: ejections enforced {}, \
+         hosts ejected now {}",
+        stat(&envoy, ejections),
+        stat(
+            &envoy,
+            "cluster.ejecting.outlier_detection.ejections_active"
+        )
+    );
+    assert_nothing_in_flight(&envoy);
+    assert_no_wasm_errors(&envoy, &health);
 }
