@@ -3,10 +3,10 @@
 //! under load, policy rollouts through ECDS under load, a short run of the soak, and real traffic
 //! (slow uploads answered early, many requests in flight, clients that give up); and where
 //! Envoy's own machinery meets Breakwater's: which host a retry reaches on a hash-balanced cluster
-//! and what outlier detection hears of it, and `CONNECT` tunnels. Each test
-//! checks that every client got an answer (or that Envoy dealt with the one that left), that
-//! Envoy's and Breakwater's counters agree with what happened, that nothing is left in flight,
-//! and that no wasm error appeared.
+//! and what outlier detection hears of it, and `CONNECT` tunnels. Each test checks that every
+//! client got an answer (or that Envoy dealt with the one that left), that Envoy's and
+//! Breakwater's counters agree with what happened, that nothing is left in flight, and that no
+//! wasm error appeared.
 //!
 //! # Rules these tests keep
 //! Nothing depends on how fast the machine is: waits poll with generous deadlines, an upstream
