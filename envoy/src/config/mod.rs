@@ -37,17 +37,49 @@ pub enum ConfigError {
     },
 }
 
-/// An upstream cluster: a name and one endpoint.
+/// An upstream cluster: a name and its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     /// Any Envoy cluster name, Istio's `outbound|8080||reviews.default.svc.cluster.local` too.
     pub name: String,
+    /// The first endpoint.
     pub addr: SocketAddr,
+    /// Endpoints after the first, in order (the load balancer picks among them all).
+    pub more_endpoints: Vec<SocketAddr>,
     /// Active health checking of the endpoint; `None`: the endpoint is always healthy.
     pub health_check: Option<HealthCheck>,
     /// Envoy speaks HTTP/2 to the endpoint without TLS (h2c, prior knowledge: the cluster's
     /// `http2_protocol_options`), as gRPC needs; `false`: HTTP/1.1.
     pub http2: bool,
+    /// More fields of the cluster (`lb_policy`, `outlier_detection`, …): name and JSON text, set
+    /// last, over anything above.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// Cluster `name` with the one endpoint `addr`, always healthy, spoken to in HTTP/1.1.
+    pub fn new(name: &str, addr: SocketAddr) -> Cluster {
+        Cluster {
+            name: name.to_string(),
+            addr,
+            more_endpoints: Vec::new(),
+            health_check: None,
+            http2: false,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds the endpoint `addr` after the others.
+    pub fn endpoint(mut self, addr: SocketAddr) -> Cluster {
+        self.more_endpoints.push(addr);
+        self
+    }
+
+    /// Sets a field of the cluster to `json` (for example `lb_policy` to `"RING_HASH"`).
+    pub fn field(mut self, field: &str, json: &str) -> Cluster {
+        self.fields.push((field.to_string(), json.to_string()));
+        self
+    }
 }
 
 /// Envoy's active HTTP health checking of a cluster's endpoint (`health_checks`), strict enough
@@ -70,6 +102,8 @@ pub enum Match {
     Prefix(String),
     /// Requests carrying header `name` with exactly `value` (any path).
     Header { name: String, value: String },
+    /// `CONNECT` requests (Envoy's `connect_matcher`) for exactly `authority` (a `host:port`).
+    Connect { authority: String },
 }
 
 /// A named route (Envoy sets the `xds.route_name` property to its name) to a cluster.
@@ -116,6 +150,19 @@ impl Route {
             idle_timeout: None,
             entry: Vec::new(),
             action: Vec::new(),
+        }
+    }
+
+    /// Route `name` sends `CONNECT` requests for `authority` to `cluster`. Envoy forwards the
+    /// `CONNECT` itself unless the route's action terminates it (`upgrade_configs` with a
+    /// `connect_config`: Envoy answers 200 once it has a TCP connection to the cluster, then
+    /// relays the tunnel's bytes).
+    pub fn connect(name: &str, authority: &str, cluster: &str) -> Route {
+        Route {
+            matcher: Match::Connect {
+                authority: authority.to_string(),
+            },
+            ..Route::prefix(name, "/", cluster)
         }
     }
 
@@ -383,12 +430,13 @@ impl EnvoyConfig {
 
     /// Adds cluster `name` with the one endpoint `addr`. Several clusters may share an endpoint.
     pub fn cluster(mut self, name: &str, addr: SocketAddr) -> EnvoyConfig {
-        self.clusters.push(Cluster {
-            name: name.to_string(),
-            addr,
-            health_check: None,
-            http2: false,
-        });
+        self.clusters.push(Cluster::new(name, addr));
+        self
+    }
+
+    /// Adds `cluster` as it is built (several endpoints, a load balancing policy, …).
+    pub fn add_cluster(mut self, cluster: Cluster) -> EnvoyConfig {
+        self.clusters.push(cluster);
         self
     }
 
@@ -396,10 +444,8 @@ impl EnvoyConfig {
     /// TLS (h2c): a gRPC server, or any HTTP/2 upstream.
     pub fn h2c_cluster(mut self, name: &str, addr: SocketAddr) -> EnvoyConfig {
         self.clusters.push(Cluster {
-            name: name.to_string(),
-            addr,
-            health_check: None,
             http2: true,
+            ..Cluster::new(name, addr)
         });
         self
     }
@@ -413,10 +459,8 @@ impl EnvoyConfig {
         health_check: HealthCheck,
     ) -> EnvoyConfig {
         self.clusters.push(Cluster {
-            name: name.to_string(),
-            addr,
             health_check: Some(health_check),
-            http2: false,
+            ..Cluster::new(name, addr)
         });
         self
     }

@@ -271,6 +271,10 @@ fn render_routes(config: &EnvoyConfig, hcm: &mut Value, file: &'static str) -> R
                 "prefix": "/",
                 "headers": [{ "name": name, "string_match": { "exact": value } }]
             }),
+            Match::Connect { authority } => json!({
+                "connect_matcher": {},
+                "headers": [{ "name": ":authority", "string_match": { "exact": authority } }]
+            }),
         };
         fields.insert("match".into(), matcher);
         let action = object(at(&mut entry, &["route"], file)?, "a route's action", file)?;
@@ -335,16 +339,20 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
         if let Some(timeout) = config.connect_timeout {
             fields.insert("connect_timeout".into(), duration(timeout));
         }
+        let endpoints: Vec<Value> = std::iter::once(&cluster.addr)
+            .chain(&cluster.more_endpoints)
+            .map(|addr| {
+                json!({ "endpoint": { "address": { "socket_address": {
+                    "address": addr.ip().to_string(),
+                    "port_value": addr.port()
+                }}}})
+            })
+            .collect();
         fields.insert(
             "load_assignment".into(),
             json!({
                 "cluster_name": cluster.name,
-                "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                    "socket_address": {
-                        "address": cluster.addr.ip().to_string(),
-                        "port_value": cluster.addr.port()
-                    }
-                }}}]}]
+                "endpoints": [{ "lb_endpoints": endpoints }]
             }),
         );
         if cluster.http2 {
@@ -378,6 +386,7 @@ fn render_clusters(config: &EnvoyConfig, bootstrap: &mut Value, file: &'static s
                 );
             }
         }
+        merge(&mut entry, &cluster.fields, "a cluster", file)?;
         rendered.push(entry);
     }
     *list = rendered;

@@ -336,3 +336,49 @@ fn an_h2c_cluster_speaks_http2_to_its_endpoint_and_the_others_stay_http1() {
         .get("typed_extension_protocol_options")
         .is_none());
 }
+
+#[test]
+fn a_cluster_may_have_several_endpoints_and_fields_of_its_own() {
+    let (_dir, b, _) = rendered(
+        &EnvoyConfig::new().cluster("a", addr(1)).add_cluster(
+            Cluster::new("h", addr(2))
+                .endpoint(addr(3))
+                .field("lb_policy", "\"RING_HASH\""),
+        ),
+    );
+    let clusters = &b["static_resources"]["clusters"];
+    let ports = |i: usize| -> Vec<u64> {
+        clusters[i]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+            .as_array()
+            .expect("lb_endpoints is a list")
+            .iter()
+            .map(|e| e["endpoint"]["address"]["socket_address"]["port_value"].as_u64())
+            .map(|p| p.expect("a port"))
+            .collect()
+    };
+    assert_eq!(ports(0), vec![1]);
+    assert_eq!(ports(1), vec![2, 3], "both endpoints, in order");
+    assert_eq!(clusters[1]["lb_policy"], "RING_HASH");
+    assert_ne!(
+        clusters[0]["lb_policy"], "RING_HASH",
+        "the field is the one cluster's"
+    );
+}
+
+#[test]
+fn a_connect_route_matches_connect_requests_for_one_authority() {
+    let (_dir, b, _) = rendered(
+        &EnvoyConfig::new()
+            .cluster("a", addr(1))
+            .route(Route::connect("tunnel", "echo:1", "a")),
+    );
+    let route = &hcm(&b)["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["name"], "tunnel");
+    assert_eq!(route["match"]["connect_matcher"], serde_json::json!({}));
+    assert_eq!(route["match"]["headers"][0]["name"], ":authority");
+    assert_eq!(
+        route["match"]["headers"][0]["string_match"]["exact"],
+        "echo:1"
+    );
+    assert_eq!(route["route"]["cluster"], "a");
+}
