@@ -58,6 +58,11 @@ fn past_1024_cluster_names_stats_go_to_other_and_the_workers_memory_stops_growin
         Some(3 * KEPT as u64),
         "every request past the table is counted under _other"
     );
+    assert_eq!(
+        w.gauge(&stat("_other", "breaker_state")),
+        None,
+        "clusters counted together have no one breaker state to show"
+    );
     // Each cluster keeps its own breaker and budget in shared data, kept apart or not.
     for i in [0, KEPT - 1, KEPT, 4 * KEPT - 1] {
         assert!(
@@ -102,4 +107,28 @@ fn a_cluster_past_the_table_still_retries_within_its_own_budget() {
     flush(&mut w);
     assert_eq!(w.counter(&stat("_other", "retries_total")), Some(1));
     assert_eq!(w.counter(&stat(&late, "retries_total")), None);
+}
+
+#[test]
+fn a_name_longer_than_512_bytes_is_never_kept_apart() {
+    let mut w = world(1, &policy(json!({}), json!({ "base_delay": "10ms" })));
+    let long = format!("{}.svc.cluster.local", "x".repeat(600));
+    w.upstream(&long, Reply::ok());
+    for _ in 0..3 {
+        w.request(0).cluster(&long).send();
+        w.run_until_idle();
+    }
+    one_each(&mut w, 0..1);
+    flush(&mut w);
+    assert_eq!(w.counter(&stat(&long, "requests_total")), None);
+    assert_eq!(w.counter(&stat("_other", "requests_total")), Some(3));
+    assert_eq!(
+        w.counter(&stat(&name(0), "requests_total")),
+        Some(1),
+        "a long name takes no place from the names kept apart"
+    );
+    assert!(
+        w.shared_data(budget_key(&long)).is_some(),
+        "the long-named cluster's budget is its own"
+    );
 }

@@ -40,12 +40,6 @@ pub struct Known {
     pub breaker_key: Rc<str>,
 }
 
-/// Clusters a configuration remembers per worker: the clusters the worker keeps apart in its
-/// stats ([`super::metrics::MAX_CLUSTERS`]), with names of a sensible length. Past them (a route
-/// that takes its cluster from a request header can name any number), a request finds its
-/// cluster's facts again each time, and nothing is kept for it.
-const MAX_NAME: usize = 256;
-
 impl Config {
     pub fn new(policy: Policy, keys: Keys) -> Config {
         Config {
@@ -61,11 +55,11 @@ impl Config {
             return Rc::clone(known);
         }
         let slot = metrics.slot(cluster);
-        // The name the worker's stats keep, shared rather than copied.
-        let kept = metrics
-            .name(slot)
-            .filter(|_| cluster.len() <= MAX_NAME)
-            .cloned();
+        // The name the worker's stats keep, shared rather than copied. Only the clusters the
+        // worker keeps apart (`MAX_CLUSTERS` names of up to `MAX_NAME` bytes, see `metrics`) are
+        // remembered: past them (a route that takes its cluster from a request header can name
+        // any number), a request finds its cluster's facts again each time, and nothing is kept.
+        let kept = metrics.name(slot).cloned();
         let known = Rc::new(Known {
             name: kept.clone().unwrap_or_else(|| Rc::from(cluster)),
             row: self.policy.row_of(cluster),

@@ -213,7 +213,14 @@ impl Exchange {
         }
         if rates && !call.failed && takes_success_later(&first, permit, call) {
             // Only the rate window would change: held back, added with others at the flush.
-            match w.hold_success(&self.cluster, &self.route, permit.epoch(), call.slow) {
+            let held = w.hold_success(
+                &self.cluster,
+                self.slot,
+                &self.route,
+                permit.epoch(),
+                call.slow,
+            );
+            match held {
                 Some(true) => return w.record_held(&self.config, &self.cluster, clock.now()),
                 Some(false) => return timer::flush_later(w, self.root, clock),
                 // Not held (the worker holds successes for as many clusters as it keeps

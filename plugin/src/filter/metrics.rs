@@ -196,7 +196,13 @@ pub fn skipped_name(cluster: &str, reason: SkipReason) -> String {
 /// not batched, so clients can grow neither a worker's memory nor Envoy's stats through it.
 pub const MAX_CLUSTERS: usize = 1024;
 
-/// The `breakwater_cluster` of the stats of the clusters past [`MAX_CLUSTERS`].
+/// The longest cluster name a worker keeps apart: Istio's longest (`outbound|PORT|SUBSET|` and a
+/// 253-byte host name) fits. A longer name (only a request header can make one) is counted under
+/// [`OTHER_CLUSTERS`] like the names past [`MAX_CLUSTERS`], so 1,024 names cannot hold much.
+pub const MAX_NAME: usize = 512;
+
+/// The `breakwater_cluster` of the stats of the clusters past [`MAX_CLUSTERS`] (or with names
+/// longer than [`MAX_NAME`]). A cluster really named `_other` shares its stats.
 pub const OTHER_CLUSTERS: &str = "_other";
 
 /// Lazily defined metric ids of one cluster.
@@ -309,6 +315,10 @@ impl Metrics {
     }
 
     fn state_at(&mut self, slot: Slot, value: u64) {
+        if slot.index().is_none() {
+            // Clusters counted together have no one state to show.
+            return;
+        }
         let ids = self.entry(slot);
         ids.phase = Some(value);
         let (real, shadow) = if ids.shadow {
@@ -328,6 +338,9 @@ impl Metrics {
     /// goes to 0.
     pub fn mode(&mut self, cluster: &str, shadow: bool) {
         let slot = self.slot(cluster);
+        if slot.index().is_none() {
+            return;
+        }
         let ids = self.entry(slot);
         if ids.shadow == shadow {
             return;
@@ -349,6 +362,9 @@ impl Metrics {
     /// gauge left by a mode that is gone (`forced_open` released) or by another worker's
     /// transition is put right by the next request.
     pub fn sync_state(&mut self, slot: Slot, value: u64) {
+        if slot.index().is_none() {
+            return;
+        }
         if self.entry(slot).phase != Some(value) {
             self.state_at(slot, value);
         }
@@ -415,7 +431,7 @@ impl Metrics {
         if let Some(&slot) = self.slots.get(cluster) {
             return Slot(slot);
         }
-        if self.clusters.len() >= MAX_CLUSTERS {
+        if self.clusters.len() >= MAX_CLUSTERS || cluster.len() > MAX_NAME {
             return Slot(OTHER);
         }
         let slot = self.clusters.len();

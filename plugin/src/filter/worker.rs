@@ -60,7 +60,7 @@ use crate::policy::BudgetPolicy;
 use super::config::Config;
 use super::host::{self, Clock, HostRng};
 use super::logs::{held_back, Kind, Limiter};
-use super::metrics::{Counter, Metrics, Slot, MAX_CLUSTERS};
+use super::metrics::{Counter, Metrics, Slot};
 use super::queue::Retries;
 use super::reply::Relays;
 use super::shared::{self, Keys, Updated};
@@ -201,18 +201,18 @@ impl Worker {
     /// successes together, at the flush, at its next failure of the cluster, or once
     /// [`FLUSH_EVERY`] are held; whether that many are held now. Only successes of one epoch
     /// are held: an older one is stale and dropped, a newer one makes the held ones stale.
-    /// `None`: not held, because the worker already holds successes for as many clusters as it
-    /// keeps apart (see [`super::metrics::MAX_CLUSTERS`]); the success is then recorded at once.
+    /// `None`: not held, because the worker does not keep the cluster apart (its `slot` is the
+    /// shared one, see [`super::metrics::MAX_CLUSTERS`]); the success is then recorded at once.
+    /// So successes are held for at most the clusters the worker keeps apart.
     pub fn hold_success(
         &mut self,
         cluster: &str,
+        slot: Slot,
         route: &str,
         epoch: u64,
         slow: bool,
     ) -> Option<bool> {
-        if self.held.len() >= MAX_CLUSTERS && !self.held.contains_key(cluster) {
-            return None;
-        }
+        slot.index()?;
         let held = self.held.entry_ref(cluster).or_default();
         if epoch < held.successes.epoch {
             return Some(false);
